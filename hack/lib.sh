@@ -1,0 +1,38 @@
+# Shared settings for accel-dra's scripts. Source it; it changes nothing by itself.
+# shellcheck shell=bash
+
+# Pinned versions of everything built from the Go module proxy.
+K8S_VERSION="${K8S_VERSION:-1.35.4}"
+ETCD_VERSION="${ETCD_VERSION:-3.6.8}"
+GO_MIN_VERSION="1.25"
+GO_TOOLCHAIN_FALLBACK="${GO_TOOLCHAIN_FALLBACK:-go1.25.5}"
+
+# Everything built or downloaded lives outside the repository.
+ACCEL_DRA_CACHE="${ACCEL_DRA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/accel-dra}"
+ACCEL_DRA_BIN="$ACCEL_DRA_CACHE/bin"
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# version_ge A B: true when version A >= B (dotted numbers).
+version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; }
+
+# ensure_go: puts a Go >= GO_MIN_VERSION on PATH. Debian 12's golang-go (1.19) is too old
+# for Kubernetes 1.35, so it fetches the official toolchain module through the Go module proxy.
+ensure_go() {
+  local v=""
+  if command -v go >/dev/null 2>&1; then v="$(go env GOVERSION 2>/dev/null | sed 's/^go//')"; fi
+  if [ -n "$v" ] && version_ge "$v" "$GO_MIN_VERSION"; then return 0; fi
+  local tc="golang.org/toolchain@v0.0.1-${GO_TOOLCHAIN_FALLBACK}.linux-$(dpkg --print-architecture 2>/dev/null || echo amd64)"
+  local dir="$ACCEL_DRA_CACHE/go-toolchain"
+  if [ ! -x "$dir/bin/go" ]; then
+    command -v go >/dev/null 2>&1 || apt-get install -y -q golang-go >/dev/null
+    log "installing Go toolchain $GO_TOOLCHAIN_FALLBACK from the Go module proxy"
+    local src
+    src="$(cd /tmp && GOFLAGS=-mod=mod go mod download -json "$tc" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
+    [ -x "$src/bin/go" ] || die "could not download $tc"
+    mkdir -p "$dir" && cp -a "$src/." "$dir/" && chmod -R u+w "$dir"
+  fi
+  export PATH="$dir/bin:$PATH"
+}

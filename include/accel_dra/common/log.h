@@ -1,0 +1,18 @@
+#pragma once
+// Logging: spdlog underneath, klog-style verbosity (-v N) on top. Level 0 is always on; higher
+// levels are enabled by the -v flag. Use LOG_V(n, fmt, args...) for verbose messages.
+
+#include <spdlog/spdlog.h>
+
+namespace accel_dra {
+
+// Configures the default logger (stderr; timestamps; optional JSON lines).
+void InitLogging(int verbosity, bool json = false);
+int LogVerbosity();
+
+}  // namespace accel_dra
+
+#define LOG_V(n, ...)                                                      \
+  do {                                                                     \
+    if (::accel_dra::LogVerbosity() >= (n)) ::spdlog::info(__VA_ARGS__);   \
+  } while (0)

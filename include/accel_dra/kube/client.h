@@ -1,0 +1,166 @@
+#pragma once
+// A small Kubernetes API client: what accel-dra needs and nothing more.
+//
+// Promises:
+//  - Every request has a deadline (RestConfig::timeout); nothing blocks forever.
+//  - Transient failures (connection refused/reset, timeouts, HTTP 429 and 5xx) are retried with
+//    capped exponential backoff and full jitter, up to RetryPolicy::max_attempts; a Retry-After
+//    header is honoured up to the cap. Other failures are returned at once.
+//  - A failed request returns a Status whose http_status() is the HTTP code (0 for transport errors)
+//    and whose message carries the apiserver's Status.message when the body has one.
+//    Mapping: 400/422 InvalidArgument, 401 Unauthenticated, 403 PermissionDenied, 404 NotFound,
+//    409 Conflict (AlreadyExists when reason is AlreadyExists), 429/5xx Unavailable.
+//  - Connections are kept alive and reused; the client is safe to use from many threads at once.
+//  - A bearer token file (in-cluster projected token) is re-read when its mtime or size changes.
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string_view>
+#include <vector>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "accel_dra/common/status.h"
+
+namespace accel_dra::kube {
+
+using Json = nlohmann::json;
+
+struct RestConfig {
+  std::string server;  // "https://127.0.0.1:6443"
+  std::string bearer_token;
+  std::string token_file;  // re-read on change; wins over bearer_token when set
+  std::string ca_file;
+  std::string ca_data;  // PEM
+  std::string client_cert_file;
+  std::string client_key_file;
+  std::string client_cert_data;  // PEM
+  std::string client_key_data;   // PEM
+  bool insecure_skip_tls_verify = false;
+  std::string user_agent = "accel-dra";
+  std::chrono::milliseconds timeout{10000};
+  std::chrono::milliseconds connect_timeout{3000};
+};
+
+// Reads a kubeconfig file: the named context, or current-context when `context` is empty.
+// Understands token, tokenFile, client-certificate(-data), client-key(-data),
+// certificate-authority(-data) and insecure-skip-tls-verify; relative file paths are resolved
+// against the kubeconfig's directory. Errors name the file and the missing/bad field.
+Expected<RestConfig> LoadKubeconfig(const std::string& path, const std::string& context = "");
+
+// In-cluster configuration: KUBERNETES_SERVICE_HOST/PORT and the service-account token and CA
+// under `sa_dir` (default /var/run/secrets/kubernetes.io/serviceaccount).
+Expected<RestConfig> InClusterConfig(
+    const std::string& sa_dir = "/var/run/secrets/kubernetes.io/serviceaccount");
+
+// The usual resolution order: explicit path, then $KUBECONFIG, then in-cluster, then
+// ~/.kube/config. The error says which sources were tried.
+Expected<RestConfig> ResolveConfig(const std::string& kubeconfig_path);
+
+struct RetryPolicy {
+  int max_attempts = 5;
+  std::chrono::milliseconds initial_backoff{100};
+  std::chrono::milliseconds max_backoff{5000};
+};
+
+struct HttpResponse {
+  int status = 0;
+  std::string body;
+  std::string retry_after;  // raw Retry-After header, if any
+};
+
+// One HTTP exchange. The real one uses libcurl; tests substitute one to inject faults.
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  // Transport-level failures (refused, reset, timeout) return Unavailable/DeadlineExceeded.
+  virtual Expected<HttpResponse> Do(const std::string& method, const std::string& path,
+                                    const std::string& body, const std::string& content_type,
+                                    std::chrono::milliseconds timeout) = 0;
+  // Streams a long-running GET (watch), calling on_chunk for each chunk of body bytes.
+  // Returns when the server closes, on_chunk returns false, `stop` becomes true, or the timeout
+  // passes (then OK). The HTTP status (non-2xx bodies are collected, not streamed) is in *status.
+  virtual Status Stream(const std::string& path, const std::function<bool(std::string_view)>& on_chunk,
+                        std::chrono::milliseconds timeout, const std::atomic<bool>* stop,
+                        int* status, std::string* error_body) = 0;
+};
+
+std::unique_ptr<Transport> NewCurlTransport(const RestConfig& config);
+
+// A watch event: type is ADDED, MODIFIED, DELETED, BOOKMARK or ERROR.
+struct WatchEvent {
+  std::string type;
+  Json object;
+};
+
+class Client {
+ public:
+  Client(std::unique_ptr<Transport> transport, RetryPolicy retry = {},
+         std::chrono::milliseconds timeout = std::chrono::milliseconds(10000));
+  static Expected<std::unique_ptr<Client>> Create(const RestConfig& config, RetryPolicy retry = {});
+
+  // Raw JSON calls; `path` starts with "/api" or "/apis" and may carry a query string.
+  Expected<Json> Get(const std::string& path);
+  Expected<Json> Post(const std::string& path, const Json& body);
+  Expected<Json> Put(const std::string& path, const Json& body);
+  Expected<Json> Patch(const std::string& path, const Json& body,
+                       const std::string& content_type = "application/merge-patch+json");
+  Status Delete(const std::string& path);
+
+  // Watches `path` (a collection URL; "watch=1" is added). Calls on_event for every event until it
+  // returns false, `stop` is set, the server ends the stream, or `timeout` passes. A 410 Gone
+  // (expired resourceVersion) is returned as FailedPrecondition so the caller can re-list.
+  Status Watch(const std::string& path, const std::function<bool(const WatchEvent&)>& on_event,
+               std::chrono::milliseconds timeout, const std::atomic<bool>* stop = nullptr);
+
+ private:
+  Expected<Json> Call(const std::string& method, const std::string& path, const std::string& body,
+                      const std::string& content_type);
+  std::unique_ptr<Transport> transport_;
+  RetryPolicy retry_;
+  std::chrono::milliseconds timeout_;
+};
+
+// Typed helpers for the objects the driver uses. Objects are exchanged in the resource.k8s.io/v1
+// shape whatever version the server serves; v1beta1 (devices[].basic) is converted on the way.
+class ResourceApi {
+ public:
+  explicit ResourceApi(Client* client) : client_(client) {}
+
+  // Discovers the newest served resource.k8s.io version: "v1", else "v1beta2", else "v1beta1".
+  // Cached after the first success. FailedPrecondition when none is served.
+  Expected<std::string> Version();
+
+  struct SliceList {
+    std::vector<Json> items;
+    std::string resource_version;
+  };
+  // Selectors use the API's syntax ("a=b,c=d"); empty means none.
+  Expected<SliceList> ListResourceSlices(const std::string& label_selector,
+                                         const std::string& field_selector);
+  // Watches slices from `resource_version` (see Client::Watch).
+  Status WatchResourceSlices(const std::string& label_selector, const std::string& field_selector,
+                             const std::string& resource_version,
+                             const std::function<bool(const WatchEvent&)>& on_event,
+                             std::chrono::milliseconds timeout,
+                             const std::atomic<bool>* stop = nullptr);
+  Expected<Json> CreateResourceSlice(const Json& slice);
+  Expected<Json> UpdateResourceSlice(const Json& slice);
+  Status DeleteResourceSlice(const std::string& name);
+
+  Expected<Json> GetResourceClaim(const std::string& ns, const std::string& name);
+  Expected<Json> GetNode(const std::string& name);
+
+ private:
+  std::string Base();
+  Client* client_;
+  std::mutex mu_;
+  std::string version_;
+};
+
+}  // namespace accel_dra::kube
