@@ -1,0 +1,268 @@
+// BuildClaimSpec: what a claim's CDI spec gives the container, and schema checks of the output.
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+
+#include "accel_dra/cdi/cdi.h"
+
+namespace accel_dra::cdi {
+namespace {
+namespace fs = std::filesystem;
+
+constexpr const char* kUid = "4b6e5c1a-0d6f-4d3e-9c1b-2f7e1a9b8c7d";
+
+PreparedDevice Dev(std::string name, int index, std::vector<std::string> nodes = {}) {
+  PreparedDevice d;
+  d.device_name = std::move(name);
+  d.pool = "node-a";
+  d.index = index;
+  d.device_node_paths = std::move(nodes);
+  return d;
+}
+
+// Env of a device (or of the spec when `device` is empty) as a map.
+std::map<std::string, std::string> EnvOf(const Spec& s, const std::string& device = "") {
+  const ContainerEdits* e = &s.container_edits;
+  for (const auto& d : s.devices) {
+    if (d.name == device) e = &d.container_edits;
+  }
+  std::map<std::string, std::string> out;
+  for (const auto& kv : e->env) {
+    auto eq = kv.find('=');
+    EXPECT_TRUE(out.emplace(kv.substr(0, eq), kv.substr(eq + 1)).second) << "duplicate " << kv;
+  }
+  return out;
+}
+
+TEST(CdiClaimSpec, ExclusiveDeviceWithNodes) {
+  ClaimInfo claim{kUid, "team-a", "train"};
+  auto spec = BuildClaimSpec("accel-dra.dev", claim,
+                             {Dev("accel-0", 0, {"/dev/accel/accel0", "/dev/accel/ctl"})});
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_EQ(spec->kind, "k8s.accel-dra.dev/device");
+  EXPECT_EQ(spec->cdi_version, "");
+  EXPECT_EQ(MinimumVersion(*spec), "0.5.0");  // the name starts with a digit
+  ASSERT_EQ(spec->devices.size(), 1u);
+  std::string name = std::string(kUid) + "-accel-0";
+  EXPECT_EQ(spec->devices[0].name, name);
+  auto env = EnvOf(*spec, name);
+  EXPECT_EQ(env, (std::map<std::string, std::string>{
+                     {"ACCEL_DEVICE_ACCEL_0", "accel-0"},
+                     {"ACCEL_DEVICE_ACCEL_0_RESOURCE_CLAIM", "team-a/train"},
+                     {"ACCEL_DEVICE_ACCEL_0_RESOURCE_CLAIM_UID", kUid},
+                     {"ACCEL_DEVICE_ACCEL_0_SHARING_STRATEGY", "Exclusive"},
+                 }));
+  ASSERT_EQ(spec->devices[0].container_edits.device_nodes.size(), 2u);
+  EXPECT_EQ(spec->devices[0].container_edits.device_nodes[0].path, "/dev/accel/accel0");
+  EXPECT_EQ(spec->devices[0].container_edits.device_nodes[0].host_path, "");
+  EXPECT_EQ(EnvOf(*spec),
+            (std::map<std::string, std::string>{{"ACCEL_VISIBLE_DEVICES", "accel-0"}}));
+}
+
+TEST(CdiClaimSpec, SharingVariantsAndExtraEnv) {
+  ClaimInfo claim{kUid, "ns", "c"};
+  PreparedDevice ts = Dev("accel-0", 0);
+  ts.sharing_strategy = "TimeSlicing";
+  ts.timeslice_interval = "Long";
+  PreparedDevice ts_default = Dev("accel-1", 1);
+  ts_default.sharing_strategy = "TimeSlicing";
+  PreparedDevice sp = Dev("accel-2", 2);
+  sp.sharing_strategy = "SpacePartitioning";
+  sp.partition_count = "4";
+  sp.timeslice_interval = "Short";  // ignored: not TimeSlicing
+  sp.extra_env = {{"ACCEL_FOO", "bar"}, {"_X1", "y=z"}};
+  auto spec = BuildClaimSpec("accel-dra.dev", claim, {ts, ts_default, sp});
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  auto e0 = EnvOf(*spec, std::string(kUid) + "-accel-0");
+  EXPECT_EQ(e0["ACCEL_DEVICE_ACCEL_0_SHARING_STRATEGY"], "TimeSlicing");
+  EXPECT_EQ(e0["ACCEL_DEVICE_ACCEL_0_TIMESLICE_INTERVAL"], "Long");
+  EXPECT_EQ(e0.count("ACCEL_DEVICE_ACCEL_0_PARTITION_COUNT"), 0u);
+  auto e1 = EnvOf(*spec, std::string(kUid) + "-accel-1");
+  EXPECT_EQ(e1["ACCEL_DEVICE_ACCEL_1_TIMESLICE_INTERVAL"], "Default");
+  auto e2 = EnvOf(*spec, std::string(kUid) + "-accel-2");
+  EXPECT_EQ(e2["ACCEL_DEVICE_ACCEL_2_SHARING_STRATEGY"], "SpacePartitioning");
+  EXPECT_EQ(e2["ACCEL_DEVICE_ACCEL_2_PARTITION_COUNT"], "4");
+  EXPECT_EQ(e2.count("ACCEL_DEVICE_ACCEL_2_TIMESLICE_INTERVAL"), 0u);
+  EXPECT_EQ(e2["ACCEL_FOO"], "bar");
+  EXPECT_EQ(e2["_X1"], "y=z");
+  // Extra variables come after the standard ones, in the given order.
+  const auto& raw = spec->devices[2].container_edits.env;
+  EXPECT_EQ(raw[raw.size() - 2], "ACCEL_FOO=bar");
+  EXPECT_EQ(raw.back(), "_X1=y=z");
+  EXPECT_EQ(EnvOf(*spec)["ACCEL_VISIBLE_DEVICES"], "accel-0,accel-1,accel-2");
+}
+
+TEST(CdiClaimSpec, DeterministicWhateverTheInputOrder) {
+  ClaimInfo claim{kUid, "ns", "c"};
+  std::vector<PreparedDevice> devices = {Dev("accel-3", 1, {"/dev/a3"}), Dev("accel-1", 0),
+                                         Dev("accel-2", 2)};
+  auto a = BuildClaimSpec("accel-dra.dev", claim, devices);
+  std::reverse(devices.begin(), devices.end());
+  auto b = BuildClaimSpec("accel-dra.dev", claim, devices);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(*a, *b);
+  EXPECT_EQ(ToJson(*a).value(), ToJson(*b).value());
+  EXPECT_EQ(a->devices[0].name, std::string(kUid) + "-accel-1");  // ordered by index
+  EXPECT_EQ(EnvOf(*a)["ACCEL_VISIBLE_DEVICES"], "accel-1,accel-3,accel-2");
+}
+
+// A container that gets devices from two claims receives the edits of both specs; the per-device
+// variables must not collide even though both claims number their devices from 0.
+TEST(CdiClaimSpec, TwoClaimsInOneContainerDoNotCollide) {
+  auto a = BuildClaimSpec("accel-dra.dev", {"uid-a", "ns", "a"}, {Dev("accel-0", 0)});
+  auto b = BuildClaimSpec("accel-dra.dev", {"uid-b", "ns", "b"}, {Dev("accel-1", 0)});
+  ASSERT_TRUE(a.ok() && b.ok());
+  std::map<std::string, std::string> merged;
+  for (const auto& [spec, dev] :
+       {std::pair{&*a, "uid-a-accel-0"}, std::pair{&*b, "uid-b-accel-1"}}) {
+    for (const auto& [k, v] : EnvOf(*spec, dev)) {
+      EXPECT_TRUE(merged.emplace(k, v).second) << k << " is set by both claims";
+    }
+  }
+  EXPECT_EQ(merged["ACCEL_DEVICE_ACCEL_0_RESOURCE_CLAIM"], "ns/a");
+  EXPECT_EQ(merged["ACCEL_DEVICE_ACCEL_1_RESOURCE_CLAIM"], "ns/b");
+  // Device names (and so CDI IDs) differ between claims as well.
+  EXPECT_NE(a->devices[0].name, b->devices[0].name);
+}
+
+TEST(CdiClaimSpec, Errors) {
+  ClaimInfo claim{kUid, "ns", "c"};
+  auto expect_error = [&](const std::vector<PreparedDevice>& devices, std::string_view what,
+                          const ClaimInfo& c) {
+    auto r = BuildClaimSpec("accel-dra.dev", c, devices);
+    ASSERT_FALSE(r.ok()) << what;
+    EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+    EXPECT_NE(r.status().message().find(what), std::string::npos)
+        << r.status().message() << " lacks " << what;
+  };
+  expect_error({}, "no devices", claim);
+  expect_error({Dev("accel-0", 0)}, "invalid claim UID", ClaimInfo{"", "ns", "c"});
+  expect_error({Dev("accel/0", 0)}, "cannot be named in CDI", claim);
+  expect_error({Dev("accel-0", 0), Dev("accel-0", 1)}, "ACCEL_DEVICE_ACCEL_0", claim);
+  PreparedDevice other_pool = Dev("accel-0", 1);
+  other_pool.pool = "node-b";
+  expect_error({Dev("accel-0", 0), other_pool}, "pool node-b", claim);
+  PreparedDevice sp = Dev("accel-0", 0);
+  sp.sharing_strategy = "SpacePartitioning";
+  expect_error({sp}, "no partition count", claim);
+  PreparedDevice bad = Dev("accel-0", 0);
+  bad.sharing_strategy = "Sometimes";
+  expect_error({bad}, "unknown sharing strategy Sometimes", claim);
+  PreparedDevice badenv = Dev("accel-0", 0);
+  badenv.extra_env = {{"1X", "y"}};
+  expect_error({badenv}, "not a valid name", claim);
+  badenv.extra_env = {{"ACCEL_DEVICE_ACCEL_0", "y"}};
+  expect_error({badenv}, "set twice", claim);
+  badenv.extra_env = {{"ACCEL_VISIBLE_DEVICES", "y"}};
+  expect_error({badenv}, "set twice", claim);
+}
+
+// ---- Schema validation of generated specs ---------------------------------------------------
+
+class CdiSchemaTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("cdi-schema-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  fs::path Write(const std::string& name, const std::string& content) {
+    fs::path p = dir_ / name;
+    std::ofstream(p) << content;
+    return p;
+  }
+  // Runs cdi/validate.py on the files; returns its exit status (output goes to the test log).
+  static int Validate(const std::vector<fs::path>& files) {
+    std::string cmd = "python3 '" + std::string(ACCEL_DRA_SOURCE_DIR) + "/cdi/validate.py'";
+    for (const auto& f : files) cmd += " '" + f.string() + "'";
+    int rc = std::system(cmd.c_str());
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(CdiSchemaTest, GeneratedSpecsAreValid) {
+  std::vector<fs::path> files;
+  auto add = [&](const std::string& file, const Spec& spec) {
+    auto json = ToJson(spec);
+    ASSERT_TRUE(json.ok()) << json.status().ToString();
+    files.push_back(Write(file, *json));
+  };
+  ClaimInfo claim{kUid, "ns", "c"};
+  // Simulated device: no nodes.
+  add("sim.json", BuildClaimSpec("accel-dra.dev", claim, {Dev("accel-0", 0)}).value());
+  // With device nodes and every sharing variant.
+  PreparedDevice ts = Dev("accel-1", 1, {"/dev/accel/accel1"});
+  ts.sharing_strategy = "TimeSlicing";
+  ts.timeslice_interval = "Medium";
+  PreparedDevice sp = Dev("accel-2", 2, {"/dev/accel/accel2", "/dev/accel/ctl"});
+  sp.sharing_strategy = "SpacePartitioning";
+  sp.partition_count = "8";
+  sp.extra_env = {{"ACCEL_EXTRA", "1"}};
+  add("mixed.json",
+      BuildClaimSpec("accel-dra.dev", claim, {Dev("accel-0", 0, {"/dev/accel/accel0"}), ts, sp})
+          .value());
+  // A name starting with a letter and another driver name.
+  add("other.json", BuildClaimSpec("gpu.example.com", {"claim-uid", "ns", "c"}, {ts}).value());
+  ASSERT_FALSE(HasFatalFailure());
+  EXPECT_EQ(Validate(files), 0);
+}
+
+TEST_F(CdiSchemaTest, FullModelIsValidAgainstOurSchema) {
+  Spec s;
+  s.kind = "k8s.accel-dra.dev/device";
+  s.annotations = {{"accel-dra.dev/claim", "ns/c"}};
+  s.container_edits.env = {"A=1"};
+  s.container_edits.hooks.push_back({"createContainer", "/bin/hook", {"hook"}, {"K=V"}, 3});
+  Device d;
+  d.name = "dev0";
+  d.container_edits.device_nodes.push_back({"/dev/x", "/dev/y", "c", 1, 3, 0666, "rw", 0, 0});
+  d.container_edits.mounts.push_back({"/h", "/c", {"ro"}, "bind"});
+  d.container_edits.additional_gids = {44};
+  d.container_edits.net_devices.push_back({"eth1", "net1"});
+  s.devices.push_back(d);
+  auto json = ToJson(s);
+  ASSERT_TRUE(json.ok()) << json.status().ToString();
+  EXPECT_EQ(Validate({Write("full.json", *json)}), 0);
+}
+
+// The validator must actually reject what CDI runtimes reject, or the tests above prove nothing.
+TEST_F(CdiSchemaTest, InvalidSpecsAreRejected) {
+  const char* bad[] = {
+      // unknown field
+      R"({"cdiVersion":"0.5.0","kind":"k8s.accel-dra.dev/device","devices":[{"name":"a","containerEdits":{"env":["A=1"]},"extra":1}]})",
+      // device name with '/'
+      R"({"cdiVersion":"0.5.0","kind":"k8s.accel-dra.dev/device","devices":[{"name":"a/b","containerEdits":{"env":["A=1"]}}]})",
+      // name starting with a digit needs 0.5.0
+      R"({"cdiVersion":"0.4.0","kind":"k8s.accel-dra.dev/device","devices":[{"name":"1a","containerEdits":{"env":["A=1"]}}]})",
+      // annotations need 0.6.0
+      R"({"cdiVersion":"0.5.0","kind":"a.com/b","annotations":{"x":"y"},"devices":[{"name":"a","containerEdits":{"env":["A=1"]}}]})",
+      // no devices
+      R"({"cdiVersion":"0.5.0","kind":"a.com/b","devices":[]})",
+      // device without edits
+      R"({"cdiVersion":"0.5.0","kind":"a.com/b","devices":[{"name":"a","containerEdits":{}}]})",
+      // env without '='
+      R"({"cdiVersion":"0.5.0","kind":"a.com/b","devices":[{"name":"a","containerEdits":{"env":["A"]}}]})",
+      // kind without class
+      R"({"cdiVersion":"0.5.0","kind":"a.com","devices":[{"name":"a","containerEdits":{"env":["A=1"]}}]})",
+  };
+  for (size_t i = 0; i < std::size(bad); ++i) {
+    EXPECT_NE(Validate({Write("bad" + std::to_string(i) + ".json", bad[i])}), 0) << bad[i];
+  }
+}
+
+}  // namespace
+}  // namespace accel_dra::cdi
