@@ -2,12 +2,13 @@
 // A small Kubernetes API client: what accel-dra needs and nothing more.
 //
 // Promises:
-//  - Every request has a deadline (RestConfig::timeout); nothing blocks forever.
+//  - Every request has a deadline (RestConfig::timeout) that covers all its retries and backoff
+//    sleeps; nothing blocks forever.
 //  - Transient failures (connection refused/reset, timeouts, HTTP 429 and 5xx) are retried with
 //    capped exponential backoff and full jitter, up to RetryPolicy::max_attempts; a Retry-After
 //    header is honoured up to the cap. Other failures are returned at once.
-//  - A failed request returns a Status whose http_status() is the HTTP code (0 for transport errors)
-//    and whose message carries the apiserver's Status.message when the body has one.
+//  - A failed request returns a Status whose http_status() is the HTTP code (0 for transport
+//    errors) and whose message carries the apiserver's Status.message when the body has one.
 //    Mapping: 400/422 InvalidArgument, 401 Unauthenticated, 403 PermissionDenied, 404 NotFound,
 //    409 Conflict (AlreadyExists when reason is AlreadyExists), 429/5xx Unavailable.
 //  - Connections are kept alive and reused; the client is safe to use from many threads at once.
@@ -18,12 +19,11 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
-#include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "accel_dra/common/status.h"
 
@@ -85,7 +85,8 @@ class Transport {
   // Streams a long-running GET (watch), calling on_chunk for each chunk of body bytes.
   // Returns when the server closes, on_chunk returns false, `stop` becomes true, or the timeout
   // passes (then OK). The HTTP status (non-2xx bodies are collected, not streamed) is in *status.
-  virtual Status Stream(const std::string& path, const std::function<bool(std::string_view)>& on_chunk,
+  virtual Status Stream(const std::string& path,
+                        const std::function<bool(std::string_view)>& on_chunk,
                         std::chrono::milliseconds timeout, const std::atomic<bool>* stop,
                         int* status, std::string* error_body) = 0;
 };
@@ -112,9 +113,13 @@ class Client {
                        const std::string& content_type = "application/merge-patch+json");
   Status Delete(const std::string& path);
 
-  // Watches `path` (a collection URL; "watch=1" is added). Calls on_event for every event until it
-  // returns false, `stop` is set, the server ends the stream, or `timeout` passes. A 410 Gone
-  // (expired resourceVersion) is returned as FailedPrecondition so the caller can re-list.
+  // Watches `path` (a collection URL; "watch=1" and "allowWatchBookmarks=true" are added, and
+  // "timeoutSeconds" when `timeout` is at least 2 s). Calls on_event for every event until it
+  // returns false, `stop` is set (noticed within ~50 ms), the server ends the stream, or `timeout`
+  // passes; all of these return OK. ERROR events are not passed to on_event: they end the watch
+  // with the Status they carry, and a 410 Gone (expired resourceVersion) is returned as
+  // FailedPrecondition so the caller can re-list. Unparseable events end it with DataLoss, a
+  // broken connection with Unavailable. The watch itself is not retried.
   Status Watch(const std::string& path, const std::function<bool(const WatchEvent&)>& on_event,
                std::chrono::milliseconds timeout, const std::atomic<bool>* stop = nullptr);
 
@@ -127,7 +132,9 @@ class Client {
 };
 
 // Typed helpers for the objects the driver uses. Objects are exchanged in the resource.k8s.io/v1
-// shape whatever version the server serves; v1beta1 (devices[].basic) is converted on the way.
+// shape whatever version the server serves; v1beta1 (slice devices[].basic, claim requests without
+// "exactly") is converted on the way. Returned objects carry apiVersion "resource.k8s.io/v1".
+// Thread-safe.
 class ResourceApi {
  public:
   explicit ResourceApi(Client* client) : client_(client) {}

@@ -1,0 +1,252 @@
+// ResourceApi: resource.k8s.io discovery, paths, and v1 <-> served-version conversion.
+
+#include <algorithm>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include "accel_dra/kube/client.h"
+#include "internal.h"
+
+namespace accel_dra::kube {
+namespace internal {
+namespace {
+
+constexpr std::string_view kGroup = "resource.k8s.io";
+
+Json* FindPath(Json& root, std::initializer_list<const char*> keys) {
+  Json* cur = &root;
+  for (const char* key : keys) {
+    if (!cur->is_object()) return nullptr;
+    auto it = cur->find(key);
+    if (it == cur->end()) return nullptr;
+    cur = &*it;
+  }
+  return cur;
+}
+
+void SetTypeMeta(Json& obj, std::string_view version, std::string_view kind) {
+  if (!obj.is_object()) return;
+  obj["apiVersion"] = std::string(kGroup) + "/" + std::string(version);
+  if (!obj.contains("kind")) obj["kind"] = kind;
+}
+
+}  // namespace
+
+Json SliceToWire(const Json& v1_slice, const std::string& version) {
+  Json out = v1_slice;
+  SetTypeMeta(out, version, "ResourceSlice");
+  if (version != "v1beta1") return out;
+  Json* devices = FindPath(out, {"spec", "devices"});
+  if (devices == nullptr || !devices->is_array()) return out;
+  for (Json& device : *devices) {
+    if (!device.is_object() || device.contains("basic")) continue;
+    Json wire = Json::object();
+    Json basic = Json::object();
+    for (auto& [key, value] : device.items()) {
+      if (key == "name") {
+        wire["name"] = value;
+      } else {
+        basic[key] = value;
+      }
+    }
+    wire["basic"] = std::move(basic);
+    device = std::move(wire);
+  }
+  return out;
+}
+
+Json SliceFromWire(const Json& wire_slice, const std::string& version) {
+  Json out = wire_slice;
+  SetTypeMeta(out, "v1", "ResourceSlice");
+  if (version != "v1beta1") return out;
+  Json* devices = FindPath(out, {"spec", "devices"});
+  if (devices == nullptr || !devices->is_array()) return out;
+  for (Json& device : *devices) {
+    if (!device.is_object()) continue;
+    auto basic = device.find("basic");
+    if (basic == device.end()) continue;
+    Json fields = std::move(*basic);
+    device.erase("basic");
+    if (fields.is_object()) {
+      for (auto& [key, value] : fields.items()) device[key] = std::move(value);
+    }
+  }
+  return out;
+}
+
+Json ClaimFromWire(const Json& wire_claim, const std::string& version) {
+  Json out = wire_claim;
+  SetTypeMeta(out, "v1", "ResourceClaim");
+  if (version != "v1beta1") return out;
+  // v1beta1 requests carry the "exactly" fields inline; v1 nests them under "exactly".
+  Json* requests = FindPath(out, {"spec", "devices", "requests"});
+  if (requests == nullptr || !requests->is_array()) return out;
+  for (Json& request : *requests) {
+    if (!request.is_object() || request.contains("exactly") || request.contains("firstAvailable")) {
+      continue;
+    }
+    Json converted = Json::object();
+    Json exactly = Json::object();
+    for (auto& [key, value] : request.items()) {
+      if (key == "name") {
+        converted["name"] = value;
+      } else {
+        exactly[key] = value;
+      }
+    }
+    if (!exactly.empty()) converted["exactly"] = std::move(exactly);
+    request = std::move(converted);
+  }
+  return out;
+}
+
+}  // namespace internal
+
+Expected<std::string> ResourceApi::Version() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!version_.empty()) return version_;
+  auto group = client_->Get("/apis/resource.k8s.io");
+  if (!group.ok()) {
+    if (group.status().code() == Code::kNotFound) {
+      Status st = FailedPrecondition(
+          "the apiserver does not serve the resource.k8s.io API group (is dynamic resource "
+          "allocation enabled?): " +
+          group.status().message());
+      st.set_http_status(404);
+      return st;
+    }
+    return group.status().WithContext("discovering resource.k8s.io versions");
+  }
+  std::vector<std::string> served;
+  auto versions = group->is_object() ? group->find("versions") : group->end();
+  if (versions != group->end() && versions->is_array()) {
+    for (const Json& v : *versions) {
+      if (!v.is_object()) continue;
+      auto name = v.find("version");
+      if (name != v.end() && name->is_string()) served.push_back(name->get<std::string>());
+    }
+  }
+  for (const char* wanted : {"v1", "v1beta2", "v1beta1"}) {
+    if (std::find(served.begin(), served.end(), wanted) != served.end()) {
+      version_ = wanted;
+      return version_;
+    }
+  }
+  std::string list;
+  for (const std::string& v : served) list += (list.empty() ? "" : ", ") + v;
+  return FailedPrecondition("the apiserver serves resource.k8s.io versions [" + list +
+                            "] but none of v1, v1beta2, v1beta1");
+}
+
+std::string ResourceApi::Base() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return "/apis/resource.k8s.io/" + version_;
+}
+
+namespace {
+
+std::string SlicesPath(std::string base, const std::string& label_selector,
+                       const std::string& field_selector) {
+  std::string path = std::move(base) + "/resourceslices";
+  if (!label_selector.empty()) path = internal::AddQuery(path, "labelSelector", label_selector);
+  if (!field_selector.empty()) path = internal::AddQuery(path, "fieldSelector", field_selector);
+  return path;
+}
+
+Expected<std::string> SliceName(const Json& slice) {
+  if (slice.is_object()) {
+    auto meta = slice.find("metadata");
+    if (meta != slice.end() && meta->is_object()) {
+      auto name = meta->find("name");
+      if (name != meta->end() && name->is_string() && !name->get<std::string>().empty()) {
+        return name->get<std::string>();
+      }
+    }
+  }
+  return InvalidArgument("ResourceSlice has no metadata.name");
+}
+
+}  // namespace
+
+Expected<ResourceApi::SliceList> ResourceApi::ListResourceSlices(
+    const std::string& label_selector, const std::string& field_selector) {
+  ASSIGN_OR_RETURN(std::string version, Version());
+  ASSIGN_OR_RETURN(Json list, client_->Get(SlicesPath(Base(), label_selector, field_selector)));
+  SliceList out;
+  if (!list.is_object()) return DataLoss("ResourceSliceList from the apiserver is not an object");
+  auto items = list.find("items");
+  if (items != list.end() && items->is_array()) {
+    out.items.reserve(items->size());
+    for (const Json& item : *items) out.items.push_back(internal::SliceFromWire(item, version));
+  }
+  auto meta = list.find("metadata");
+  if (meta != list.end() && meta->is_object()) {
+    auto rv = meta->find("resourceVersion");
+    if (rv != meta->end() && rv->is_string()) out.resource_version = rv->get<std::string>();
+  }
+  return out;
+}
+
+Status ResourceApi::WatchResourceSlices(const std::string& label_selector,
+                                        const std::string& field_selector,
+                                        const std::string& resource_version,
+                                        const std::function<bool(const WatchEvent&)>& on_event,
+                                        std::chrono::milliseconds timeout,
+                                        const std::atomic<bool>* stop) {
+  auto version = Version();
+  if (!version.ok()) return version.status();
+  std::string path = SlicesPath(Base(), label_selector, field_selector);
+  if (!resource_version.empty()) {
+    path = internal::AddQuery(path, "resourceVersion", resource_version);
+  }
+  const std::string ver = version.value();
+  return client_->Watch(
+      path,
+      [&](const WatchEvent& event) {
+        if (event.type == "ERROR") return on_event(event);
+        WatchEvent converted{event.type, internal::SliceFromWire(event.object, ver)};
+        return on_event(converted);
+      },
+      timeout, stop);
+}
+
+Expected<Json> ResourceApi::CreateResourceSlice(const Json& slice) {
+  ASSIGN_OR_RETURN(std::string version, Version());
+  ASSIGN_OR_RETURN(Json created, client_->Post(Base() + "/resourceslices",
+                                               internal::SliceToWire(slice, version)));
+  return internal::SliceFromWire(created, version);
+}
+
+Expected<Json> ResourceApi::UpdateResourceSlice(const Json& slice) {
+  ASSIGN_OR_RETURN(std::string name, SliceName(slice));
+  ASSIGN_OR_RETURN(std::string version, Version());
+  ASSIGN_OR_RETURN(Json updated,
+                   client_->Put(Base() + "/resourceslices/" + internal::UrlEncode(name),
+                                internal::SliceToWire(slice, version)));
+  return internal::SliceFromWire(updated, version);
+}
+
+Status ResourceApi::DeleteResourceSlice(const std::string& name) {
+  if (name.empty()) return InvalidArgument("DeleteResourceSlice: empty name");
+  auto version = Version();
+  if (!version.ok()) return version.status();
+  return client_->Delete(Base() + "/resourceslices/" + internal::UrlEncode(name));
+}
+
+Expected<Json> ResourceApi::GetResourceClaim(const std::string& ns, const std::string& name) {
+  if (ns.empty() || name.empty()) {
+    return InvalidArgument("GetResourceClaim: namespace and name must be set");
+  }
+  ASSIGN_OR_RETURN(std::string version, Version());
+  ASSIGN_OR_RETURN(Json claim, client_->Get(Base() + "/namespaces/" + internal::UrlEncode(ns) +
+                                            "/resourceclaims/" + internal::UrlEncode(name)));
+  return internal::ClaimFromWire(claim, version);
+}
+
+Expected<Json> ResourceApi::GetNode(const std::string& name) {
+  if (name.empty()) return InvalidArgument("GetNode: empty name");
+  return client_->Get("/api/v1/nodes/" + internal::UrlEncode(name));
+}
+
+}  // namespace accel_dra::kube
