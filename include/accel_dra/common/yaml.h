@@ -1,0 +1,13 @@
+#pragma once
+// JSON → YAML for human-facing output. Strings that YAML would read back as another type
+// ("80", "true", "1.5", "") are quoted, so the output round-trips to the same JSON.
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace accel_dra {
+
+std::string JsonToYaml(const nlohmann::json& value);
+
+}  // namespace accel_dra

@@ -1,0 +1,87 @@
+#pragma once
+// The device model: what discovery finds and what the publisher turns into ResourceSlices.
+// A Device is plain data; an Inventory is an immutable, sorted snapshot of a node's devices that
+// is replaced whole when anything changes (readers never see a half-updated set).
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "accel_dra/common/status.h"
+
+namespace accel_dra::discovery {
+
+// One DRA device attribute value: exactly one of int, bool, string, version (strict semver).
+class AttrValue {
+ public:
+  enum class Type { kInt, kBool, kString, kVersion };
+  static AttrValue Int(int64_t v);
+  static AttrValue Bool(bool v);
+  static AttrValue String(std::string v);
+  static AttrValue Version(std::string v);
+
+  Type type() const { return type_; }
+  int64_t int_value() const { return int_; }
+  bool bool_value() const { return int_ != 0; }
+  const std::string& string_value() const { return str_; }  // string and version
+  // The ResourceSlice wire form: {"int": 1} / {"bool": true} / {"string": "x"} / {"version": "1.2.3"}.
+  nlohmann::json ToJson() const;
+  bool operator==(const AttrValue& o) const = default;
+
+ private:
+  AttrValue(Type t, int64_t i, std::string s) : type_(t), int_(i), str_(std::move(s)) {}
+  Type type_ = Type::kInt;
+  int64_t int_ = 0;
+  std::string str_;
+};
+
+struct Device {
+  // DNS label, unique on the node; stable across restarts for the same hardware.
+  std::string name;
+  // Attribute names are unqualified (the driver's domain) or "<domain>/<name>".
+  std::map<std::string, AttrValue> attributes;
+  // Capacity name → Kubernetes quantity in canonical form (e.g. "80Gi").
+  std::map<std::string, std::string> capacity;
+  // Host device nodes that give access to this device (absolute paths as the runtime sees them).
+  std::vector<std::string> device_nodes;
+  bool operator==(const Device& o) const = default;
+};
+
+// A sorted (by name), immutable snapshot.
+class Inventory {
+ public:
+  Inventory() = default;
+  explicit Inventory(std::vector<Device> devices);
+  const std::vector<Device>& devices() const { return devices_; }
+  const Device* Find(const std::string& name) const;
+  bool operator==(const Inventory& o) const = default;
+
+ private:
+  std::vector<Device> devices_;
+};
+using InventoryPtr = std::shared_ptr<const Inventory>;
+
+// A source of devices (PCI/sysfs, NVML, simulated, ...).
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string Name() const = 0;
+  // Finds the devices now. Partial knowledge is not an error: a device whose details can't be
+  // read is still returned with what is known (problems are logged once by the backend).
+  virtual Expected<std::vector<Device>> Discover() = 0;
+  // Cheap check whether Discover() might now return something different (e.g. a watched file
+  // changed). Backends driven by events return false and use their own notification instead.
+  virtual bool MaybeChanged() { return false; }
+};
+
+// Canonical Kubernetes quantity for a byte count with binary suffixes ("80Gi", "1536Mi"); the
+// apiserver normalises quantities to this form, so publishing it avoids needless updates.
+std::string CanonicalBinaryQuantity(uint64_t bytes);
+// Parses "80Gi", "512Mi", "1G", "1000" into bytes. InvalidArgument on anything else.
+Expected<uint64_t> ParseQuantityBytes(const std::string& q);
+
+}  // namespace accel_dra::discovery

@@ -1,0 +1,188 @@
+#include "accel_dra/discovery/simulated.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdio>
+#include <set>
+
+#include "accel_dra/common/log.h"
+#include "accel_dra/common/names.h"
+
+namespace accel_dra::discovery {
+namespace {
+
+// FNV-1a, used only to derive stable, node-unique simulated identities.
+uint64_t Fnv1a(const std::string& s, uint64_t seed) {
+  uint64_t h = 1469598103934665603ULL ^ seed;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+std::string SimUuid(const std::string& node, int index) {
+  std::string key = node + "/" + std::to_string(index);
+  uint64_t a = Fnv1a(key, 0x5157);
+  uint64_t b = Fnv1a(key, 0xa11ce);
+  char buf[48];
+  std::snprintf(buf, sizeof(buf), "SIM-%08x-%04x-%04x-%04x-%012llx",
+                static_cast<unsigned>(a >> 32), static_cast<unsigned>((a >> 16) & 0xffff),
+                static_cast<unsigned>(a & 0xffff), static_cast<unsigned>(b >> 48),
+                static_cast<unsigned long long>(b & 0xffffffffffffULL));
+  return buf;
+}
+
+}  // namespace
+
+SimProfile DefaultSimProfile(int count) {
+  SimProfile p;
+  SimDeviceGroup g;
+  g.count = count;
+  p.groups.push_back(g);
+  return p;
+}
+
+Expected<SimProfile> ParseSimProfile(const std::string& yaml, const std::string& source) {
+  auto err = [&](const std::string& what) {
+    return InvalidArgument("simulation profile " + source + ": " + what);
+  };
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml);
+  } catch (const YAML::Exception& e) {
+    return err(std::string("invalid YAML: ") + e.what());
+  }
+  if (!root.IsMap() || !root["devices"] || !root["devices"].IsSequence()) {
+    return err("expected a mapping with a \"devices\" list");
+  }
+  for (const auto& kv : root) {
+    if (kv.first.as<std::string>() != "devices") {
+      return err("unknown key \"" + kv.first.as<std::string>() + "\" (accepted: devices)");
+    }
+  }
+  static const std::set<std::string> kKeys = {"count",         "type",      "productName", "memory",
+                                              "driverVersion", "numaNodes", "deviceNode"};
+  SimProfile p;
+  int i = 0;
+  for (const auto& item : root["devices"]) {
+    std::string where = "devices[" + std::to_string(i++) + "]";
+    if (!item.IsMap()) return err(where + " must be a mapping");
+    SimDeviceGroup g;
+    try {
+      for (const auto& kv : item) {
+        auto key = kv.first.as<std::string>();
+        if (kKeys.count(key) == 0) {
+          return err(where + ": unknown key \"" + key +
+                     "\" (accepted: count, type, productName, memory, driverVersion, numaNodes, "
+                     "deviceNode)");
+        }
+      }
+      if (item["count"]) g.count = item["count"].as<int>();
+      if (item["type"]) g.type = item["type"].as<std::string>();
+      if (item["productName"]) g.product_name = item["productName"].as<std::string>();
+      if (item["memory"]) g.memory = item["memory"].as<std::string>();
+      if (item["driverVersion"]) g.driver_version = item["driverVersion"].as<std::string>();
+      if (item["numaNodes"]) g.numa_nodes = item["numaNodes"].as<int>();
+      if (item["deviceNode"]) g.device_node = item["deviceNode"].as<std::string>();
+    } catch (const YAML::Exception& e) {
+      return err(where + ": " + e.what());
+    }
+    if (g.count < 0 || g.count > 100000) return err(where + ".count must be between 0 and 100000");
+    if (g.numa_nodes < 1) return err(where + ".numaNodes must be at least 1");
+    if (!IsDnsLabel(g.type) || g.type.size() > 20) {
+      return err(where + ".type \"" + g.type +
+                 "\" must be a short DNS label (lower-case letters, digits, '-')");
+    }
+    if (!IsSemver(g.driver_version)) {
+      return err(where + ".driverVersion \"" + g.driver_version +
+                 "\" is not a strict semantic version (e.g. 1.2.3)");
+    }
+    if (auto q = ParseQuantityBytes(g.memory); !q.ok()) {
+      return err(where + ".memory: " + q.status().message());
+    }
+    if (g.product_name.size() > 64) return err(where + ".productName is longer than 64 characters");
+    if (!g.device_node.empty() && g.device_node.front() != '/') {
+      return err(where + ".deviceNode must be an absolute path");
+    }
+    p.groups.push_back(std::move(g));
+  }
+  return p;
+}
+
+SimulatedBackend::SimulatedBackend(Env* env, std::string node_name, SimProfile profile,
+                                   std::filesystem::path profile_file)
+    : env_(env),
+      node_name_(std::move(node_name)),
+      profile_(std::move(profile)),
+      profile_file_(std::move(profile_file)) {
+  if (!profile_file_.empty()) {
+    if (auto c = env_->ReadFile(profile_file_); c.ok()) last_file_content_ = *c;
+  }
+}
+
+bool SimulatedBackend::MaybeChanged() {
+  if (profile_file_.empty()) return false;
+  auto content = env_->ReadFile(profile_file_);
+  if (!content.ok()) {
+    if (!last_file_content_.empty()) {
+      spdlog::warn("simulation profile {} is no longer readable ({}); keeping the last good one",
+                   profile_file_.string(), content.status().message());
+      last_file_content_.clear();
+    }
+    return false;
+  }
+  if (*content == last_file_content_) return false;
+  last_file_content_ = *content;
+  auto parsed = ParseSimProfile(*content, profile_file_.string());
+  if (!parsed.ok()) {
+    spdlog::error("{}; keeping the previous profile", parsed.status().message());
+    return false;
+  }
+  profile_ = std::move(parsed).value();
+  spdlog::info("simulation profile {} changed", profile_file_.string());
+  return true;
+}
+
+Expected<std::vector<Device>> SimulatedBackend::Discover() {
+  std::vector<Device> out;
+  int index = 0;
+  std::map<std::string, int> per_type;
+  for (const auto& g : profile_.groups) {
+    uint64_t mem = ParseQuantityBytes(g.memory).value_or(0);
+    for (int k = 0; k < g.count; ++k, ++index) {
+      int type_index = per_type[g.type]++;
+      Device d;
+      d.name = g.type + "-" + std::to_string(type_index);
+      // PCI addresses: one bus per device under one root complex per NUMA node.
+      int numa = index % g.numa_nodes;
+      int bus = 0x10 + index;
+      char bdf[32];
+      std::snprintf(bdf, sizeof(bdf), "%04x:%02x:00.0", index / 200, bus % 256);
+      char root[32];
+      std::snprintf(root, sizeof(root), "pci%04x:%02x", index / 200, numa * 0x80);
+      d.attributes.emplace("type", AttrValue::String(g.type));
+      d.attributes.emplace("vendor", AttrValue::String("simulated"));
+      d.attributes.emplace("productName", AttrValue::String(g.product_name));
+      d.attributes.emplace("uuid", AttrValue::String(SimUuid(node_name_, index)));
+      d.attributes.emplace("index", AttrValue::Int(type_index));
+      d.attributes.emplace("driverVersion", AttrValue::Version(g.driver_version));
+      d.attributes.emplace("driverName", AttrValue::String("accel-sim"));
+      d.attributes.emplace("pciBusID", AttrValue::String(bdf));
+      d.attributes.emplace("resource.kubernetes.io/pcieRoot", AttrValue::String(root));
+      d.attributes.emplace("numaNode", AttrValue::Int(numa));
+      d.attributes.emplace("simulated", AttrValue::Bool(true));
+      d.capacity.emplace("memory", CanonicalBinaryQuantity(mem));
+      if (!g.device_node.empty()) {
+        std::string path = g.device_node;
+        auto pos = path.find("{index}");
+        if (pos != std::string::npos) path.replace(pos, 7, std::to_string(type_index));
+        d.device_nodes.push_back(path);
+      }
+      out.push_back(std::move(d));
+    }
+  }
+  return out;
+}
+
+}  // namespace accel_dra::discovery
