@@ -1,0 +1,323 @@
+#include "accel_dra/slices/publisher.h"
+
+#include <algorithm>
+#include <random>
+
+#include "accel_dra/common/log.h"
+
+namespace accel_dra::slices {
+namespace {
+
+// True when every key of `want` is present in `have` with an equal value (recursively), and
+// arrays have equal length. Tolerates fields the apiserver adds (defaults, metadata).
+bool Contains(const Json& have, const Json& want) {
+  if (want.is_object()) {
+    if (!have.is_object()) return false;
+    for (const auto& [k, v] : want.items()) {
+      auto it = have.find(k);
+      if (it == have.end() || !Contains(*it, v)) return false;
+    }
+    return true;
+  }
+  if (want.is_array()) {
+    if (!have.is_array() || have.size() != want.size()) return false;
+    for (size_t i = 0; i < want.size(); ++i) {
+      if (!Contains(have[i], want[i])) return false;
+    }
+    return true;
+  }
+  return have == want;
+}
+
+int64_t GetInt(const Json& j, const Json::json_pointer& p) {
+  if (!j.contains(p)) return 0;
+  const Json& v = j.at(p);
+  return v.is_number_integer() ? v.get<int64_t>() : 0;
+}
+
+std::string GetStr(const Json& j, const Json::json_pointer& p) {
+  if (!j.contains(p)) return "";
+  const Json& v = j.at(p);
+  return v.is_string() ? v.get<std::string>() : "";
+}
+
+const Json::json_pointer kGen("/spec/pool/generation");
+const Json::json_pointer kCount("/spec/pool/resourceSliceCount");
+const Json::json_pointer kPool("/spec/pool/name");
+const Json::json_pointer kDevices("/spec/devices");
+const Json::json_pointer kName("/metadata/name");
+const Json::json_pointer kRv("/metadata/resourceVersion");
+
+}  // namespace
+
+SlicePublisher::SlicePublisher(kube::ResourceApi* api, Options options)
+    : api_(api), options_(std::move(options)) {}
+
+SlicePublisher::~SlicePublisher() { Stop(); }
+
+std::string SlicePublisher::FieldSelector() const {
+  return "spec.nodeName=" + options_.pool.node_name + ",spec.driver=" + options_.pool.driver;
+}
+
+void SlicePublisher::Start() {
+  reconcile_thread_ = std::thread([this] { ReconcileLoop(); });
+  watch_thread_ = std::thread([this] { WatchLoop(); });
+}
+
+void SlicePublisher::Update(discovery::InventoryPtr inventory) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (desired_ && inventory && *desired_ == *inventory) return;
+  desired_ = std::move(inventory);
+  stats_.in_sync = false;
+  cv_.notify_all();
+}
+
+void SlicePublisher::MarkDirty() {
+  std::lock_guard<std::mutex> lock(mu_);
+  dirty_ = true;
+  cv_.notify_all();
+}
+
+bool SlicePublisher::WaitInSync(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return cv_.wait_for(lock, timeout, [this] { return stats_.in_sync || stop_requested_; }) &&
+         stats_.in_sync;
+}
+
+void SlicePublisher::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_requested_ = true;
+    cv_.notify_all();
+  }
+  stop_ = true;
+  if (reconcile_thread_.joinable()) reconcile_thread_.join();
+  if (watch_thread_.joinable()) watch_thread_.join();
+}
+
+SlicePublisher::Stats SlicePublisher::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+void SlicePublisher::ReconcileLoop() {
+  std::mt19937 rng(std::random_device{}());
+  auto backoff = options_.backoff_min;
+  auto next_resync = std::chrono::steady_clock::now() + options_.resync;
+  bool retry = false;
+  while (true) {
+    discovery::InventoryPtr want;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      auto wake = [this] {
+        return stop_requested_ || dirty_ || (desired_ && desired_ != published_);
+      };
+      if (retry) {
+        std::uniform_int_distribution<int64_t> jitter(backoff.count() / 2, backoff.count());
+        cv_.wait_for(lock, std::chrono::milliseconds(jitter(rng)), [this] { return stop_requested_; });
+      } else {
+        cv_.wait_until(lock, next_resync, wake);
+      }
+      if (stop_requested_) return;
+      if (!desired_) continue;  // nothing to publish yet
+      want = desired_;
+      dirty_ = false;
+    }
+    Status st = Reconcile(want);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (st.ok()) {
+      published_ = want;
+      retry = false;
+      backoff = options_.backoff_min;
+      next_resync = std::chrono::steady_clock::now() + options_.resync;
+      stats_.in_sync = (desired_ == want) && !dirty_;
+      stats_.last_error.clear();
+    } else {
+      retry = true;
+      backoff = std::min(backoff * 2, options_.backoff_max);
+      stats_.in_sync = false;
+      stats_.last_error = st.message();
+      spdlog::warn("publishing ResourceSlices failed (will retry): {}", st.message());
+    }
+    cv_.notify_all();
+  }
+}
+
+Status SlicePublisher::Reconcile(const discovery::InventoryPtr& inventory) {
+  DesiredPool desired = BuildPool(*inventory, options_.pool);
+  for (const auto& p : desired.problems) spdlog::warn("device {}", p);
+
+  ASSIGN_OR_RETURN(auto list, api_->ListResourceSlices("", FieldSelector()));
+  std::vector<Json> existing;
+  std::vector<Json> foreign_pool;  // our driver + node, another pool name: obsolete
+  for (auto& s : list.items) {
+    (GetStr(s, kPool) == options_.pool.pool() ? existing : foreign_pool).push_back(std::move(s));
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.lists++;
+    list_resource_version_ = list.resource_version;
+  }
+
+  const int64_t want_count = static_cast<int64_t>(desired.chunks.size());
+  int64_t max_gen = 0;
+  for (const auto& s : existing) max_gen = std::max(max_gen, GetInt(s, kGen));
+
+  // Pair desired chunks with existing slices of identical content.
+  std::vector<int> match(desired.chunks.size(), -1);
+  std::vector<bool> used(existing.size(), false);
+  for (size_t c = 0; c < desired.chunks.size(); ++c) {
+    Json want_devices = desired.chunks[c];
+    for (size_t e = 0; e < existing.size(); ++e) {
+      if (!used[e] && existing[e].contains(kDevices) &&
+          Contains(existing[e].at(kDevices), want_devices)) {
+        match[c] = static_cast<int>(e);
+        used[e] = true;
+        break;
+      }
+    }
+  }
+  bool in_sync = foreign_pool.empty() && static_cast<int64_t>(existing.size()) == want_count &&
+                 std::all_of(match.begin(), match.end(), [](int m) { return m >= 0; }) &&
+                 std::all_of(existing.begin(), existing.end(), [&](const Json& s) {
+                   return GetInt(s, kGen) == max_gen && GetInt(s, kCount) == want_count;
+                 });
+  if (in_sync) {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_generation_ = std::max(last_generation_, max_gen);
+    stats_.generation = max_gen;
+    stats_.slices = existing.size();
+    return Status::Ok();
+  }
+
+  int64_t generation = std::max(max_gen, last_generation_) + 1;
+  // Reuse unmatched existing slices for unmatched chunks; create the rest.
+  for (size_t c = 0; c < desired.chunks.size(); ++c) {
+    if (match[c] >= 0) continue;
+    for (size_t e = 0; e < existing.size(); ++e) {
+      if (!used[e]) {
+        match[c] = static_cast<int>(e);
+        used[e] = true;
+        break;
+      }
+    }
+  }
+  uint64_t creates = 0;
+  uint64_t updates = 0;
+  uint64_t deletes = 0;
+  for (size_t c = 0; c < desired.chunks.size(); ++c) {
+    Json obj = MakeSlice(options_.pool, desired.chunks[c], generation, want_count);
+    Expected<Json> written = Status();
+    if (match[c] >= 0) {
+      const Json& old = existing[static_cast<size_t>(match[c])];
+      obj["metadata"]["name"] = GetStr(old, kName);
+      obj["metadata"]["resourceVersion"] = GetStr(old, kRv);
+      obj["metadata"].erase("generateName");
+      written = api_->UpdateResourceSlice(obj);
+      updates++;
+    } else {
+      written = api_->CreateResourceSlice(obj);
+      creates++;
+    }
+    if (!written.ok()) return written.status().WithContext("writing ResourceSlice");
+    std::lock_guard<std::mutex> lock(mu_);
+    own_versions_.insert(GetStr(*written, kRv));
+  }
+  auto delete_slice = [&](const Json& s) -> Status {
+    std::string name = GetStr(s, kName);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      own_deletes_.insert(name);
+    }
+    Status st = api_->DeleteResourceSlice(name);
+    if (!st.ok() && st.code() != Code::kNotFound) return st.WithContext("deleting ResourceSlice");
+    deletes++;
+    return Status::Ok();
+  };
+  for (size_t e = 0; e < existing.size(); ++e) {
+    if (!used[e]) RETURN_IF_ERROR(delete_slice(existing[e]));
+  }
+  for (const auto& s : foreign_pool) RETURN_IF_ERROR(delete_slice(s));
+
+  std::lock_guard<std::mutex> lock(mu_);
+  last_generation_ = generation;
+  stats_.generation = generation;
+  stats_.slices = desired.chunks.size();
+  stats_.creates += creates;
+  stats_.updates += updates;
+  stats_.deletes += deletes;
+  spdlog::info("published pool {} generation {}: {} devices in {} slices ({} created, {} updated, "
+               "{} deleted)",
+               options_.pool.pool(), generation, inventory->devices().size(), want_count, creates,
+               updates, deletes);
+  return Status::Ok();
+}
+
+void SlicePublisher::WatchLoop() {
+  auto backoff = options_.backoff_min;
+  while (!stop_) {
+    std::string rv;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      // Watch from the resourceVersion of the latest list; wait for one to exist.
+      cv_.wait_for(lock, std::chrono::milliseconds(500),
+                   [this] { return stop_requested_ || !list_resource_version_.empty(); });
+      if (stop_requested_) return;
+      rv = list_resource_version_;
+    }
+    if (rv.empty()) continue;
+    std::string last_rv = rv;
+    Status st = api_->WatchResourceSlices(
+        "", FieldSelector(), rv,
+        [&](const kube::WatchEvent& ev) {
+          std::string erv = GetStr(ev.object, kRv);
+          if (!erv.empty()) last_rv = erv;
+          if (ev.type == "BOOKMARK") return true;
+          bool foreign = true;
+          {
+            std::lock_guard<std::mutex> lock(mu_);
+            if (ev.type == "DELETED") {
+              foreign = own_deletes_.erase(GetStr(ev.object, kName)) == 0;
+            } else {
+              foreign = own_versions_.erase(erv) == 0;
+            }
+          }
+          if (foreign) {
+            LOG_V(2, "ResourceSlice {} {} by someone else; reconciling", GetStr(ev.object, kName),
+                  ev.type);
+            MarkDirty();
+          }
+          return true;
+        },
+        options_.watch_timeout, &stop_);
+    if (stop_) return;
+    std::unique_lock<std::mutex> lock(mu_);
+    if (st.ok()) {
+      list_resource_version_ = last_rv;  // continue where the stream ended
+      backoff = options_.backoff_min;
+      continue;
+    }
+    // Expired resourceVersion or a failure: re-list (which also re-checks our slices).
+    LOG_V(1, "ResourceSlice watch ended: {}", st.message());
+    list_resource_version_.clear();
+    dirty_ = true;
+    cv_.notify_all();
+    if (st.code() != Code::kFailedPrecondition) {
+      cv_.wait_for(lock, backoff, [this] { return stop_requested_; });
+    }
+    backoff = std::min(backoff * 2, options_.backoff_max);
+  }
+}
+
+Status SlicePublisher::DeleteAll() {
+  ASSIGN_OR_RETURN(auto list, api_->ListResourceSlices("", FieldSelector()));
+  for (const auto& s : list.items) {
+    Status st = api_->DeleteResourceSlice(GetStr(s, kName));
+    if (!st.ok() && st.code() != Code::kNotFound) return st.WithContext("deleting ResourceSlice");
+  }
+  spdlog::info("deleted {} ResourceSlices of driver {} on node {}", list.items.size(),
+               options_.pool.driver, options_.pool.node_name);
+  return Status::Ok();
+}
+
+}  // namespace accel_dra::slices
