@@ -1,0 +1,98 @@
+#pragma once
+// Preparer: the version-free core behind NodePrepareResources / NodeUnprepareResources.
+//
+// Promises (per claim; claims of one call are prepared in parallel):
+//  - Prepare reads the ResourceClaim from the apiserver, checks that its UID is the one kubelet
+//    named and that it is allocated, keeps the results of this driver, and refuses results that
+//    name another pool (node) or a device this node does not publish, with a message saying so.
+//  - A device that another prepared claim holds is refused, unless one of the two results has
+//    admin access or both are shares of a multi-allocatable device (distinct share IDs).
+//  - Opaque configs of this driver are resolved (a claim config beats a class config; within a
+//    source, the exact request name beats the base request name, which beats an empty request
+//    list; see config/device_config.h) and validated strictly; a bad config fails the claim with
+//    the parser's message.
+//  - The claim is recorded as PrepareStarted in the checkpoint before any side effect, its CDI
+//    spec is written atomically, then it is recorded PrepareCompleted; only then is it answered.
+//  - Prepare is idempotent: a completed claim is answered from the checkpoint without new side
+//    effects. Operations on one claim are serialised, so a prepare racing an unprepare of the same
+//    claim either completes before the unprepare (which then removes it) or runs after it.
+//  - Unprepare removes the CDI spec and the checkpoint entry; an unknown claim succeeds.
+//  - Recover() (at start) rolls back claims left PrepareStarted by a crash, removes CDI specs
+//    that no checkpoint entry owns, and re-creates the CDI spec of a PrepareCompleted claim whose
+//    file is missing (the CDI root is usually a tmpfs that a reboot empties, and kubelet does not
+//    prepare a claim again that it considers prepared; a crash inside Unprepare can also leave
+//    it so). The checkpoint records what that needs (sharing settings, device nodes). Afterwards
+//    a claim's spec file exists iff the checkpoint holds the claim PrepareCompleted. Recover()
+//    goes through every claim even when one step fails, then reports the first failure.
+//  - CleanupStale() unprepares claims whose ResourceClaim is gone or was re-created with another
+//    UID; other read errors keep the claim (tried again next time).
+//  - Failures are per claim and never stop the process; every message says what is wrong.
+
+#include <array>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "accel_dra/cdi/cdi.h"
+#include "accel_dra/checkpoint/checkpoint.h"
+#include "accel_dra/discovery/device.h"
+#include "accel_dra/plugin/claim_preparer.h"
+
+namespace accel_dra::driver {
+
+// Reads a ResourceClaim (v1 shape). NotFound when it does not exist.
+using ClaimGetter =
+    std::function<Expected<nlohmann::json>(const std::string& ns, const std::string& name)>;
+// The node's current devices.
+using InventorySource = std::function<discovery::InventoryPtr()>;
+
+struct PreparerOptions {
+  std::string driver_name = "accel-dra.dev";
+  std::string pool_name;  // this node's pool (the node name)
+};
+
+struct RecoveryReport {
+  int rolled_back = 0;  // PrepareStarted claims undone
+  int orphan_specs_removed = 0;
+  int completed = 0;        // PrepareCompleted claims kept
+  int specs_recreated = 0;  // of those, claims whose missing CDI spec was written again
+};
+
+class Preparer : public plugin::ClaimPreparer {
+ public:
+  Preparer(PreparerOptions options, ClaimGetter get_claim, InventorySource inventory,
+           checkpoint::Checkpoint* checkpoint, cdi::CdiWriter* cdi);
+
+  std::map<std::string, plugin::PrepareResult> Prepare(
+      const std::vector<plugin::ClaimRef>& claims) override;
+  std::map<std::string, std::string> Unprepare(
+      const std::vector<plugin::ClaimRef>& claims) override;
+
+  Expected<RecoveryReport> Recover();
+  // Returns the number of claims cleaned up.
+  int CleanupStale();
+
+ private:
+  plugin::PrepareResult PrepareOne(const plugin::ClaimRef& claim);
+  std::string UnprepareOne(const plugin::ClaimRef& claim);
+  Expected<std::vector<plugin::PreparedDevice>> PrepareLocked(const plugin::ClaimRef& claim);
+  Status UnprepareLocked(const std::string& uid);
+  std::mutex& ClaimMutex(const std::string& uid);
+
+  PreparerOptions options_;
+  ClaimGetter get_claim_;
+  InventorySource inventory_;
+  checkpoint::Checkpoint* checkpoint_;
+  cdi::CdiWriter* cdi_;
+  static constexpr size_t kStripes = 64;
+  std::array<std::mutex, kStripes> claim_mutexes_;
+};
+
+// "main/sub" → "main".
+std::string BaseRequestName(const std::string& request);
+
+}  // namespace accel_dra::driver

@@ -1,0 +1,374 @@
+// accel-dra-plugin: the per-node DRA driver process. Flag parsing and wiring only.
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "accel_dra/build_info.h"
+#include "accel_dra/cdi/cdi.h"
+#include "accel_dra/checkpoint/checkpoint.h"
+#include "accel_dra/common/env.h"
+#include "accel_dra/common/log.h"
+#include "accel_dra/common/yaml.h"
+#include "accel_dra/discovery/manager.h"
+#include "accel_dra/discovery/simulated.h"
+#include "accel_dra/driver/preparer.h"
+#include "accel_dra/kube/client.h"
+#include "accel_dra/plugin/plugin_server.h"
+#include "accel_dra/slices/publisher.h"
+#include "accel_dra/slices/slices.h"
+
+namespace accel_dra {
+namespace {
+
+struct Flags {
+  std::string driver_name = build_info::kDefaultDriverName;
+  std::string node_name;
+  std::string kubeconfig;
+  std::string cdi_root = "/var/run/cdi";
+  std::string registrar_dir = "/var/lib/kubelet/plugins_registry";
+  std::string plugins_dir = "/var/lib/kubelet/plugins";
+  std::string pod_uid;
+  double cleanup_interval_s = 60;
+  int healthcheck_port = -1;
+  std::string healthcheck_address = "0.0.0.0";
+  int verbosity = 0;
+  std::string log_format = "text";
+  int simulate = -1;
+  std::string simulate_profile;
+  std::string host_root = "/";
+  bool delete_slices_on_exit = false;
+  double startup_timeout_s = 60;
+  double rediscover_interval_s = 0.5;
+  std::string output = "yaml";
+};
+
+// The latest device snapshot, shared between the discovery loop and gRPC threads.
+class InventoryHolder {
+ public:
+  void Set(discovery::InventoryPtr inv) {
+    std::lock_guard<std::mutex> lock(mu_);
+    inv_ = std::move(inv);
+  }
+  discovery::InventoryPtr Get() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return inv_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  discovery::InventoryPtr inv_;
+};
+
+int Fail(const std::string& message, int code = 1) {
+  std::fprintf(stderr, "accel-dra-plugin: error: %s\n", message.c_str());
+  return code;
+}
+
+std::string Hostname() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof(buf) - 1) != 0) return "localhost";
+  return buf;
+}
+
+// Backends chosen by the flags.
+Expected<discovery::DeviceManager> MakeDevices(const Flags& f, const std::string& node) {
+  discovery::DeviceManager mgr;
+  Env* env = Env::Default();
+  if (!f.simulate_profile.empty()) {
+    auto content = env->ReadFile(f.simulate_profile);
+    if (!content.ok()) {
+      return content.status().WithContext("cannot read --simulate-profile");
+    }
+    ASSIGN_OR_RETURN(auto profile, discovery::ParseSimProfile(*content, f.simulate_profile));
+    mgr.AddBackend(std::make_unique<discovery::SimulatedBackend>(env, node, std::move(profile),
+                                                                 f.simulate_profile));
+  } else if (f.simulate >= 0) {
+    mgr.AddBackend(std::make_unique<discovery::SimulatedBackend>(
+        env, node, discovery::DefaultSimProfile(f.simulate)));
+  }
+  if (mgr.empty()) {
+    return InvalidArgument(
+        "no device source: use --simulate N or --simulate-profile FILE (hardware discovery "
+        "is not available in this build yet)");
+  }
+  return mgr;
+}
+
+slices::PoolOptions PoolFor(const Flags& f, const std::string& node) {
+  slices::PoolOptions p;
+  p.driver = f.driver_name;
+  p.node_name = node;
+  return p;
+}
+
+int RunDiscover(const Flags& f) {
+  std::string node = f.node_name.empty() ? Hostname() : f.node_name;
+  auto devices = MakeDevices(f, node);
+  if (!devices.ok()) return Fail(devices.status().message());
+  auto inventory = devices->Refresh();
+  auto pool = slices::BuildPool(*inventory, PoolFor(f, node));
+  for (const auto& p : pool.problems) spdlog::warn("device {}", p);
+  nlohmann::json items = nlohmann::json::array();
+  for (const auto& chunk : pool.chunks) {
+    items.push_back(slices::MakeSlice(PoolFor(f, node), chunk, 1,
+                                      static_cast<int64_t>(pool.chunks.size())));
+  }
+  nlohmann::json list = {{"apiVersion", "v1"}, {"kind", "List"}, {"items", items}};
+  if (f.output == "json") {
+    std::cout << list.dump(2) << "\n";
+  } else {
+    std::cout << JsonToYaml(list);
+  }
+  return 0;
+}
+
+int RunPlugin(const Flags& f) {
+  if (f.node_name.empty()) {
+    return Fail("--node-name (or NODE_NAME) is required: the name of the Node this plugin runs on");
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  auto devices = MakeDevices(f, f.node_name);
+  if (!devices.ok()) return Fail(devices.status().message());
+
+  auto config = kube::ResolveConfig(f.kubeconfig);
+  if (!config.ok()) return Fail(config.status().message());
+  config->user_agent = std::string("accel-dra-plugin/") + build_info::kVersion;
+  auto client = kube::Client::Create(*config);
+  if (!client.ok()) return Fail(client.status().message());
+  kube::ResourceApi api(client->get());
+
+  // Wait (bounded) for the apiserver: a plugin often starts before the network is ready.
+  auto deadline = t0 + std::chrono::milliseconds(static_cast<int64_t>(f.startup_timeout_s * 1000));
+  Expected<std::string> version = Status();
+  while (true) {
+    version = api.Version();
+    if (version.ok()) break;
+    Code c = version.status().code();
+    bool transient = c == Code::kUnavailable || c == Code::kDeadlineExceeded;
+    if (!transient || std::chrono::steady_clock::now() >= deadline) {
+      return Fail("cannot use the Kubernetes API at " + config->server + ": " +
+                  version.status().message());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  spdlog::info("accel-dra-plugin {} driver={} node={} resource.k8s.io/{}", build_info::kVersion,
+               f.driver_name, f.node_name, *version);
+
+  slices::SlicePublisher::Options popts;
+  popts.pool = PoolFor(f, f.node_name);
+  auto node = api.GetNode(f.node_name);
+  if (node.ok() && node->contains("/metadata/uid"_json_pointer)) {
+    popts.pool.node_uid = (*node)["metadata"]["uid"].get<std::string>();
+  } else {
+    spdlog::warn("cannot read Node {} ({}); slices are published without an owner reference",
+                 f.node_name, node.ok() ? "no uid" : node.status().message());
+  }
+  InventoryHolder inventory;
+  inventory.Set(devices->Refresh());
+  slices::SlicePublisher publisher(&api, popts);
+  publisher.Start();
+  publisher.Update(inventory.Get());
+
+  // Kubelet plugin: checkpoint, CDI, preparer, gRPC servers.
+  Env* env = Env::Default();
+  std::string data_dir = f.plugins_dir + "/" + f.driver_name;
+  auto ckpt = checkpoint::Checkpoint::Open(env, data_dir, HostRoot(f.host_root));
+  if (!ckpt.ok()) {
+    publisher.Stop();
+    return Fail("checkpoint: " + ckpt.status().message());
+  }
+  if (const auto& w = (*ckpt)->load_report().warning) spdlog::error("{}", w->message());
+  cdi::CdiWriter cdi_writer(env, f.cdi_root, f.driver_name);
+  if (Status st = cdi_writer.EnsureRoot(); !st.ok()) {
+    publisher.Stop();
+    return Fail(st.message());
+  }
+  driver::PreparerOptions prep_opts;
+  prep_opts.driver_name = f.driver_name;
+  prep_opts.pool_name = f.node_name;
+  auto preparer = std::make_shared<driver::Preparer>(
+      prep_opts,
+      [&api](const std::string& ns, const std::string& name) {
+        return api.GetResourceClaim(ns, name);
+      },
+      [&inventory] { return inventory.Get(); }, ckpt->get(), &cdi_writer);
+  auto recovered = preparer->Recover();
+  if (!recovered.ok()) {
+    publisher.Stop();
+    return Fail("recovering prepared claims: " + recovered.status().message());
+  }
+  spdlog::info("checkpoint: {} prepared claims, {} interrupted prepares rolled back, {} orphaned "
+               "CDI specs removed",
+               recovered->completed, recovered->rolled_back, recovered->orphan_specs_removed);
+
+  plugin::PluginServerOptions sopts;
+  sopts.driver_name = f.driver_name;
+  sopts.registrar_dir = f.registrar_dir;
+  sopts.plugins_dir = f.plugins_dir;
+  sopts.pod_uid = f.pod_uid;
+  sopts.preparer = preparer;
+  sopts.healthcheck_port = f.healthcheck_port;
+  sopts.healthcheck_address = f.healthcheck_address;
+  plugin::PluginServer server(sopts);
+  if (Status st = server.Start(); !st.ok()) {
+    publisher.Stop();
+    return Fail(st.message());
+  }
+  spdlog::info("serving kubelet: registration {} DRA {}", server.paths().registration_socket,
+               server.paths().dra_socket);
+
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  auto interval = std::chrono::milliseconds(static_cast<int64_t>(f.rediscover_interval_s * 1000));
+  auto cleanup_every =
+      std::chrono::milliseconds(static_cast<int64_t>(f.cleanup_interval_s * 1000));
+  auto next_cleanup = std::chrono::steady_clock::now() + cleanup_every;
+  timespec ts{static_cast<time_t>(interval.count() / 1000),
+              static_cast<long>((interval.count() % 1000) * 1000000)};
+  bool announced = false;
+  while (true) {
+    int sig = ::sigtimedwait(&set, nullptr, &ts);
+    if (sig == SIGINT || sig == SIGTERM) {
+      spdlog::info("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+      break;
+    }
+    if (devices->MaybeChanged()) {
+      inventory.Set(devices->Refresh());
+      publisher.Update(inventory.Get());
+    }
+    if (!announced && publisher.stats().in_sync) {
+      announced = true;
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - t0)
+                    .count();
+      spdlog::info("first ResourceSlices published {} ms after start", ms);
+    }
+    if (std::chrono::steady_clock::now() >= next_cleanup) {
+      preparer->CleanupStale();
+      next_cleanup = std::chrono::steady_clock::now() + cleanup_every;
+    }
+  }
+  server.Stop();
+  publisher.Stop();
+  if (f.delete_slices_on_exit) {
+    Status st = publisher.DeleteAll();
+    if (!st.ok()) return Fail(st.message());
+  }
+  return 0;
+}
+
+// klog-style "-v=4" is not CLI11 syntax; accept it as "--v=4".
+std::vector<std::string> NormalizeArgs(int argc, char** argv) {
+  std::vector<std::string> args;
+  for (int i = argc - 1; i >= 1; --i) {  // CLI11 wants reversed order for vector parsing
+    std::string a = argv[i];
+    if (a.rfind("-v=", 0) == 0) a = "-" + a;
+    args.push_back(a);
+  }
+  return args;
+}
+
+}  // namespace
+}  // namespace accel_dra
+
+int main(int argc, char** argv) {
+  using accel_dra::Flags;
+  // Block the shutdown signals before any thread starts; the main loop waits for them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+  Flags f;
+  CLI::App app{"accel-dra-plugin: Kubernetes DRA driver for accelerators", "accel-dra-plugin"};
+  app.set_version_flag("--version", std::string(accel_dra::build_info::kVersion));
+  app.add_option("--driver-name", f.driver_name, "DRA driver name")
+      ->envname("DRIVER_NAME")
+      ->capture_default_str();
+  app.add_option("--node-name", f.node_name, "name of the Node this plugin runs on")
+      ->envname("NODE_NAME");
+  app.add_option("--kubeconfig", f.kubeconfig,
+                 "kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)");
+  app.add_option("--cdi-root", f.cdi_root, "directory for CDI specs")
+      ->envname("CDI_ROOT")
+      ->capture_default_str();
+  app.add_option("--kubelet-registrar-directory-path", f.registrar_dir,
+                 "kubelet plugin registration directory")
+      ->envname("KUBELET_REGISTRAR_DIRECTORY_PATH")
+      ->capture_default_str();
+  app.add_option("--kubelet-plugins-directory-path", f.plugins_dir, "kubelet plugins directory")
+      ->envname("KUBELET_PLUGINS_DIRECTORY_PATH")
+      ->capture_default_str();
+  app.add_option("--pod-uid", f.pod_uid,
+                 "UID of the plugin's pod: per-pod socket names for rolling updates")
+      ->envname("POD_UID");
+  app.add_option("--cleanup-interval", f.cleanup_interval_s,
+                 "seconds between checks for prepared claims whose ResourceClaim is gone")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--healthcheck-port", f.healthcheck_port,
+                 "port of the gRPC health service (-1 disables)")
+      ->envname("HEALTHCHECK_PORT")
+      ->capture_default_str();
+  app.add_option("--healthcheck-address", f.healthcheck_address,
+                 "address of the gRPC health service (a kubelet probe needs the pod's address)")
+      ->envname("HEALTHCHECK_ADDRESS")
+      ->capture_default_str();
+  app.add_option("-v,--v", f.verbosity, "log verbosity (klog style)")->capture_default_str();
+  app.add_option("--log-format", f.log_format, "text or json")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  app.add_option("--simulate", f.simulate, "publish N simulated devices")
+      ->envname("ACCEL_DRA_SIMULATE")
+      ->check(CLI::Range(0, 100000));
+  app.add_option("--simulate-profile", f.simulate_profile,
+                 "YAML file describing simulated devices (re-read when it changes)")
+      ->envname("ACCEL_DRA_SIMULATE_PROFILE");
+  app.add_option("--host-root", f.host_root, "where the host's /sys, /dev and /proc are")
+      ->envname("HOST_ROOT")
+      ->capture_default_str();
+  app.add_flag("--delete-slices-on-exit", f.delete_slices_on_exit,
+               "delete this node's ResourceSlices on a clean shutdown");
+  app.add_option("--startup-timeout", f.startup_timeout_s,
+                 "seconds to wait for the apiserver at start")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--rediscover-interval", f.rediscover_interval_s,
+                 "seconds between cheap device-change checks")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  auto* discover = app.add_subcommand(
+      "discover", "print the ResourceSlices this node would publish (no cluster needed)");
+  discover->fallthrough();  // global flags may follow the subcommand
+  discover->add_option("-o,--output", f.output, "yaml or json")
+      ->check(CLI::IsMember({"yaml", "json"}))
+      ->capture_default_str();
+
+  try {
+    auto args = accel_dra::NormalizeArgs(argc, argv);
+    app.parse(args);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return accel_dra::Fail(std::string(e.what()) + " (see --help)", 2);
+  }
+  accel_dra::InitLogging(f.verbosity, f.log_format == "json");
+  if (discover->parsed()) return accel_dra::RunDiscover(f);
+  return accel_dra::RunPlugin(f);
+}

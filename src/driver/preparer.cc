@@ -1,0 +1,482 @@
+#include "accel_dra/driver/preparer.h"
+
+#include <chrono>
+#include <exception>
+#include <functional>
+#include <future>
+#include <initializer_list>
+#include <set>
+#include <system_error>
+#include <utility>
+
+#include "accel_dra/common/fault.h"
+#include "accel_dra/common/log.h"
+#include "accel_dra/config/device_config.h"
+
+namespace accel_dra::driver {
+namespace {
+
+using Json = nlohmann::json;
+using checkpoint::ClaimState;
+
+std::string ClaimName(const plugin::ClaimRef& c) { return c.ns + "/" + c.name; }
+
+// The value at `path` (object keys only), or null when a step is missing or not an object.
+// Never throws, whatever shape the document has.
+const Json* At(const Json& j, std::initializer_list<const char*> path) {
+  const Json* cur = &j;
+  for (const char* key : path) {
+    if (!cur->is_object()) return nullptr;
+    auto it = cur->find(key);
+    if (it == cur->end()) return nullptr;
+    cur = &*it;
+  }
+  return cur;
+}
+
+std::string StrAt(const Json& j, const char* key) {
+  const Json* v = At(j, {key});
+  return v != nullptr && v->is_string() ? v->get<std::string>() : "";
+}
+
+bool BoolAt(const Json& j, const char* key) {
+  const Json* v = At(j, {key});
+  return v != nullptr && v->is_boolean() && v->get<bool>();
+}
+
+// metadata.uid of a ResourceClaim, "" when missing or malformed.
+std::string ClaimUid(const Json& claim) {
+  const Json* v = At(claim, {"metadata", "uid"});
+  return v != nullptr && v->is_string() ? v->get<std::string>() : "";
+}
+
+plugin::PreparedDevice ToWire(const checkpoint::PreparedDevice& d) {
+  plugin::PreparedDevice w;
+  w.request_names = d.request_names;
+  w.pool = d.pool;
+  w.device = d.device;
+  w.cdi_device_ids = d.cdi_device_ids;
+  w.share_id = d.share_id;
+  return w;
+}
+
+// Why `devices` of claim `uid` cannot be prepared next to the claims already in `state`, or "".
+std::string FindConflict(const checkpoint::State& state, const std::string& uid,
+                         const std::vector<checkpoint::PreparedDevice>& devices) {
+  for (const auto& [other_uid, other] : state.claims) {
+    if (other_uid == uid) continue;
+    for (const auto& mine : devices) {
+      for (const auto& theirs : other.devices) {
+        if (mine.pool != theirs.pool || mine.device != theirs.device) continue;
+        bool admin = BoolAt(mine.config, "adminAccess") || BoolAt(theirs.config, "adminAccess");
+        bool shares = mine.share_id && theirs.share_id && *mine.share_id != *theirs.share_id;
+        if (admin || shares) continue;
+        return "device " + mine.device + " is already in use by ResourceClaim " + other.ns + "/" +
+               other.name + " (uid " + other_uid +
+               "); a device is given to one claim at a time. The allocation may be stale: "
+               "delete the pod so the scheduler allocates again, or share one claim between pods";
+      }
+    }
+  }
+  return "";
+}
+
+// The CDI devices of a claim, derived from what the checkpoint records for it (so a spec can be
+// re-created after a reboot, without the ResourceClaim): one CDI device per physical device, in
+// the order of the allocation results. Device nodes come from the record ("deviceNodes"), else
+// from the inventory. Two results naming one device (shares, admin access) must agree on the
+// sharing settings, since the CDI device is the same.
+Expected<std::vector<cdi::PreparedDevice>> CdiDevicesFor(
+    const std::vector<checkpoint::PreparedDevice>& devices, const discovery::Inventory* inventory) {
+  std::vector<cdi::PreparedDevice> out;
+  std::map<std::pair<std::string, std::string>, size_t> seen;
+  for (const auto& d : devices) {
+    cdi::PreparedDevice cd;
+    cd.device_name = d.device;
+    cd.pool = d.pool;
+    cd.index = static_cast<int>(out.size());
+    if (const Json* s = At(d.config, {"sharing"}); s != nullptr) {
+      cd.sharing_strategy = StrAt(*s, "strategy");
+      cd.timeslice_interval = StrAt(*s, "interval");
+      cd.partition_count = StrAt(*s, "partitionCount");
+    }
+    if (const Json* nodes = At(d.config, {"deviceNodes"}); nodes != nullptr && nodes->is_array()) {
+      for (const auto& n : *nodes) {
+        if (n.is_string()) cd.device_node_paths.push_back(n.get<std::string>());
+      }
+    } else if (const discovery::Device* dev = inventory ? inventory->Find(d.device) : nullptr) {
+      cd.device_node_paths = dev->device_nodes;
+    }
+    auto [it, inserted] = seen.emplace(std::make_pair(d.pool, d.device), out.size());
+    if (!inserted) {
+      const cdi::PreparedDevice& first = out[it->second];
+      if (first.sharing_strategy != cd.sharing_strategy ||
+          first.timeslice_interval != cd.timeslice_interval ||
+          first.partition_count != cd.partition_count) {
+        return InvalidArgument("device " + d.device +
+                               " is allocated to two requests of the claim with different "
+                               "sharing settings; give both requests the same DeviceConfig");
+      }
+      continue;
+    }
+    out.push_back(std::move(cd));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string BaseRequestName(const std::string& request) {
+  auto slash = request.find('/');
+  return slash == std::string::npos ? request : request.substr(0, slash);
+}
+
+Preparer::Preparer(PreparerOptions options, ClaimGetter get_claim, InventorySource inventory,
+                   checkpoint::Checkpoint* checkpoint, cdi::CdiWriter* cdi)
+    : options_(std::move(options)),
+      get_claim_(std::move(get_claim)),
+      inventory_(std::move(inventory)),
+      checkpoint_(checkpoint),
+      cdi_(cdi) {}
+
+std::mutex& Preparer::ClaimMutex(const std::string& uid) {
+  return claim_mutexes_[std::hash<std::string>{}(uid) % kStripes];
+}
+
+std::map<std::string, plugin::PrepareResult> Preparer::Prepare(
+    const std::vector<plugin::ClaimRef>& claims) {
+  std::map<std::string, plugin::PrepareResult> out;
+  if (claims.size() == 1) {
+    out[claims[0].uid] = PrepareOne(claims[0]);
+    return out;
+  }
+  std::vector<std::future<plugin::PrepareResult>> futures;
+  futures.reserve(claims.size());
+  for (const auto& c : claims) {
+    try {
+      futures.push_back(std::async(std::launch::async, [this, c] { return PrepareOne(c); }));
+    } catch (const std::system_error&) {
+      // No thread available: prepare this claim here (PrepareOne itself never throws).
+      std::promise<plugin::PrepareResult> p;
+      p.set_value(PrepareOne(c));
+      futures.push_back(p.get_future());
+    }
+  }
+  for (size_t i = 0; i < claims.size(); ++i) out[claims[i].uid] = futures[i].get();
+  return out;
+}
+
+std::map<std::string, std::string> Preparer::Unprepare(
+    const std::vector<plugin::ClaimRef>& claims) {
+  std::map<std::string, std::string> out;
+  for (const auto& c : claims) out[c.uid] = UnprepareOne(c);
+  return out;
+}
+
+plugin::PrepareResult Preparer::PrepareOne(const plugin::ClaimRef& claim) {
+  auto t0 = std::chrono::steady_clock::now();
+  plugin::PrepareResult r;
+  Expected<std::vector<plugin::PreparedDevice>> devices = Status();
+  {
+    std::lock_guard<std::mutex> lock(ClaimMutex(claim.uid));
+    try {
+      devices = PrepareLocked(claim);
+    } catch (const std::exception& e) {
+      // A safety net: nothing below is expected to throw, and Prepare must never throw.
+      devices = Internal("ResourceClaim " + ClaimName(claim) +
+                         ": unexpected error while preparing: " + e.what());
+    }
+  }
+  auto us =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
+  if (devices.ok()) {
+    r.devices = std::move(devices).value();
+    LOG_V(1, "prepared ResourceClaim {} (uid {}): {} devices in {} us", ClaimName(claim), claim.uid,
+          r.devices.size(), us);
+  } else {
+    r.error = devices.status().message();
+    spdlog::warn("prepare of ResourceClaim {} (uid {}) failed: {}", ClaimName(claim), claim.uid,
+                 r.error);
+  }
+  return r;
+}
+
+Expected<std::vector<plugin::PreparedDevice>> Preparer::PrepareLocked(
+    const plugin::ClaimRef& claim) {
+  const std::string who = "ResourceClaim " + ClaimName(claim);
+  // Idempotency: a completed claim is answered from the checkpoint (once it is durable).
+  if (auto done = checkpoint_->Find(claim.uid);
+      done && done->state == ClaimState::kPrepareCompleted) {
+    RETURN_IF_ERROR(checkpoint_->Sync().WithContext(who + ": checkpoint"));
+    std::vector<plugin::PreparedDevice> out;
+    for (const auto& d : done->devices) out.push_back(ToWire(d));
+    return out;
+  }
+
+  auto obj = get_claim_(claim.ns, claim.name);
+  if (!obj.ok()) {
+    if (obj.status().code() == Code::kNotFound) {
+      return NotFound(who + " not found; it was deleted or never existed");
+    }
+    return Status(obj.status().code(), "cannot read " + who + ": " + obj.status().message());
+  }
+  const Json& c = *obj;
+  std::string uid = ClaimUid(c);
+  if (uid != claim.uid) {
+    return FailedPrecondition(who + " has " +
+                              (uid.empty() ? std::string("no metadata.uid") : "UID " + uid) +
+                              " but kubelet asked for UID " + claim.uid +
+                              ": the claim was deleted and re-created; the pod must be re-created");
+  }
+  const Json* alloc_devices = At(c, {"status", "allocation", "devices"});
+  if (alloc_devices == nullptr || At(*alloc_devices, {"results"}) == nullptr) {
+    return FailedPrecondition(who + " is not allocated; the scheduler has not placed it yet");
+  }
+  // Also checks that results[] is an array of objects and that our results name a request.
+  auto configs = config::ResolveAllocationConfigs(*alloc_devices, options_.driver_name);
+  if (!configs.ok()) return InvalidArgument(who + ": " + configs.status().message());
+  const Json& results = alloc_devices->at("results");
+
+  auto inventory = inventory_();
+  std::vector<checkpoint::PreparedDevice> ck_devices;
+  std::set<std::string> other_drivers;
+  for (const auto& res : results) {
+    std::string driver = StrAt(res, "driver");
+    if (driver != options_.driver_name) {
+      other_drivers.insert(driver);
+      continue;
+    }
+    std::string pool = StrAt(res, "pool");
+    std::string device = StrAt(res, "device");
+    std::string request = StrAt(res, "request");
+    if (pool != options_.pool_name) {
+      return FailedPrecondition(who + ": device " + device + " is allocated from pool " + pool +
+                                ", but this plugin serves pool " + options_.pool_name +
+                                " (another node); the claim cannot be used on this node");
+    }
+    const discovery::Device* dev = inventory ? inventory->Find(device) : nullptr;
+    if (dev == nullptr) {
+      return FailedPrecondition(who + ": device " + device +
+                                " is not published by this node (it may have been removed or "
+                                "the allocation is stale); delete the pod to allocate again");
+    }
+    auto cfg_it = configs->find(request);
+    config::DeviceConfig cfg = cfg_it != configs->end() ? cfg_it->second : config::DeviceConfig{};
+    checkpoint::PreparedDevice ck;
+    ck.request_names = {BaseRequestName(request)};
+    ck.pool = pool;
+    ck.device = device;
+    if (const Json* share = At(res, {"shareID"}); share != nullptr && share->is_string()) {
+      ck.share_id = share->get<std::string>();
+    }
+    auto id = cdi::ClaimDeviceId(options_.driver_name, claim.uid, device);
+    if (!id.ok()) return id.status().WithContext(who);
+    ck.cdi_device_ids = {*id};
+    // Everything needed to re-create the CDI spec without the claim (see Recover()).
+    ck.config = {{"sharing",
+                  {{"strategy", cfg.StrategyName()},
+                   {"interval", cfg.IntervalName()},
+                   {"partitionCount", cfg.PartitionCountString()}}},
+                 {"adminAccess", BoolAt(res, "adminAccess")},
+                 {"deviceNodes", dev->device_nodes}};
+    ck_devices.push_back(std::move(ck));
+  }
+  if (ck_devices.empty()) {
+    std::string others;
+    for (const auto& d : other_drivers) others += (others.empty() ? "" : ", ") + d;
+    return FailedPrecondition(who + " has no devices of driver " + options_.driver_name +
+                              (others.empty() ? "" : " (its devices belong to: " + others + ")"));
+  }
+  auto cdi_devices = CdiDevicesFor(ck_devices, inventory.get());
+  if (!cdi_devices.ok()) return cdi_devices.status().WithContext(who);
+  auto spec =
+      cdi::BuildClaimSpec(options_.driver_name, {claim.uid, claim.ns, claim.name}, *cdi_devices);
+  if (!spec.ok()) return spec.status().WithContext(who + ": building the CDI spec");
+  auto spec_file = cdi::ClaimSpecFileName(options_.driver_name, claim.uid);
+  if (!spec_file.ok()) return spec_file.status().WithContext(who);
+
+  // Record the intent (and claim the devices) before any side effect.
+  std::string conflict;
+  bool recorded = false;
+  Status st = checkpoint_->Update([&](checkpoint::State& s) {
+    conflict = FindConflict(s, claim.uid, ck_devices);
+    if (!conflict.empty()) return;
+    checkpoint::PreparedClaim pc;
+    pc.ns = claim.ns;
+    pc.name = claim.name;
+    pc.state = ClaimState::kPrepareStarted;
+    pc.devices = ck_devices;
+    pc.cdi_spec_file = *spec_file;
+    pc.prepare_started_at = std::chrono::system_clock::now();
+    s.claims[claim.uid] = std::move(pc);
+    recorded = true;
+  });
+  // Takes the PrepareStarted entry out again. If this write fails too, memory is still right and
+  // the next successful write (or Recover() after a crash) makes the disk agree.
+  auto roll_back = [&] {
+    Status undo = checkpoint_->Update([&](checkpoint::State& s) { s.claims.erase(claim.uid); });
+    if (!undo.ok()) spdlog::warn("rolling back {} in the checkpoint: {}", who, undo.message());
+  };
+  if (!conflict.empty()) return FailedPrecondition(who + ": " + conflict);
+  if (!st.ok()) {
+    // The entry stays in memory after a failed write; it must not hold the devices.
+    if (recorded) roll_back();
+    return st.WithContext(who + ": recording the claim in the checkpoint");
+  }
+  CrashPoint("prepare-after-checkpoint-started");
+
+  st = cdi_->WriteClaimSpec(claim.uid, *spec);
+  if (!st.ok()) {
+    // An atomic write that failed left no file; nothing else to undo.
+    roll_back();
+    return st.WithContext(who + ": writing the CDI spec");
+  }
+  CrashPoint("prepare-after-cdi-write");
+
+  st = checkpoint_->Update([&](checkpoint::State& s) {
+    auto it = s.claims.find(claim.uid);
+    if (it == s.claims.end()) return;
+    it->second.state = ClaimState::kPrepareCompleted;
+    it->second.prepare_completed_at = std::chrono::system_clock::now();
+  });
+  // On failure memory says PrepareCompleted (with its spec): a retry answers once a Sync()
+  // succeeds; a crash leaves PrepareStarted on disk, which Recover() rolls back.
+  if (!st.ok()) return st.WithContext(who + ": recording the prepared claim in the checkpoint");
+  CrashPoint("prepare-after-checkpoint-completed");
+
+  std::vector<plugin::PreparedDevice> out;
+  for (const auto& d : ck_devices) out.push_back(ToWire(d));
+  return out;
+}
+
+std::string Preparer::UnprepareOne(const plugin::ClaimRef& claim) {
+  Status st;
+  {
+    std::lock_guard<std::mutex> lock(ClaimMutex(claim.uid));
+    st = UnprepareLocked(claim.uid);
+  }
+  if (!st.ok()) {
+    st = st.WithContext("ResourceClaim " + ClaimName(claim));
+    spdlog::warn("unprepare of ResourceClaim {} (uid {}) failed: {}", ClaimName(claim), claim.uid,
+                 st.message());
+    return st.message();
+  }
+  LOG_V(1, "unprepared ResourceClaim {} (uid {})", ClaimName(claim), claim.uid);
+  return "";
+}
+
+Status Preparer::UnprepareLocked(const std::string& uid) {
+  if (!checkpoint_->Find(uid)) {
+    // Never prepared here (kubelet may ask): success, once memory and disk agree.
+    return checkpoint_->Sync().WithContext("checkpoint");
+  }
+  RETURN_IF_ERROR(cdi_->RemoveClaimSpec(uid).WithContext("removing the CDI spec"));
+  CrashPoint("unprepare-after-cdi-remove");
+  return checkpoint_->Update([&](checkpoint::State& s) { s.claims.erase(uid); })
+      .WithContext("removing the claim from the checkpoint");
+}
+
+Expected<RecoveryReport> Preparer::Recover() {
+  RecoveryReport report;
+  Status first_error;
+  int failures = 0;
+  auto failed = [&](const Status& st) {
+    spdlog::error("recovery: {}", st.message());
+    if (failures++ == 0) first_error = st;
+  };
+
+  // 1. Undo prepares a crash interrupted.
+  for (const auto& [uid, claim] : checkpoint_->Snapshot().claims) {
+    if (claim.state == ClaimState::kPrepareCompleted) continue;
+    spdlog::warn("rolling back ResourceClaim {}/{} (uid {}): its prepare was interrupted", claim.ns,
+                 claim.name, uid);
+    std::lock_guard<std::mutex> lock(ClaimMutex(uid));
+    auto now = checkpoint_->Find(uid);
+    if (!now || now->state != ClaimState::kPrepareStarted) continue;  // changed meanwhile
+    Status st = UnprepareLocked(uid);
+    if (!st.ok()) {
+      failed(st.WithContext("rolling back ResourceClaim " + claim.ns + "/" + claim.name));
+      continue;
+    }
+    report.rolled_back++;
+  }
+
+  auto specs = cdi_->ListClaimSpecs();
+  if (!specs.ok()) return specs.status();
+  const std::set<std::string> have(specs->begin(), specs->end());
+
+  // 2. Spec files that no checkpoint entry owns.
+  for (const auto& uid : have) {
+    std::lock_guard<std::mutex> lock(ClaimMutex(uid));
+    if (checkpoint_->Find(uid)) continue;
+    spdlog::warn("removing CDI spec of claim uid {}: no checkpoint entry owns it", uid);
+    Status st = cdi_->RemoveClaimSpec(uid);
+    if (!st.ok()) {
+      failed(st);
+      continue;
+    }
+    report.orphan_specs_removed++;
+  }
+
+  // 3. Prepared claims keep their spec; re-create it when it is gone (the CDI root is usually a
+  //    tmpfs that a reboot empties; or a crash in Unprepare removed it, and kubelet will retry).
+  discovery::InventoryPtr inventory;
+  for (const auto& [uid, claim] : checkpoint_->Snapshot().claims) {
+    if (claim.state != ClaimState::kPrepareCompleted) continue;
+    report.completed++;
+    if (have.count(uid) != 0) continue;
+    if (!inventory) inventory = inventory_();
+    const std::string who = "ResourceClaim " + claim.ns + "/" + claim.name + " (uid " + uid + ")";
+    spdlog::warn("re-creating the CDI spec of prepared {}: it is missing", who);
+    std::lock_guard<std::mutex> lock(ClaimMutex(uid));
+    auto cdi_devices = CdiDevicesFor(claim.devices, inventory.get());
+    if (!cdi_devices.ok()) {
+      failed(cdi_devices.status().WithContext(who));
+      continue;
+    }
+    auto spec =
+        cdi::BuildClaimSpec(options_.driver_name, {uid, claim.ns, claim.name}, *cdi_devices);
+    Status st = spec.ok() ? cdi_->WriteClaimSpec(uid, *spec) : spec.status();
+    if (!st.ok()) {
+      failed(st.WithContext("re-creating the CDI spec of " + who));
+      continue;
+    }
+    report.specs_recreated++;
+  }
+  RETURN_IF_ERROR(checkpoint_->Sync().WithContext("checkpoint"));
+  if (failures > 0) {
+    return Status(
+        first_error.code(),
+        std::to_string(failures) + " recovery step(s) failed; the first: " + first_error.message());
+  }
+  return report;
+}
+
+int Preparer::CleanupStale() {
+  int cleaned = 0;
+  for (const auto& [uid, claim] : checkpoint_->Snapshot().claims) {
+    auto obj = get_claim_(claim.ns, claim.name);
+    bool gone = false;
+    if (!obj.ok()) {
+      gone = obj.status().code() == Code::kNotFound;  // other errors: try again next time
+    } else {
+      std::string now = ClaimUid(*obj);
+      gone = !now.empty() && now != uid;  // an answer without a UID proves nothing
+    }
+    if (!gone) continue;
+    std::lock_guard<std::mutex> lock(ClaimMutex(uid));
+    Status st = UnprepareLocked(uid);
+    if (st.ok()) {
+      spdlog::info("cleaned up ResourceClaim {}/{} (uid {}): it no longer exists", claim.ns,
+                   claim.name, uid);
+      cleaned++;
+    } else {
+      spdlog::warn("cleaning up ResourceClaim {}/{} (uid {}): {}", claim.ns, claim.name, uid,
+                   st.message());
+    }
+  }
+  return cleaned;
+}
+
+}  // namespace accel_dra::driver
