@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs everything accel-dra needs on a Debian 12 machine and builds the pinned Kubernetes
+# components (cached outside the repo). Idempotent: a second run takes a few seconds.
+#   hack/setup.sh [control-plane|all]
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+what="${1:-all}"
+t0=$SECONDS
+
+mapfile -t pkgs < <(grep -vE '^\s*(#|$)' "$REPO_ROOT/hack/apt-packages.txt")
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || die "installing packages needs root: sudo $0"
+  log "installing ${#missing[@]} Debian packages: ${missing[*]}"
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null \
+    || die "apt-get install failed for: ${missing[*]}"
+fi
+
+"$REPO_ROOT/hack/local-cluster/build.sh" "$what"
+log "setup done in $((SECONDS - t0))s"
