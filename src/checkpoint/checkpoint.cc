@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,6 +23,8 @@ namespace {
 constexpr std::string_view kBootIdPath = "/proc/sys/kernel/random/boot_id";
 constexpr mode_t kFileMode = 0600;
 constexpr std::chrono::milliseconds kLockPollInterval{100};
+// Shared-mode operations poll faster: another process holds the lock for one write at a time.
+constexpr std::chrono::milliseconds kTxnPollInterval{10};
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers.
@@ -380,9 +383,10 @@ Expected<LoadResult> LoadFile(Env* env, const fs::path& file, const std::string&
   result.report.warning = Status(
       why.code(), "checkpoint " + file.string() + " " + what + ": " + why.message() +
                       "; moved it aside to " + target.string() +
-                      " and started with no prepared claims. Claims prepared before are "
-                      "forgotten (their CDI specs and device settings stay until cleaned up); "
-                      "inspect the moved-aside file");
+                      " and started with no prepared claims. The claims recorded in it are "
+                      "forgotten: their CDI specs are removed at start as unowned, and kubelet's "
+                      "next prepare of those claims re-creates them; inspect the moved-aside "
+                      "file");
   result.report.moved_aside_to = target;
   return result;
 }
@@ -395,7 +399,8 @@ std::string ReadHolderPid(int fd) {
   char buf[32] = {};
   ssize_t n = ::pread(fd, buf, sizeof(buf) - 1, 0);
   if (n <= 0) return "";
-  std::string pid = Trim(std::string_view(buf, static_cast<size_t>(n)));
+  std::string_view text(buf, static_cast<size_t>(n));
+  std::string pid = Trim(text.substr(0, text.find('\n')));
   if (pid.empty() ||
       !std::all_of(pid.begin(), pid.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     return "";
@@ -403,12 +408,17 @@ std::string ReadHolderPid(int fd) {
   return pid;
 }
 
-Expected<int> AcquireLock(Env* env, const fs::path& path, std::chrono::milliseconds timeout) {
+// Opens the lock file and flocks it (`how` = LOCK_EX or LOCK_SH), polling with a backoff from
+// 1 ms up to `max_poll` until `timeout`. An exclusive holder records its pid in the file.
+Expected<int> AcquireLock(Env* env, const fs::path& path, std::chrono::milliseconds timeout,
+                          int how = LOCK_EX,
+                          std::chrono::milliseconds max_poll = kLockPollInterval) {
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, kFileMode);
   if (fd < 0) return ErrnoStatus("open lock file " + path.string(), errno);
   const auto deadline = env->MonotonicNow() + timeout;
+  std::chrono::milliseconds poll{1};
   for (;;) {
-    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) break;
+    if (::flock(fd, how | LOCK_NB) == 0) break;
     int err = errno;
     if (err == EINTR) continue;
     if (err != EWOULDBLOCK) {
@@ -423,8 +433,10 @@ Expected<int> AcquireLock(Env* env, const fs::path& path, std::chrono::milliseco
                                 path.string() + "; is a second plugin running on this node?");
     }
     std::this_thread::sleep_for(
-        std::min<std::chrono::steady_clock::duration>(kLockPollInterval, deadline - now));
+        std::min<std::chrono::steady_clock::duration>(poll, deadline - now));
+    poll = std::min(poll * 2, max_poll);
   }
+  if (how != LOCK_EX) return fd;
   // Record who holds it (diagnostics only; a failure here is harmless).
   std::string pid = std::to_string(::getpid()) + "\n";
   if (::ftruncate(fd, 0) == 0) {
@@ -474,9 +486,18 @@ Expected<std::unique_ptr<Checkpoint>> Checkpoint::Open(Env* env, const fs::path&
 
   std::string writer_version =
       options.writer_version.empty() ? std::string(build_info::kVersion) : options.writer_version;
-  std::unique_ptr<Checkpoint> cp(
-      new Checkpoint(env, data_dir, lock_fd, std::move(boot_id), std::move(writer_version)));
-  // From here on the destructor closes the lock.
+  const bool shared = options.shared;
+  std::unique_ptr<Checkpoint> cp(new Checkpoint(env, data_dir, shared ? -1 : lock_fd,
+                                                std::move(boot_id), std::move(writer_version),
+                                                options));
+  // From here on the destructor closes the lock in exclusive mode; in shared mode this guard
+  // releases it when Open returns.
+  struct SharedRelease {
+    int fd;
+    ~SharedRelease() {
+      if (fd >= 0) ::close(fd);
+    }
+  } shared_release{shared ? lock_fd : -1};
 
   // Temp files of writes a crash interrupted (Env::WriteFileAtomic names them ".<name>.tmp-*").
   // We hold the lock, so nobody else is writing one.
@@ -496,7 +517,12 @@ Expected<std::unique_ptr<Checkpoint>> Checkpoint::Open(Env* env, const fs::path&
   cp->report_ = std::move(loaded->report);
   cp->report_.removed_temp_files = removed;
   cp->state_ = std::move(loaded->state);
-  if (cp->report_.rebooted) {
+  if (shared) {
+    // Still under the lock: what we loaded is what is on disk now.
+    std::lock_guard lock(cp->mu_);
+    cp->disk_boot_id_ = cp->report_.previous_boot_id;
+    RETURN_IF_ERROR(cp->RememberFileLocked());
+  } else if (cp->report_.rebooted) {
     // The new boot ID is a change the disk lacks; Sync() (or any Update) records it.
     cp->applied_seq_ = 1;
   }
@@ -504,20 +530,25 @@ Expected<std::unique_ptr<Checkpoint>> Checkpoint::Open(Env* env, const fs::path&
 }
 
 Checkpoint::Checkpoint(Env* env, fs::path dir, int lock_fd, std::string boot_id,
-                       std::string writer_version)
+                       std::string writer_version, const OpenOptions& options)
     : env_(env),
       dir_(std::move(dir)),
       file_(dir_ / kCheckpointFileName),
+      lock_path_(dir_ / kLockFileName),
       lock_fd_(lock_fd),
       boot_id_(std::move(boot_id)),
-      writer_version_(std::move(writer_version)) {}
+      writer_version_(std::move(writer_version)),
+      shared_(options.shared),
+      lock_timeout_(options.lock_timeout) {}
 
 Checkpoint::~Checkpoint() {
   // Closing the descriptor releases the flock (unless a fork()ed child still shares it).
-  ::close(lock_fd_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+  if (stamp_fd_ >= 0) ::close(stamp_fd_);
 }
 
 Status Checkpoint::Update(std::function<void(State&)> mutate) {
+  if (shared_) return EnqueueShared(&mutate);
   std::unique_lock lock(mu_);
   ++stats_.updates;
   const uint64_t attempts_seen = attempts_;
@@ -532,6 +563,7 @@ Status Checkpoint::Update(std::function<void(State&)> mutate) {
 }
 
 Status Checkpoint::Sync() {
+  if (shared_) return EnqueueShared(nullptr);
   std::unique_lock lock(mu_);
   if (durable_seq_ >= applied_seq_) return Status::Ok();
   return WaitDurableLocked(lock, applied_seq_, attempts_);
@@ -586,20 +618,244 @@ void Checkpoint::WriteLocked(std::unique_lock<std::mutex>& lock) {
   durable_cv_.notify_all();
 }
 
+// ---------------------------------------------------------------------------------------------
+// Shared mode.
+
+int Checkpoint::LockFile(int how, Status* st) const {
+  auto fd = AcquireLock(env_, lock_path_, lock_timeout_, how, kTxnPollInterval);
+  if (!fd.ok()) {
+    *st = fd.status();
+    return -1;
+  }
+  return *fd;
+}
+
+void Checkpoint::ForgetFileLocked() const {
+  if (stamp_fd_ >= 0) ::close(stamp_fd_);
+  stamp_fd_ = -1;
+  stamp_valid_ = false;
+}
+
+namespace {
+
+// Opens `file` and stats the descriptor. -1 and exists=false when it does not exist.
+Status OpenAndStat(const fs::path& file, int* fd_out, struct stat* st, bool* exists) {
+  *fd_out = -1;
+  *exists = false;
+  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return Status::Ok();
+    return ErrnoStatus("open checkpoint " + file.string(), errno);
+  }
+  if (::fstat(fd, st) != 0) {
+    int err = errno;
+    ::close(fd);
+    return ErrnoStatus("stat checkpoint " + file.string(), err);
+  }
+  *fd_out = fd;
+  *exists = true;
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status Checkpoint::RememberFileLocked() const {
+  ForgetFileLocked();
+  int fd = -1;
+  struct stat st {};
+  bool exists = false;
+  RETURN_IF_ERROR(OpenAndStat(file_, &fd, &st, &exists));
+  stamp_ = FileStamp{};
+  if (exists) {
+    stamp_ = FileStamp{true,
+                       static_cast<uint64_t>(st.st_dev),
+                       static_cast<uint64_t>(st.st_ino),
+                       static_cast<int64_t>(st.st_size),
+                       static_cast<int64_t>(st.st_mtim.tv_sec),
+                       static_cast<int64_t>(st.st_mtim.tv_nsec)};
+  }
+  stamp_fd_ = fd;
+  stamp_valid_ = true;
+  return Status::Ok();
+}
+
+Status Checkpoint::RefreshLocked() const {
+  if (stamp_valid_) {
+    struct stat st {};
+    FileStamp now;
+    if (::stat(file_.c_str(), &st) == 0) {
+      now = FileStamp{true,
+                      static_cast<uint64_t>(st.st_dev),
+                      static_cast<uint64_t>(st.st_ino),
+                      static_cast<int64_t>(st.st_size),
+                      static_cast<int64_t>(st.st_mtim.tv_sec),
+                      static_cast<int64_t>(st.st_mtim.tv_nsec)};
+    } else if (errno != ENOENT) {
+      return ErrnoStatus("stat checkpoint " + file_.string(), errno);
+    }
+    if (now == stamp_) return Status::Ok();
+  }
+  // Changed (or unknown): re-read. The caller holds the flock, so nobody replaces the file
+  // between the stat and the read.
+  ++stats_.reloads;
+  RETURN_IF_ERROR(RememberFileLocked());
+  if (!stamp_.exists) {
+    state_ = State{};
+    disk_boot_id_.clear();
+    return Status::Ok();
+  }
+  auto content = env_->ReadFile(file_);
+  if (!content.ok()) {
+    ForgetFileLocked();
+    return content.status().WithContext("re-read checkpoint " + file_.string());
+  }
+  int version = 0;
+  auto decoded = Decode(*content, &version);
+  if (!decoded.ok()) {
+    ForgetFileLocked();
+    const Status& why = decoded.status();
+    return Status(why.code(),
+                  "checkpoint " + file_.string() +
+                      " was replaced by another process and cannot be read: " + why.message());
+  }
+  state_ = std::move(decoded->state);
+  disk_boot_id_ = std::move(decoded->boot_id);
+  return Status::Ok();
+}
+
+Status Checkpoint::EnqueueShared(std::function<void(State&)>* mutate) {
+  PendingOp op;
+  op.mutate = mutate;
+  std::unique_lock lock(mu_);
+  if (mutate != nullptr) ++stats_.updates;
+  pending_.push_back(&op);
+  while (!op.done) {
+    if (!writing_) {
+      LeadSharedLocked(lock);  // the batch it takes includes `op`
+      continue;
+    }
+    durable_cv_.wait(lock);
+  }
+  lock.unlock();
+  if (op.error) std::rethrow_exception(op.error);
+  return op.status;
+}
+
+void Checkpoint::LeadSharedLocked(std::unique_lock<std::mutex>& lock) {
+  writing_ = true;
+  lock.unlock();
+  // Lock order: txn_mu_, then the flock, then mu_ (never wait for txn_mu_ holding mu_).
+  Status st;
+  int fd = -1;
+  std::unique_lock txn(txn_mu_, std::defer_lock);
+  if (!txn.try_lock_for(lock_timeout_)) {
+    st = DeadlineExceeded("checkpoint: another operation of this process held " +
+                          lock_path_.string() + " for over " +
+                          std::to_string(lock_timeout_.count()) + " ms");
+  } else {
+    fd = LockFile(LOCK_EX, &st);
+  }
+  lock.lock();
+  std::vector<PendingOp*> batch = std::move(pending_);
+  pending_.clear();
+  auto finish = [&](const Status& result) {
+    for (PendingOp* op : batch) {
+      if (op->status.ok()) op->status = result;
+      op->done = true;
+    }
+    writing_ = false;
+    durable_cv_.notify_all();
+    lock.unlock();
+    if (fd >= 0) ::close(fd);  // releases the flock
+    if (txn.owns_lock()) txn.unlock();
+    lock.lock();
+  };
+  if (st.ok()) st = RefreshLocked();
+  if (!st.ok()) return finish(st);
+
+  // Apply the batch in arrival order to the fresh state.
+  State before = state_;
+  bool any_mutation = false;
+  for (PendingOp* op : batch) {
+    if (op->mutate == nullptr) continue;
+    any_mutation = true;
+    try {
+      (*op->mutate)(state_);
+    } catch (...) {
+      op->error = std::current_exception();  // its changes stay and are written with the batch
+    }
+  }
+  const bool boot_id_stale = !disk_boot_id_.empty() && disk_boot_id_ != boot_id_;
+  if (!any_mutation && !boot_id_stale) return finish(Status::Ok());
+
+  ++stats_.writes;
+  std::string bytes;
+  try {
+    bytes = EncodeFormat1(DataToJson(state_, boot_id_, writer_version_));
+  } catch (const std::exception& e) {
+    st = Internal(std::string("encode checkpoint: ") + e.what());
+  }
+  lock.unlock();  // followers queue for the next batch while we write
+  if (st.ok()) {
+    CrashPoint("checkpoint-before-write");
+    st = env_->WriteFileAtomic(file_, bytes, kFileMode);
+    CrashPoint("checkpoint-after-write");
+    if (!st.ok()) st = st.WithContext("persist checkpoint " + file_.string());
+  }
+  lock.lock();
+  if (st.ok()) {
+    disk_boot_id_ = boot_id_;
+    // A failure here only costs a re-read at the next operation.
+    if (!RememberFileLocked().ok()) ForgetFileLocked();
+  } else {
+    // Another process may write before we try again, so the batch cannot stay in memory as a
+    // dirty change: roll back, and re-read at the next operation (the write may have landed).
+    ++stats_.failed_writes;
+    state_ = std::move(before);
+    ForgetFileLocked();
+  }
+  finish(st);
+}
+
 State Checkpoint::Snapshot() const {
-  std::lock_guard lock(mu_);
-  return state_;
+  if (!shared_) {
+    std::lock_guard lock(mu_);
+    return state_;
+  }
+  State out;
+  ReadShared([&] { out = state_; });
+  return out;
 }
 
 std::optional<PreparedClaim> Checkpoint::Find(std::string_view claim_uid) const {
+  std::optional<PreparedClaim> out;
+  auto read = [&] {
+    auto it = state_.claims.find(claim_uid);
+    if (it != state_.claims.end()) out = it->second;
+  };
+  if (!shared_) {
+    std::lock_guard lock(mu_);
+    read();
+    return out;
+  }
+  ReadShared(read);
+  return out;
+}
+
+void Checkpoint::ReadShared(const std::function<void()>& read) const {
+  Status st;
+  int fd = -1;
+  std::unique_lock txn(txn_mu_, std::defer_lock);
+  if (txn.try_lock_for(lock_timeout_)) fd = LockFile(LOCK_SH, &st);
   std::lock_guard lock(mu_);
-  auto it = state_.claims.find(claim_uid);
-  if (it == state_.claims.end()) return std::nullopt;
-  return it->second;
+  if (fd < 0 || !RefreshLocked().ok()) ++stats_.stale_reads;
+  read();
+  if (fd >= 0) ::close(fd);
 }
 
 bool Checkpoint::dirty() const {
   std::lock_guard lock(mu_);
+  if (shared_) return !disk_boot_id_.empty() && disk_boot_id_ != boot_id_;
   return durable_seq_ < applied_seq_;
 }
 

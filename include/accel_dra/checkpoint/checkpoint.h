@@ -11,19 +11,46 @@
 //    nlohmann::json dump, keys sorted), so whitespace and escaping in the file do not matter and
 //    unknown fields inside "data" are covered too (and tolerated on load, but not preserved).
 //  - Update() returns only after a write that contains its mutation is durable (group commit:
-//    concurrent callers share one write). See Update() for what an error means.
+//    concurrent callers in one process share one write). See Update() for what an error means.
 //  - A missing file is an empty state. A file that cannot be used (not JSON, checksum mismatch,
 //    missing fields, truncated, or a format version newer than this build reads) is moved aside to
 //    checkpoint.json.corrupt-<unix seconds> and Open() succeeds with an empty state and a loud
 //    warning in load_report(): the plugin must not crash-loop on a bad checkpoint. A file that
 //    cannot be read at all (EACCES, EIO) is an Open() error; nothing is moved.
-//  - Exactly one process owns the checkpoint: Open() holds an exclusive flock on
-//    <data dir>/checkpoint.lock (holding our pid for diagnostics) until destruction.
+//  - Writers never interleave. In exclusive mode (the default) exactly one process owns the
+//    checkpoint: Open() holds an exclusive flock on <data dir>/checkpoint.lock (holding our pid for
+//    diagnostics) until destruction. In shared mode (OpenOptions::shared) several processes use
+//    the checkpoint side by side and each operation is a transaction under that flock; see
+//    "Shared mode" below.
 //  - A checkpoint written under a different boot ID (/proc/sys/kernel/random/boot_id) is loaded
 //    (kubelet still considers the claims prepared after a node reboot) but load_report().rebooted
 //    is set: device state that does not survive a reboot (time-slice settings, partitions) must be
 //    re-created from the claims; then call Sync() to record the new boot ID.
 //  - Every method is safe to call from many threads at once.
+//
+// Shared mode (OpenOptions::shared; the plugin enables it when --pod-uid is set, so that the old
+// and the new pod of a DaemonSet rolling update with maxSurge serve kubelet side by side):
+//  - Open() takes the exclusive flock only while it removes temp files and loads the file (moving
+//    a bad one aside exactly as in exclusive mode), then releases it.
+//  - Update() and Sync() take the flock exclusively, re-read the file if another process (or
+//    another Checkpoint object) replaced it since this object last read or wrote it, apply the
+//    mutations to that fresh state, write durably and unlock. So a mutation always sees every
+//    mutation made before it by any process, and a conflict check inside `mutate` is reliable.
+//    Group commit survives within a process: Update()s that queue while a write is in flight are
+//    applied, in arrival order, by the next writer after its re-read, and share one write.
+//  - Snapshot() and Find() take the flock shared and re-read the file if it changed.
+//  - The change check is a stat() of checkpoint.json (device, inode, size, mtime in ns) compared
+//    with the file this object last read or wrote, of which it keeps a descriptor open so that
+//    the inode number cannot be reused. The lock file and this stat bypass `env`.
+//  - Cost: per operation, an open/flock/close of the lock file and a stat(); a re-read and parse
+//    of the whole file after another process wrote; writers of different processes (and readers
+//    while a write is in flight) wait for each other, each up to lock_timeout.
+//  - An exclusive-mode process and shared-mode processes exclude each other: an exclusive Open()
+//    waits (up to its lock_timeout) only for the shared users' operation in progress, then owns
+//    the checkpoint; until it closes, shared Open(), Update() and Sync() fail after their
+//    lock_timeout with the FailedPrecondition "another accel-dra plugin process ... holds ..."
+//    (and Snapshot()/Find() serve the last state read; see there). A shared Open() likewise fails
+//    while an exclusive owner lives. The checkpoint stays consistent either way.
 //
 // Format history (loaders are kept for every version; tests/fixtures/checkpoint holds a file of
 // each, which must load forever):
@@ -32,6 +59,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -121,11 +149,18 @@ struct Stats {
   uint64_t updates = 0;        // Update() calls
   uint64_t writes = 0;         // write attempts (each may carry many updates)
   uint64_t failed_writes = 0;  // write attempts that failed
+  // Shared mode only: re-reads of a file someone else replaced, and Snapshot()/Find() calls that
+  // served the last state read because the lock or the file could not be had.
+  uint64_t reloads = 0;
+  uint64_t stale_reads = 0;
 };
 
 struct OpenOptions {
-  // How long Open() waits for another process to release the lock (polling every 100 ms).
+  // How long Open() waits for another process to release the lock (polling, at most every
+  // 100 ms). In shared mode also how long each operation waits for the lock.
   std::chrono::milliseconds lock_timeout{10000};
+  // Share the checkpoint with other processes (see "Shared mode" above) instead of owning it.
+  bool shared = false;
   // Stored in the file as the writer's version; empty = this build's version.
   std::string writer_version;
 };
@@ -145,7 +180,8 @@ class Checkpoint {
                                                     const HostRoot& host_root,
                                                     OpenOptions options = {});
 
-  // Releases the lock. No write happens here: call Sync() first to persist state that a failed
+  // Releases the lock (shared mode: closes the descriptor of the last file read). No write
+  // happens here: call Sync() first to persist state that a failed
   // write left dirty. Must not race with other calls on this object.
   ~Checkpoint();
   Checkpoint(const Checkpoint&) = delete;
@@ -166,18 +202,34 @@ class Checkpoint {
   //
   // `mutate` must not call into this Checkpoint (deadlock) and should not throw; if it throws, the
   // exception propagates, and whatever it changed stays in memory as a dirty change.
+  //
+  // Shared mode differs: `mutate` is applied to the state freshly re-read under the flock (see
+  // "Shared mode"), possibly on another thread that is inside Update() (the writer of the batch),
+  // but always before this call returns; an exception it throws is rethrown here, and whatever it
+  // changed is written with the batch. If the lock cannot be had within lock_timeout (the
+  // FailedPrecondition above), or the file another process wrote cannot be read (the read error;
+  // DataLoss or, e.g. after a downgrade, FailedPrecondition; nothing is moved aside), the
+  // mutation is not applied at all. If the write fails, the batch's mutations ARE rolled back in
+  // memory (another process may write before our next attempt, so they cannot be kept): memory
+  // never runs ahead of disk and dirty() stays false, and the caller retries the operation.
   Status Update(std::function<void(State&)> mutate);
 
   // Returns once everything applied in memory so far is durable, writing if needed. Returns OK at
   // once when nothing is dirty. After a failed write, Sync() tries again (it never just replays an
   // old error).
+  // Shared mode: always a transaction (lock, re-read if changed, write only if dirty, i.e. to
+  // record this boot's ID over another's), so OK also means the lock and the file were readable.
   Status Sync();
 
   // A copy of the in-memory state (which may be ahead of the disk; see Update()).
+  // Shared mode: the state on disk, re-read under the shared flock if it changed. If the lock
+  // cannot be had within lock_timeout or the file cannot be read, the last state this object read
+  // or wrote (counted in stats().stale_reads); a following Sync() then reports the error.
   State Snapshot() const;
-  // One claim from the in-memory state, without copying the rest.
+  // One claim from the in-memory state, without copying the rest. Shared mode: as Snapshot().
   std::optional<PreparedClaim> Find(std::string_view claim_uid) const;
-  // True when memory holds changes that are not (yet) durable.
+  // True when memory holds changes that are not (yet) durable. Shared mode: only a new boot ID
+  // that the last file read lacks (see load_report().rebooted).
   bool dirty() const;
 
   const LoadReport& load_report() const { return report_; }
@@ -186,8 +238,40 @@ class Checkpoint {
   Stats stats() const;
 
  private:
+  // Identity of the checkpoint file as this object last read or wrote it (shared mode).
+  struct FileStamp {
+    bool exists = false;
+    uint64_t dev = 0;
+    uint64_t ino = 0;
+    int64_t size = 0;
+    int64_t mtime_sec = 0;
+    int64_t mtime_nsec = 0;
+    friend bool operator==(const FileStamp&, const FileStamp&) = default;
+  };
+  // An Update() (mutate set) or Sync() (mutate null) waiting for the writer of its batch.
+  struct PendingOp {
+    std::function<void(State&)>* mutate = nullptr;
+    bool done = false;
+    Status status;
+    std::exception_ptr error;
+  };
+
   Checkpoint(Env* env, std::filesystem::path dir, int lock_fd, std::string boot_id,
-             std::string writer_version);
+             std::string writer_version, const OpenOptions& options);
+  // Shared mode.
+  Status EnqueueShared(std::function<void(State&)>* mutate);
+  void LeadSharedLocked(std::unique_lock<std::mutex>& lock);
+  // Re-reads the file if it differs from stamp_ (needs the flock and mu_).
+  Status RefreshLocked() const;
+  // Records the file now on disk as the one last read or written (needs the flock and mu_).
+  Status RememberFileLocked() const;
+  void ForgetFileLocked() const;
+  // Runs `read` under mu_ after taking the shared flock and re-reading the file if it changed
+  // (or, when either fails, on the last state read).
+  void ReadShared(const std::function<void()>& read) const;
+  // Takes the flock (LOCK_SH or LOCK_EX) on a fresh descriptor of the lock file; -1 and `*st` set
+  // on failure.
+  int LockFile(int how, Status* st) const;
   // Waits until sequence `seq` is durable, leading a write when none is in flight. A failed
   // write is reported only if it started after `attempts_seen` (so it included `seq`).
   Status WaitDurableLocked(std::unique_lock<std::mutex>& lock, uint64_t seq,
@@ -197,22 +281,35 @@ class Checkpoint {
   Env* const env_;
   const std::filesystem::path dir_;
   const std::filesystem::path file_;
-  const int lock_fd_;
+  const std::filesystem::path lock_path_;
+  const int lock_fd_;  // exclusive mode; -1 in shared mode
   const std::string boot_id_;
   const std::string writer_version_;
+  const bool shared_;
+  const std::chrono::milliseconds lock_timeout_;
   LoadReport report_;
 
+  // Shared mode: held by whoever of this process holds the flock (the writer of a batch or a
+  // reader), so that threads wait here instead of polling flock. Readers take it exclusively too:
+  // they hold it for microseconds, and a reader-preferring lock could starve the writer.
+  mutable std::timed_mutex txn_mu_;
   mutable std::mutex mu_;
   std::condition_variable durable_cv_;
-  State state_;
-  uint64_t applied_seq_ = 0;     // mutations applied in memory
-  uint64_t durable_seq_ = 0;     // mutations up to here are on disk
-  bool writing_ = false;         // a leader is writing (outside the mutex)
-  uint64_t attempts_ = 0;        // write attempts started
-  uint64_t failed_attempt_ = 0;  // id of the last failed attempt (0 = none)
-  uint64_t failed_upto_ = 0;     // the last failed attempt carried mutations up to here
+  // Mutable: in shared mode, const readers re-read the file into it.
+  mutable State state_;
+  mutable FileStamp stamp_;           // shared mode: the file last read or written
+  mutable bool stamp_valid_ = false;  // false = re-read at the next operation
+  mutable int stamp_fd_ = -1;         // keeps that file's inode from being reused
+  mutable std::string disk_boot_id_;  // shared mode: boot ID in that file ("" when none)
+  std::vector<PendingOp*> pending_;   // shared mode: queued for the next writer
+  uint64_t applied_seq_ = 0;          // mutations applied in memory
+  uint64_t durable_seq_ = 0;          // mutations up to here are on disk
+  bool writing_ = false;              // a leader is writing (outside the mutex)
+  uint64_t attempts_ = 0;             // write attempts started
+  uint64_t failed_attempt_ = 0;       // id of the last failed attempt (0 = none)
+  uint64_t failed_upto_ = 0;          // the last failed attempt carried mutations up to here
   Status failed_status_;
-  Stats stats_;
+  mutable Stats stats_;
 };
 
 // CRC-32C (Castagnoli), as used for the format-1 checksum. Exposed for tests and tools.
