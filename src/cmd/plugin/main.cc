@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "accel_dra/build_info.h"
@@ -174,24 +175,24 @@ int RunPlugin(const Flags& f) {
   }
   InventoryHolder inventory;
   inventory.Set(devices->Refresh());
-  slices::SlicePublisher publisher(&api, popts);
-  publisher.Start();
-  publisher.Update(inventory.Get());
 
   // Kubelet plugin: checkpoint, CDI, preparer, gRPC servers.
   Env* env = Env::Default();
   std::string data_dir = f.plugins_dir + "/" + f.driver_name;
-  auto ckpt = checkpoint::Checkpoint::Open(env, data_dir, HostRoot(f.host_root));
-  if (!ckpt.ok()) {
-    publisher.Stop();
-    return Fail("checkpoint: " + ckpt.status().message());
+  checkpoint::OpenOptions copts;
+  // With per-pod sockets two plugin pods serve side by side during a rolling update: they share
+  // the checkpoint, each operation locking it, instead of one process owning it.
+  copts.shared = !f.pod_uid.empty();
+  auto ckpt = checkpoint::Checkpoint::Open(env, data_dir, HostRoot(f.host_root), copts);
+  if (!ckpt.ok()) return Fail("checkpoint: " + ckpt.status().message());
+  const auto& report = (*ckpt)->load_report();
+  if (report.warning) spdlog::error("{}", report.warning->message());
+  if (report.removed_temp_files > 0) {
+    spdlog::warn("removed {} checkpoint temp files left by an interrupted write",
+                 report.removed_temp_files);
   }
-  if (const auto& w = (*ckpt)->load_report().warning) spdlog::error("{}", w->message());
   cdi::CdiWriter cdi_writer(env, f.cdi_root, f.driver_name);
-  if (Status st = cdi_writer.EnsureRoot(); !st.ok()) {
-    publisher.Stop();
-    return Fail(st.message());
-  }
+  if (Status st = cdi_writer.EnsureRoot(); !st.ok()) return Fail(st.message());
   driver::PreparerOptions prep_opts;
   prep_opts.driver_name = f.driver_name;
   prep_opts.pool_name = f.node_name;
@@ -203,12 +204,24 @@ int RunPlugin(const Flags& f) {
       [&inventory] { return inventory.Get(); }, ckpt->get(), &cdi_writer);
   auto recovered = preparer->Recover();
   if (!recovered.ok()) {
-    publisher.Stop();
     return Fail("recovering prepared claims: " + recovered.status().message());
   }
-  spdlog::info("checkpoint: {} prepared claims, {} interrupted prepares rolled back, {} orphaned "
-               "CDI specs removed",
-               recovered->completed, recovered->rolled_back, recovered->orphan_specs_removed);
+  spdlog::info("checkpoint: {} prepared claims ({} CDI specs re-created), {} interrupted prepares "
+               "rolled back, {} orphaned CDI specs removed",
+               recovered->completed, recovered->specs_recreated, recovered->rolled_back,
+               recovered->orphan_specs_removed);
+
+  slices::SlicePublisher publisher(&api, popts);
+  publisher.Start();
+  publisher.Update(inventory.Get());
+  std::thread announce([&publisher, t0] {
+    if (publisher.WaitInSync(std::chrono::minutes(10))) {
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - t0)
+                    .count();
+      spdlog::info("first ResourceSlices published {} ms after start", ms);
+    }
+  });
 
   plugin::PluginServerOptions sopts;
   sopts.driver_name = f.driver_name;
@@ -221,6 +234,7 @@ int RunPlugin(const Flags& f) {
   plugin::PluginServer server(sopts);
   if (Status st = server.Start(); !st.ok()) {
     publisher.Stop();
+    announce.join();
     return Fail(st.message());
   }
   spdlog::info("serving kubelet: registration {} DRA {}", server.paths().registration_socket,
@@ -236,7 +250,6 @@ int RunPlugin(const Flags& f) {
   auto next_cleanup = std::chrono::steady_clock::now() + cleanup_every;
   timespec ts{static_cast<time_t>(interval.count() / 1000),
               static_cast<long>((interval.count() % 1000) * 1000000)};
-  bool announced = false;
   while (true) {
     int sig = ::sigtimedwait(&set, nullptr, &ts);
     if (sig == SIGINT || sig == SIGTERM) {
@@ -247,13 +260,6 @@ int RunPlugin(const Flags& f) {
       inventory.Set(devices->Refresh());
       publisher.Update(inventory.Get());
     }
-    if (!announced && publisher.stats().in_sync) {
-      announced = true;
-      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::steady_clock::now() - t0)
-                    .count();
-      spdlog::info("first ResourceSlices published {} ms after start", ms);
-    }
     if (std::chrono::steady_clock::now() >= next_cleanup) {
       preparer->CleanupStale();
       next_cleanup = std::chrono::steady_clock::now() + cleanup_every;
@@ -261,6 +267,7 @@ int RunPlugin(const Flags& f) {
   }
   server.Stop();
   publisher.Stop();
+  announce.join();
   if (f.delete_slices_on_exit) {
     Status st = publisher.DeleteAll();
     if (!st.ok()) return Fail(st.message());
