@@ -1,20 +1,41 @@
 #!/usr/bin/env bash
-# The test command: sets up the machine, builds, and runs every test (unit, then integration
-# against a real local control plane started once for the run).
+# The test command: sets up the machine, builds, runs the concurrency-critical unit tests under
+# ThreadSanitizer, then every test (unit, then integration against a real local control plane
+# started once for the run).
 #   hack/test.sh [--asan|--tsan] [ctest args...]     e.g. hack/test.sh -L unit
+# ACCEL_DRA_SKIP_TSAN=1 skips the ThreadSanitizer phase.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 build_dir="$REPO_ROOT/build"
 cmake_args=()
+mode=normal
 case "${1:-}" in
-  --asan) build_dir="$REPO_ROOT/build-asan"; cmake_args+=(-DACCEL_DRA_ASAN=ON -DACCEL_DRA_BUILD_BENCH=OFF); shift ;;
-  --tsan) build_dir="$REPO_ROOT/build-tsan"; cmake_args+=(-DACCEL_DRA_TSAN=ON -DACCEL_DRA_BUILD_BENCH=OFF); shift ;;
+  --asan) mode=asan; build_dir="$REPO_ROOT/build-asan"; cmake_args+=(-DACCEL_DRA_ASAN=ON -DACCEL_DRA_BUILD_BENCH=OFF); shift ;;
+  --tsan) mode=tsan; build_dir="$REPO_ROOT/build-tsan"; cmake_args+=(-DACCEL_DRA_TSAN=ON -DACCEL_DRA_BUILD_BENCH=OFF); shift ;;
 esac
+export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1 second_deadlock_stack=1}"
 
 "$REPO_ROOT/hack/setup.sh" all
 "$REPO_ROOT/hack/build.sh" "$build_dir" "${cmake_args[@]}"
+
+# The Preparer and the checkpoint are where concurrent prepares meet: prove them race-free.
+if [ "$mode" = normal ] && [ "${ACCEL_DRA_SKIP_TSAN:-0}" != 1 ]; then
+  t0=$SECONDS
+  tsan_dir="$REPO_ROOT/build-tsan"
+  log "ThreadSanitizer phase: building driver_test and checkpoint_test in $tsan_dir"
+  mkdir -p "$tsan_dir"
+  cmake -S "$REPO_ROOT" -B "$tsan_dir" -G Ninja -DACCEL_DRA_TSAN=ON -DACCEL_DRA_BUILD_BENCH=OFF \
+    >"$tsan_dir/configure.log" 2>&1 || { tail -30 "$tsan_dir/configure.log"; die "TSan configure failed"; }
+  cmake --build "$tsan_dir" -j"$(nproc)" --target driver_test checkpoint_test >"$tsan_dir/build.log" 2>&1 \
+    || { tail -40 "$tsan_dir/build.log"; die "TSan build failed (log: $tsan_dir/build.log)"; }
+  for t in driver/driver_test checkpoint/checkpoint_test; do
+    log "  $t under TSan"
+    "$tsan_dir/tests/unit/$t" --gtest_brief=1 || die "$t failed under ThreadSanitizer"
+  done
+  log "ThreadSanitizer phase passed in $((SECONDS - t0))s"
+fi
+
 cd "$build_dir"
 log "running tests"
-export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1 second_deadlock_stack=1}"
 ctest --output-on-failure --timeout 600 "$@"
