@@ -16,6 +16,11 @@
 //  - Prepare is idempotent: a completed claim is answered from the checkpoint without new side
 //    effects. Operations on one claim are serialised, so a prepare racing an unprepare of the same
 //    claim either completes before the unprepare (which then removes it) or runs after it.
+//  - A prepare that fails leaves neither a checkpoint entry nor a CDI spec behind, so it holds no
+//    device (a checkpoint write that failed is corrected in memory at once, on disk by the next
+//    successful write or by Recover()).
+//  - Two results of one claim may name the same device (shares, admin access): they get one CDI
+//    device, and must then agree on the sharing settings.
 //  - Unprepare removes the CDI spec and the checkpoint entry; an unknown claim succeeds.
 //  - Recover() (at start) rolls back claims left PrepareStarted by a crash, removes CDI specs
 //    that no checkpoint entry owns, and re-creates the CDI spec of a PrepareCompleted claim whose
@@ -27,6 +32,7 @@
 //  - CleanupStale() unprepares claims whose ResourceClaim is gone or was re-created with another
 //    UID; other read errors keep the claim (tried again next time).
 //  - Failures are per claim and never stop the process; every message says what is wrong.
+//    Nothing throws: a malformed ResourceClaim is a per-claim error.
 
 #include <array>
 #include <functional>
