@@ -20,17 +20,28 @@ namespace fs = std::filesystem;
 Status ErrnoStatus(std::string_view what, int err) {
   Code code = Code::kInternal;
   switch (err) {
-    case ENOENT: code = Code::kNotFound; break;
+    case ENOENT:
+      code = Code::kNotFound;
+      break;
     case EACCES:
     case EPERM:
-    case EROFS: code = Code::kPermissionDenied; break;
+    case EROFS:
+      code = Code::kPermissionDenied;
+      break;
     case ENOSPC:
-    case EDQUOT: code = Code::kResourceExhausted; break;
-    case EEXIST: code = Code::kAlreadyExists; break;
+    case EDQUOT:
+      code = Code::kResourceExhausted;
+      break;
+    case EEXIST:
+      code = Code::kAlreadyExists;
+      break;
     case EINVAL:
     case ENOTDIR:
-    case EISDIR: code = Code::kInvalidArgument; break;
-    default: break;
+    case EISDIR:
+      code = Code::kInvalidArgument;
+      break;
+    default:
+      break;
   }
   return {code, std::string(what) + ": " + std::strerror(err)};
 }

@@ -7,7 +7,9 @@ namespace {
 
 bool IsAlnumLower(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
-bool IsIdentChar(char c) { return IsDigit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-'; }
+bool IsIdentChar(char c) {
+  return IsDigit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-';
+}
 
 // A dot-separated list of non-empty identifiers [0-9A-Za-z-]; numeric ones without leading
 // zeros when `numeric_rule` is set (prerelease), anything for build metadata.

@@ -11,8 +11,8 @@ namespace {
 
 bool NeedsQuotes(const std::string& s) {
   if (s.empty()) return true;
-  static const std::set<std::string> kReserved = {"true", "false", "yes", "no", "on", "off",
-                                                  "null", "~", "y", "n"};
+  static const std::set<std::string> kReserved = {"true", "false", "yes", "no", "on",
+                                                  "off",  "null",  "~",   "y",  "n"};
   std::string lower(s);
   std::transform(lower.begin(), lower.end(), lower.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
@@ -22,7 +22,8 @@ bool NeedsQuotes(const std::string& s) {
     return std::isdigit(c) != 0 || c == '.' || c == '-' || c == '+' || c == 'e' || c == 'E' ||
            c == '_' || c == 'x' || c == 'o' || c == ':';
   });
-  return numberish && std::any_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
+  return numberish &&
+         std::any_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
 }
 
 void Emit(YAML::Emitter& out, const nlohmann::json& v) {
@@ -46,9 +47,15 @@ void Emit(YAML::Emitter& out, const nlohmann::json& v) {
       out << s;
       break;
     }
-    case nlohmann::json::value_t::boolean: out << (v.get<bool>() ? "true" : "false"); break;
-    case nlohmann::json::value_t::null: out << YAML::Null; break;
-    default: out << v.dump(); break;  // numbers
+    case nlohmann::json::value_t::boolean:
+      out << (v.get<bool>() ? "true" : "false");
+      break;
+    case nlohmann::json::value_t::null:
+      out << YAML::Null;
+      break;
+    default:
+      out << v.dump();
+      break;  // numbers
   }
 }
 

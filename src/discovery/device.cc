@@ -14,10 +14,14 @@ AttrValue AttrValue::Version(std::string v) { return {Type::kVersion, 0, std::mo
 
 nlohmann::json AttrValue::ToJson() const {
   switch (type_) {
-    case Type::kInt: return {{"int", int_}};
-    case Type::kBool: return {{"bool", int_ != 0}};
-    case Type::kString: return {{"string", str_}};
-    case Type::kVersion: return {{"version", str_}};
+    case Type::kInt:
+      return {{"int", int_}};
+    case Type::kBool:
+      return {{"bool", int_ != 0}};
+    case Type::kString:
+      return {{"string", str_}};
+    case Type::kVersion:
+      return {{"version", str_}};
   }
   return nlohmann::json::object();
 }

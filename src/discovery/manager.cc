@@ -33,8 +33,8 @@ InventoryPtr DeviceManager::Refresh() {
     last_errors_[i].clear();
     for (auto& d : *found) {
       if (!names.insert(d.name).second) {
-        spdlog::warn("device {} from {} has the same name as another device; not published",
-                     d.name, backends_[i]->Name());
+        spdlog::warn("device {} from {} has the same name as another device; not published", d.name,
+                     backends_[i]->Name());
         continue;
       }
       all.push_back(std::move(d));

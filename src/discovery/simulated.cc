@@ -26,9 +26,9 @@ std::string SimUuid(const std::string& node, int index) {
   uint64_t a = Fnv1a(key, 0x5157);
   uint64_t b = Fnv1a(key, 0xa11ce);
   char buf[48];
-  std::snprintf(buf, sizeof(buf), "SIM-%08x-%04x-%04x-%04x-%012llx",
-                static_cast<unsigned>(a >> 32), static_cast<unsigned>((a >> 16) & 0xffff),
-                static_cast<unsigned>(a & 0xffff), static_cast<unsigned>(b >> 48),
+  std::snprintf(buf, sizeof(buf), "SIM-%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(a >> 32),
+                static_cast<unsigned>((a >> 16) & 0xffff), static_cast<unsigned>(a & 0xffff),
+                static_cast<unsigned>(b >> 48),
                 static_cast<unsigned long long>(b & 0xffffffffffffULL));
   return buf;
 }

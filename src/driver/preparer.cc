@@ -334,12 +334,22 @@ Expected<std::vector<plugin::PreparedDevice>> Preparer::PrepareLocked(
   }
   CrashPoint("prepare-after-cdi-write");
 
+  bool vanished = false;
   st = checkpoint_->Update([&](checkpoint::State& s) {
     auto it = s.claims.find(claim.uid);
-    if (it == s.claims.end()) return;
+    if (it == s.claims.end()) {
+      vanished = true;  // another plugin instance unprepared or rolled it back meanwhile
+      return;
+    }
     it->second.state = ClaimState::kPrepareCompleted;
     it->second.prepare_completed_at = std::chrono::system_clock::now();
   });
+  if (st.ok() && vanished) {
+    (void)cdi_->RemoveClaimSpec(claim.uid);
+    return Status(Code::kConflict, who +
+                                       " was unprepared by another plugin instance while this "
+                                       "one prepared it; kubelet will retry");
+  }
   // On failure memory says PrepareCompleted (with its spec): a retry answers once a Sync()
   // succeeds; a crash leaves PrepareStarted on disk, which Recover() rolls back.
   if (!st.ok()) return st.WithContext(who + ": recording the prepared claim in the checkpoint");
@@ -386,9 +396,18 @@ Expected<RecoveryReport> Preparer::Recover() {
     if (failures++ == 0) first_error = st;
   };
 
+  // With a shared checkpoint, an unfinished claim may be another live process's prepare or
+  // unprepare in flight; only after a reboot is everything in the file surely abandoned.
+  const bool exclusive = !options_.shared_checkpoint || checkpoint_->load_report().rebooted;
+  if (!exclusive) {
+    spdlog::info(
+        "recovery: the checkpoint is shared with other plugin instances; leaving their "
+        "unfinished claims to them and to kubelet's retries");
+  }
+
   // 1. Undo prepares a crash interrupted.
   for (const auto& [uid, claim] : checkpoint_->Snapshot().claims) {
-    if (claim.state == ClaimState::kPrepareCompleted) continue;
+    if (claim.state == ClaimState::kPrepareCompleted || !exclusive) continue;
     spdlog::warn("rolling back ResourceClaim {}/{} (uid {}): its prepare was interrupted", claim.ns,
                  claim.name, uid);
     std::lock_guard<std::mutex> lock(ClaimMutex(uid));
@@ -425,7 +444,7 @@ Expected<RecoveryReport> Preparer::Recover() {
   for (const auto& [uid, claim] : checkpoint_->Snapshot().claims) {
     if (claim.state != ClaimState::kPrepareCompleted) continue;
     report.completed++;
-    if (have.count(uid) != 0) continue;
+    if (have.count(uid) != 0 || !exclusive) continue;
     if (!inventory) inventory = inventory_();
     const std::string who = "ResourceClaim " + claim.ns + "/" + claim.name + " (uid " + uid + ")";
     spdlog::warn("re-creating the CDI spec of prepared {}: it is missing", who);

@@ -114,7 +114,8 @@ void SlicePublisher::ReconcileLoop() {
       };
       if (retry) {
         std::uniform_int_distribution<int64_t> jitter(backoff.count() / 2, backoff.count());
-        cv_.wait_for(lock, std::chrono::milliseconds(jitter(rng)), [this] { return stop_requested_; });
+        cv_.wait_for(lock, std::chrono::milliseconds(jitter(rng)),
+                     [this] { return stop_requested_; });
       } else {
         cv_.wait_until(lock, next_resync, wake);
       }
@@ -246,10 +247,11 @@ Status SlicePublisher::Reconcile(const discovery::InventoryPtr& inventory) {
   stats_.creates += creates;
   stats_.updates += updates;
   stats_.deletes += deletes;
-  spdlog::info("published pool {} generation {}: {} devices in {} slices ({} created, {} updated, "
-               "{} deleted)",
-               options_.pool.pool(), generation, inventory->devices().size(), want_count, creates,
-               updates, deletes);
+  spdlog::info(
+      "published pool {} generation {}: {} devices in {} slices ({} created, {} updated, "
+      "{} deleted)",
+      options_.pool.pool(), generation, inventory->devices().size(), want_count, creates, updates,
+      deletes);
   return Status::Ok();
 }
 

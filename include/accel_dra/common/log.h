@@ -12,7 +12,7 @@ int LogVerbosity();
 
 }  // namespace accel_dra
 
-#define LOG_V(n, ...)                                                      \
-  do {                                                                     \
-    if (::accel_dra::LogVerbosity() >= (n)) ::spdlog::info(__VA_ARGS__);   \
+#define LOG_V(n, ...)                                                    \
+  do {                                                                   \
+    if (::accel_dra::LogVerbosity() >= (n)) ::spdlog::info(__VA_ARGS__); \
   } while (0)

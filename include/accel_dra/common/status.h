@@ -1,7 +1,7 @@
 #pragma once
 // Errors as values. A Status is either OK or a code plus a human-readable message that says what
-// went wrong and, where possible, what the user should do. Expected<T> holds a T or a non-OK Status.
-// Neither ever throws; they cross module and gRPC boundaries instead of exceptions.
+// went wrong and, where possible, what the user should do. Expected<T> holds a T or a non-OK
+// Status. Neither ever throws; they cross module and gRPC boundaries instead of exceptions.
 
 #include <cassert>
 #include <optional>
@@ -14,18 +14,18 @@ namespace accel_dra {
 
 enum class Code {
   kOk = 0,
-  kInvalidArgument,    // the input is malformed; retrying the same input will not help
-  kNotFound,           // the object does not exist
-  kAlreadyExists,      // create of an object that exists
-  kConflict,           // optimistic-concurrency conflict (HTTP 409), retry after re-reading
-  kPermissionDenied,   // authenticated but not allowed (HTTP 403)
-  kUnauthenticated,    // credentials missing or rejected (HTTP 401)
-  kFailedPrecondition, // the system is not in a state that allows the operation
-  kUnavailable,        // transient: connection refused, 429, 5xx; retry with backoff
-  kDeadlineExceeded,   // a timeout expired
-  kResourceExhausted,  // disk full, too many objects
-  kDataLoss,           // stored data is corrupt
-  kInternal,           // a bug or an unexpected failure
+  kInvalidArgument,     // the input is malformed; retrying the same input will not help
+  kNotFound,            // the object does not exist
+  kAlreadyExists,       // create of an object that exists
+  kConflict,            // optimistic-concurrency conflict (HTTP 409), retry after re-reading
+  kPermissionDenied,    // authenticated but not allowed (HTTP 403)
+  kUnauthenticated,     // credentials missing or rejected (HTTP 401)
+  kFailedPrecondition,  // the system is not in a state that allows the operation
+  kUnavailable,         // transient: connection refused, 429, 5xx; retry with backoff
+  kDeadlineExceeded,    // a timeout expired
+  kResourceExhausted,   // disk full, too many objects
+  kDataLoss,            // stored data is corrupt
+  kInternal,            // a bug or an unexpected failure
 };
 
 std::string_view CodeName(Code code);
@@ -59,7 +59,9 @@ class [[nodiscard]] Status {
 
 inline Status InvalidArgument(std::string m) { return {Code::kInvalidArgument, std::move(m)}; }
 inline Status NotFound(std::string m) { return {Code::kNotFound, std::move(m)}; }
-inline Status FailedPrecondition(std::string m) { return {Code::kFailedPrecondition, std::move(m)}; }
+inline Status FailedPrecondition(std::string m) {
+  return {Code::kFailedPrecondition, std::move(m)};
+}
 inline Status Unavailable(std::string m) { return {Code::kUnavailable, std::move(m)}; }
 inline Status Internal(std::string m) { return {Code::kInternal, std::move(m)}; }
 inline Status DataLoss(std::string m) { return {Code::kDataLoss, std::move(m)}; }
@@ -69,7 +71,7 @@ inline Status DeadlineExceeded(std::string m) { return {Code::kDeadlineExceeded,
 template <typename T>
 class [[nodiscard]] Expected {
  public:
-  Expected(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Expected(T value) : v_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   Expected(Status status) : v_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     assert(!std::get<Status>(v_).ok() && "Expected constructed from an OK status");
   }
@@ -109,10 +111,10 @@ class [[nodiscard]] Expected {
 #define ACCEL_DRA_CONCAT_INNER(a, b) a##b
 #define ACCEL_DRA_CONCAT(a, b) ACCEL_DRA_CONCAT_INNER(a, b)
 
-#define RETURN_IF_ERROR(expr)                        \
-  do {                                               \
-    ::accel_dra::Status _st = (expr);                \
-    if (!_st.ok()) return _st;                       \
+#define RETURN_IF_ERROR(expr)         \
+  do {                                \
+    ::accel_dra::Status _st = (expr); \
+    if (!_st.ok()) return _st;        \
   } while (0)
 
 #define ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \

@@ -6,10 +6,9 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "accel_dra/common/status.h"
 
@@ -28,7 +27,8 @@ class AttrValue {
   int64_t int_value() const { return int_; }
   bool bool_value() const { return int_ != 0; }
   const std::string& string_value() const { return str_; }  // string and version
-  // The ResourceSlice wire form: {"int": 1} / {"bool": true} / {"string": "x"} / {"version": "1.2.3"}.
+  // The ResourceSlice wire form: {"int": 1} / {"bool": true} / {"string": "x"} / {"version":
+  // "1.2.3"}.
   nlohmann::json ToJson() const;
   bool operator==(const AttrValue& o) const = default;
 

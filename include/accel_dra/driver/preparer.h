@@ -59,6 +59,12 @@ using InventorySource = std::function<discovery::InventoryPtr()>;
 struct PreparerOptions {
   std::string driver_name = "accel-dra.dev";
   std::string pool_name;  // this node's pool (the node name)
+  // The checkpoint is shared with another live plugin process (rolling update, --pod-uid).
+  // Recover() then leaves PrepareStarted claims and missing specs of prepared claims alone,
+  // because they may be another process's work in flight; it still removes unowned specs (a
+  // spec never exists without its entry while a prepare or unprepare runs). After a reboot no
+  // other process can be mid-operation, so the full recovery runs.
+  bool shared_checkpoint = false;
 };
 
 struct RecoveryReport {

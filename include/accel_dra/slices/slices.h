@@ -7,11 +7,10 @@
 // is invalid, otherwise just the offending attribute) and reported, so one bad value never keeps
 // the rest of the node's devices from being published. Output is deterministic.
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "accel_dra/discovery/device.h"
 

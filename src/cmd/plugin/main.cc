@@ -120,8 +120,8 @@ int RunDiscover(const Flags& f) {
   for (const auto& p : pool.problems) spdlog::warn("device {}", p);
   nlohmann::json items = nlohmann::json::array();
   for (const auto& chunk : pool.chunks) {
-    items.push_back(slices::MakeSlice(PoolFor(f, node), chunk, 1,
-                                      static_cast<int64_t>(pool.chunks.size())));
+    items.push_back(
+        slices::MakeSlice(PoolFor(f, node), chunk, 1, static_cast<int64_t>(pool.chunks.size())));
   }
   nlohmann::json list = {{"apiVersion", "v1"}, {"kind", "List"}, {"items", items}};
   if (f.output == "json") {
@@ -196,6 +196,7 @@ int RunPlugin(const Flags& f) {
   driver::PreparerOptions prep_opts;
   prep_opts.driver_name = f.driver_name;
   prep_opts.pool_name = f.node_name;
+  prep_opts.shared_checkpoint = copts.shared;
   auto preparer = std::make_shared<driver::Preparer>(
       prep_opts,
       [&api](const std::string& ns, const std::string& name) {
@@ -206,10 +207,11 @@ int RunPlugin(const Flags& f) {
   if (!recovered.ok()) {
     return Fail("recovering prepared claims: " + recovered.status().message());
   }
-  spdlog::info("checkpoint: {} prepared claims ({} CDI specs re-created), {} interrupted prepares "
-               "rolled back, {} orphaned CDI specs removed",
-               recovered->completed, recovered->specs_recreated, recovered->rolled_back,
-               recovered->orphan_specs_removed);
+  spdlog::info(
+      "checkpoint: {} prepared claims ({} CDI specs re-created), {} interrupted prepares "
+      "rolled back, {} orphaned CDI specs removed",
+      recovered->completed, recovered->specs_recreated, recovered->rolled_back,
+      recovered->orphan_specs_removed);
 
   slices::SlicePublisher publisher(&api, popts);
   publisher.Start();
@@ -245,8 +247,7 @@ int RunPlugin(const Flags& f) {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   auto interval = std::chrono::milliseconds(static_cast<int64_t>(f.rediscover_interval_s * 1000));
-  auto cleanup_every =
-      std::chrono::milliseconds(static_cast<int64_t>(f.cleanup_interval_s * 1000));
+  auto cleanup_every = std::chrono::milliseconds(static_cast<int64_t>(f.cleanup_interval_s * 1000));
   auto next_cleanup = std::chrono::steady_clock::now() + cleanup_every;
   timespec ts{static_cast<time_t>(interval.count() / 1000),
               static_cast<long>((interval.count() % 1000) * 1000000)};

@@ -6,9 +6,9 @@ namespace accel_dra {
 namespace {
 
 TEST(YamlTest, QuotesWhatWouldReadBackAsAnotherType) {
-  nlohmann::json j = {{"bus", "0000:10:00.0"}, {"ver", "1.0.0"}, {"n", "80"},
-                      {"b", "true"},         {"e", ""},          {"plain", "gpu-0"},
-                      {"int", 3},            {"flag", false}};
+  nlohmann::json j = {
+      {"bus", "0000:10:00.0"}, {"ver", "1.0.0"}, {"n", "80"},    {"b", "true"}, {"e", ""},
+      {"plain", "gpu-0"},      {"int", 3},       {"flag", false}};
   std::string y = JsonToYaml(j);
   EXPECT_NE(y.find("bus: \"0000:10:00.0\""), std::string::npos) << y;
   EXPECT_NE(y.find("ver: \"1.0.0\""), std::string::npos) << y;

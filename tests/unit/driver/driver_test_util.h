@@ -278,13 +278,16 @@ class PreparerTestBase : public ::testing::Test {
   }
 
   void Open() {
-    auto cp = checkpoint::Checkpoint::Open(&env_, dirs_->data(), HostRoot(dirs_->host()));
+    checkpoint::OpenOptions copts;
+    copts.shared = shared_;
+    auto cp = checkpoint::Checkpoint::Open(&env_, dirs_->data(), HostRoot(dirs_->host()), copts);
     ASSERT_TRUE(cp.ok()) << cp.status().ToString();
     checkpoint_ = std::move(cp).value();
     writer_ = std::make_unique<cdi::CdiWriter>(&env_, dirs_->cdi(), kDriver);
     PreparerOptions opts;
     opts.driver_name = kDriver;
     opts.pool_name = kNode;
+    opts.shared_checkpoint = shared_;
     auto inv = inventory_;
     preparer_ = std::make_unique<Preparer>(
         opts, claims_.Getter(), [inv] { return inv; }, checkpoint_.get(), writer_.get());
@@ -356,6 +359,7 @@ class PreparerTestBase : public ::testing::Test {
 
   TestEnv env_;
   FakeClaims claims_;
+  bool shared_ = false;  // open the checkpoint shared, as with --pod-uid
   std::unique_ptr<NodeDirs> dirs_;
   discovery::InventoryPtr inventory_;
   std::unique_ptr<checkpoint::Checkpoint> checkpoint_;

@@ -577,3 +577,53 @@ TEST_F(PreparerTest, CleanupStaleUnpreparesClaimsThatAreGoneOrRecreated) {
 
 }  // namespace
 }  // namespace accel_dra::driver::testing
+
+namespace accel_dra::driver::testing {
+namespace {
+
+using SharedRecoveryTest = PreparerTestBase;
+
+// Two plugin instances share the checkpoint during a rolling update: at start, one must not undo
+// what the other is doing (a PrepareStarted claim, a spec already removed by an unprepare).
+TEST_F(SharedRecoveryTest, LeavesOtherInstancesWorkInFlightButRemovesUnownedSpecs) {
+  shared_ = true;
+  Reopen();
+  auto a = PutAndPrepare("a", "uid-a", "gpu-0");
+  auto b = PutAndPrepare("b", "uid-b", "gpu-1");
+  ASSERT_TRUE(checkpoint_
+                  ->Update([](checkpoint::State& s) {
+                    s.claims.at("uid-a").state = checkpoint::ClaimState::kPrepareStarted;
+                  })
+                  .ok());
+  fs::remove(dirs_->SpecPath("uid-b"));
+  {
+    std::ofstream orphan(dirs_->SpecPath("uid-orphan"));
+    orphan << "{}";
+  }
+
+  auto report = preparer_->Recover();
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->rolled_back, 0);
+  EXPECT_EQ(report->specs_recreated, 0);
+  EXPECT_EQ(report->orphan_specs_removed, 1);
+  EXPECT_FALSE(SpecExists("uid-orphan"));
+  ASSERT_TRUE(Entry("uid-a").has_value());
+  EXPECT_EQ(Entry("uid-a")->state, checkpoint::ClaimState::kPrepareStarted);
+  EXPECT_FALSE(SpecExists("uid-b"));
+
+  // The sole owner (no rolling update) recovers everything.
+  shared_ = false;
+  Reopen();
+  report = preparer_->Recover();
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->rolled_back, 1);
+  EXPECT_EQ(report->specs_recreated, 1);
+  EXPECT_FALSE(Entry("uid-a").has_value());
+  EXPECT_TRUE(SpecExists("uid-b"));
+  ExpectConsistent();
+  (void)a;
+  (void)b;
+}
+
+}  // namespace
+}  // namespace accel_dra::driver::testing
