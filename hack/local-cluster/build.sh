@@ -2,11 +2,27 @@
 # Builds the pinned etcd and Kubernetes binaries from the Go module proxy into
 # $ACCEL_DRA_CACHE/bin/<component>-<version>/ (outside the repo). Idempotent: a component whose
 # binaries are present is skipped, so a warm run takes well under a second.
-#   build.sh [control-plane|node|all]   (default: control-plane; node adds kubelet)
+#   build.sh [control-plane|node|all]   (default: control-plane; node/all add kubelet and
+#                                        containerd + containerd-shim-runc-v2 + ctr)
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "$(dirname "$0")/../lib.sh"
+# shellcheck source-path=SCRIPTDIR source=cluster-lib.sh
+. "$(dirname "$0")/cluster-lib.sh"
 
 what="${1:-control-plane}"
+
+# ticking CMD...: runs CMD and, while it runs, logs "still building ... (elapsed)" every 30 s so a
+# cold build (minutes per binary) shows progress.
+ticking() {
+  local label="$1"; shift
+  local start=$SECONDS
+  ( while sleep 30; do log "    ... still building $label ($((SECONDS - start))s, total $((SECONDS - t0))s)"; done ) &
+  local ticker=$! rc=0
+  "$@" || rc=$?
+  kill "$ticker" 2>/dev/null; wait "$ticker" 2>/dev/null || true
+  return "$rc"
+}
 k8s_bins=(kube-apiserver kube-scheduler kube-controller-manager kubectl)
 [ "$what" = control-plane ] || k8s_bins+=(kubelet)
 
@@ -18,7 +34,7 @@ build_etcd() {
   mkdir -p "$w" && cd "$w"
   [ -f go.mod ] || go mod init local.build/etcd >/dev/null 2>&1
   go get "go.etcd.io/etcd/server/v3@v$ETCD_VERSION" >/dev/null 2>&1 || { go get "go.etcd.io/etcd/server/v3@v$ETCD_VERSION"; exit 1; }
-  CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out.tmp/etcd" go.etcd.io/etcd/server/v3
+  CGO_ENABLED=0 ticking etcd go build -trimpath -ldflags "-s -w" -o "$out.tmp/etcd" go.etcd.io/etcd/server/v3
   rm -rf "$out" && mv "$out.tmp" "$out"
 }
 
@@ -45,26 +61,57 @@ build_k8s() {
     for b in kube-apiserver kube-scheduler kube-controller-manager kubectl kubelet; do
       pkgs+=("k8s.io/kubernetes/cmd/$b@v$K8S_VERSION")
     done
-    go get "${pkgs[@]}"
+    ticking "Kubernetes module downloads" go get "${pkgs[@]}"
     touch .prepared
   fi
   local ld="-s -w -X k8s.io/component-base/version.gitVersion=v$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
   ld+=" -X k8s.io/component-base/version.gitTreeState=clean"
   mkdir -p "$out.tmp"
   for b in "${missing[@]}"; do
-    local t0=$SECONDS
+    local tb=$SECONDS
     log "  go build $b"
     # kubelet needs cgo for some host integrations; the control plane is static like upstream's.
     if [ "$b" = kubelet ]; then cgo=1; else cgo=0; fi
-    CGO_ENABLED=$cgo go build -trimpath -ldflags "$ld" -o "$out.tmp/$b" "k8s.io/kubernetes/cmd/$b"
-    log "  built $b in $((SECONDS - t0))s"
+    CGO_ENABLED=$cgo ticking "$b" go build -trimpath -ldflags "$ld" -o "$out.tmp/$b" "k8s.io/kubernetes/cmd/$b"
+    log "  built $b in $((SECONDS - tb))s (total $((SECONDS - t0))s)"
   done
   mkdir -p "$out" && mv "$out.tmp"/* "$out/" && rmdir "$out.tmp"
 }
 
+# containerd 2.x (CDI on by default) for the real node. A wrapper module (upstream's go.mod may
+# carry exclude/replace directives, which `go install pkg@version` refuses); static binaries
+# without the btrfs snapshotter (which needs cgo + libbtrfs); version stamped so that
+# `containerd --version` and the Node's containerRuntimeVersion read containerd://$CONTAINERD_VERSION.
+build_containerd() {
+  local out="$ACCEL_DRA_BIN/containerd-v$CONTAINERD_VERSION" b missing=()
+  for b in containerd containerd-shim-runc-v2 ctr; do [ -x "$out/$b" ] || missing+=("$b"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "building containerd v$CONTAINERD_VERSION: ${missing[*]} (wrapper module; cold: a few minutes)"
+  local w="$ACCEL_DRA_CACHE/src/containerd-v$CONTAINERD_VERSION" m=github.com/containerd/containerd/v2
+  mkdir -p "$w" && cd "$w"
+  if [ ! -f .prepared ]; then
+    rm -f go.mod go.sum
+    go mod init local.build/containerd >/dev/null 2>&1
+    go get "$m/cmd/containerd@v$CONTAINERD_VERSION" "$m/cmd/containerd-shim-runc-v2@v$CONTAINERD_VERSION" \
+      "$m/cmd/ctr@v$CONTAINERD_VERSION"
+    touch .prepared
+  fi
+  local ld="-s -w -X $m/version.Version=$CONTAINERD_VERSION -X $m/version.Revision=v$CONTAINERD_VERSION"
+  ld+=" -X $m/version.Package=github.com/containerd/containerd"
+  mkdir -p "$out.tmp"
+  for b in "${missing[@]}"; do
+    local tb=$SECONDS
+    log "  go build $b"
+    CGO_ENABLED=0 ticking "$b" go build -trimpath -tags "no_btrfs" -ldflags "$ld" -o "$out.tmp/$b" "$m/cmd/$b"
+    log "  built $b in $((SECONDS - tb))s (total $((SECONDS - t0))s)"
+  done
+  mkdir -p "$out" && mv "$out.tmp"/* "$out/" && rmdir "$out.tmp"
+}
+
+t0=$SECONDS
 ensure_go
 mkdir -p "$ACCEL_DRA_BIN"
-t0=$SECONDS
 build_etcd
 build_k8s
+[ "$what" = control-plane ] || build_containerd
 log "binaries ready in $ACCEL_DRA_BIN ($((SECONDS - t0))s)"

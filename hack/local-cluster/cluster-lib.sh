@@ -6,6 +6,11 @@
 K8S_BIN_DIR="$ACCEL_DRA_BIN/kubernetes-v$K8S_VERSION"
 # shellcheck disable=SC2034
 ETCD_BIN="$ACCEL_DRA_BIN/etcd-v$ETCD_VERSION/etcd"
+# containerd for the real node (node-up.sh); built by build.sh node. Pinned here because lib.sh is
+# shared with the rest of the repo.
+CONTAINERD_VERSION="${CONTAINERD_VERSION:-2.2.9}"
+# shellcheck disable=SC2034
+CONTAINERD_BIN_DIR="$ACCEL_DRA_BIN/containerd-v$CONTAINERD_VERSION"
 # Marker file that says "this directory is a run dir made by up.sh" (down.sh only deletes those).
 # shellcheck disable=SC2034
 CLUSTER_MARKER=".accel-dra-cluster"
@@ -154,4 +159,158 @@ EOF
 )"
   "$KUBECTL" patch node "$name" --subresource=status --type=merge -p "$status" >/dev/null ||
     die "could not set the status of Node $name"
+}
+
+# --- the real node (node-up.sh) ----------------------------------------------------------------
+
+# node_cgroup_dirs CGROUP_ROOT: CGROUP_ROOT's directory in every mounted cgroup hierarchy (each v1
+# controller and the unified one).
+node_cgroup_dirs() {
+  awk '$9 == "cgroup" || $9 == "cgroup2" { print $5 }' /proc/self/mountinfo 2>/dev/null | sort -u |
+    while read -r m; do printf '%s%s\n' "$m" "$1"; done
+}
+
+# node_mounts DIR: mount points at or under DIR, deepest (latest) first.
+node_mounts() {
+  # Field 5 is the mount point with spaces etc. octal-escaped; printf %b unescapes.
+  awk '{ print $5 }' /proc/self/mountinfo | tac | while read -r m; do
+    m="$(printf '%b' "$m")"
+    case "$m" in "$1"|"$1"/*) printf '%s\n' "$m" ;; esac
+  done
+}
+
+# node_kill_wait SECONDS PID...: SIGTERM, then SIGKILL after SECONDS.
+node_kill_wait() {
+  local t="$1" p deadline alive; shift
+  [ $# -gt 0 ] || return 0
+  kill -TERM "$@" 2>/dev/null || true
+  deadline=$((SECONDS + t))
+  while :; do
+    alive=0
+    for p in "$@"; do pid_alive "$p" && { alive=1; break; }; done
+    [ "$alive" = 0 ] && return 0
+    [ "$SECONDS" -lt "$deadline" ] || break
+    sleep 0.1
+  done
+  kill -KILL "$@" 2>/dev/null || true
+  sleep 0.2
+}
+
+# node_host_dir_claim DIR: creates DIR when missing and marks it (xattr user.accel-dra) as made
+# by us. node_host_dir_release DIR: removes DIR if we made it and it is empty.
+node_host_dir_claim() {
+  [ -d "$1" ] && return 0
+  mkdir -p "$1"
+  python3 -c 'import os, sys; os.setxattr(sys.argv[1], "user.accel-dra", b"created")' "$1" 2>/dev/null || true
+}
+node_host_dir_release() {
+  [ -d "$1" ] || return 0
+  python3 -c 'import os, sys; os.getxattr(sys.argv[1], "user.accel-dra")' "$1" 2>/dev/null || return 0
+  rmdir "$1" 2>/dev/null || true
+}
+
+# node_others_running: true when another node-up.sh node (a kubelet or containerd from our
+# build dirs) runs on this host.
+node_others_running() {
+  local p exe
+  for p in /proc/[0-9]*; do
+    exe="$(readlink "$p/exe" 2>/dev/null)" || continue
+    case "$exe" in "$K8S_BIN_DIR/kubelet"|"$CONTAINERD_BIN_DIR/containerd") return 0 ;; esac
+  done
+  return 1
+}
+
+# node_teardown RUN_DIR: stops the real node started by node-up.sh (kubelet, every container,
+# the shims, containerd), unmounts everything under RUN_DIR, removes the node's cgroups and the
+# few host files containerd and kubelet put outside RUN_DIR (shim sockets in /run/containerd/s,
+# /var/log/containers symlinks, CNI result cache). Idempotent; a no-op without RUN_DIR/node.env.
+# Returns non-zero when a mount under RUN_DIR could not be removed.
+node_teardown() {
+  local dir="$1" NODE="" CGROUP_ROOT="" CNI_NET="" CONTAINERD_ADDRESS=""
+  [ -f "$dir/node.env" ] || return 0
+  # shellcheck disable=SC1091
+  . "$dir/node.env"
+  local p f c pids=() socks=() rc=0
+  # 1. kubelet first, so it does not restart what we stop.
+  f="$dir/pids/kubelet.pid"
+  if [ -f "$f" ]; then p="$(tr -dc '0-9' <"$f")"; pid_of_run "$p" "$dir" && node_kill_wait 10 "$p"; fi
+  # 2. Every container process: all PIDs in the node's cgroups (repeat: a dying init may fork).
+  if [ -n "$CGROUP_ROOT" ]; then
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+      mapfile -t pids < <(node_cgroup_dirs "$CGROUP_ROOT" | while read -r c; do
+        [ -d "$c" ] && find "$c" -name cgroup.procs -exec cat {} + 2>/dev/null; done | sort -u)
+      [ ${#pids[@]} -gt 0 ] || break
+      kill -KILL "${pids[@]}" 2>/dev/null || true
+      sleep 0.2
+    done
+  fi
+  # 3. The shims (their command line names our containerd's address) and their sockets, which
+  #    containerd 2.x always puts in /run/containerd/s/<sha256(address/namespace/id)>.
+  if [ -d "$dir/containerd/state" ]; then
+    for f in "$dir"/containerd/state/io.containerd.runtime.v2.task/*/*/address; do
+      [ -f "$f" ] && socks+=("$(sed 's#^unix://##' "$f")")
+    done
+  fi
+  pids=()
+  for p in /proc/[0-9]*; do
+    p="${p#/proc/}"
+    local cmd
+    cmd="$(pid_cmdline "$p")"
+    case "$cmd" in *containerd-shim*"-address $CONTAINERD_ADDRESS "*|*containerd-shim*"-address $CONTAINERD_ADDRESS") ;; *) continue ;; esac
+    pids+=("$p")
+    local ns id
+    ns="$(sed -n 's/.*-namespace \([^ ]*\).*/\1/p' <<<"$cmd")"
+    id="$(sed -n 's/.* -id \([^ ]*\).*/\1/p' <<<"$cmd")"
+    if [ -n "$ns" ] && [ -n "$id" ]; then
+      socks+=("/run/containerd/s/$(printf '%s' "$CONTAINERD_ADDRESS/$ns/$id" | sha256sum | cut -d' ' -f1)")
+      socks+=("/run/containerd/s/$(printf '%s' "$CONTAINERD_ADDRESS/$ns/$id/debug" | sha256sum | cut -d' ' -f1)")
+    fi
+  done
+  # 4. containerd, then the shims.
+  f="$dir/pids/containerd.pid"
+  if [ -f "$f" ]; then p="$(tr -dc '0-9' <"$f")"; pid_of_run "$p" "$dir" && node_kill_wait 10 "$p"; fi
+  node_kill_wait 2 "${pids[@]}"
+  for f in "${socks[@]}"; do case "$f" in /run/containerd/s/*) rm -f "$f" ;; esac; done
+
+  # 5. Mounts under the run dir (container rootfs, shm, netns, kubelet volumes, kubelet's rshared
+  #    bind of its root dir). Lazy unmount as the last resort.
+  local m left
+  for _ in 1 2 3; do
+    while read -r m; do
+      [ -n "$m" ] || continue
+      umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+    done < <(node_mounts "$dir")
+    [ -z "$(node_mounts "$dir")" ] && break
+    sleep 0.3
+  done
+  left="$(node_mounts "$dir")"
+  if [ -n "$left" ]; then printf 'error: still mounted under %s:\n%s\n' "$dir" "$left" >&2; rc=1; fi
+  # 6. The node's cgroups, deepest first.
+  if [ -n "$CGROUP_ROOT" ]; then
+    node_cgroup_dirs "$CGROUP_ROOT" | while read -r c; do
+      if [ -d "$c" ]; then find "$c" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
+    done
+  fi
+  # 7. Host files: kubelet's /var/log/containers symlinks into our pod logs; the CNI result cache.
+  if [ -d /var/log/containers ]; then
+    for f in /var/log/containers/*; do
+      [ -L "$f" ] || continue
+      case "$(readlink "$f")" in "$dir"/*) rm -f "$f" ;; esac
+    done
+  fi
+  # libcni caches ADD results in /var/lib/cni/results/<network>-<sandbox id>-<ifname> (a DEL
+  # removes them; killed pods keep them): remove those of our sandboxes.
+  if [ -d /var/lib/cni/results ] && [ -d "$dir/containerd/state/io.containerd.grpc.v1.cri/sandboxes" ]; then
+    for f in "$dir"/containerd/state/io.containerd.grpc.v1.cri/sandboxes/*; do
+      [ -d "$f" ] && rm -f /var/lib/cni/results/*-"$(basename "$f")"-* 2>/dev/null
+    done
+  fi
+  if [ -n "$CNI_NET" ]; then rm -f /var/lib/cni/results/"$CNI_NET"-* 2>/dev/null || true; fi
+  # 8. The host dirs node-up.sh made, once no other node of ours runs and they are empty.
+  if ! node_others_running; then
+    rmdir /run/containerd/s /var/lib/cni/results 2>/dev/null || true
+    for f in /var/log/containers /var/lib/cni /run/containerd; do node_host_dir_release "$f"; done
+  fi
+  [ "$rc" = 0 ] && rm -f "$dir/node.env" "$dir/pids/kubelet.pid" "$dir/pids/containerd.pid"
+  return "$rc"
 }

@@ -11,6 +11,9 @@
 # there) with SIGTERM, then SIGKILL after ACCEL_DRA_STOP_TIMEOUT seconds (default 10), then any
 # other process whose command line mentions RUN_DIR/ (e.g. a plugin or kubelet started by a test
 # with a path in the run dir). Fails if a process of the run is still alive afterwards.
+# A real node started by node-up.sh (RUN_DIR/node.env) is stopped first: kubelet, every container
+# (by cgroup), the shims, containerd; then every mount under RUN_DIR, the node's cgroups and the
+# host files containerd/kubelet leave outside RUN_DIR (see node_teardown in cluster-lib.sh).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
@@ -72,6 +75,13 @@ stop() {
   fi
 }
 
+# A real node (node-up.sh) first: kubelet, containers, shims, containerd, then its mounts and
+# cgroups. The control plane keeps running until then, so kubelet can shut down cleanly.
+if [ -f "$dir/node.env" ]; then
+  say "stopping the node in $dir (kubelet, containers, containerd) and unmounting"
+  node_teardown "$dir" || die "could not tear the node down cleanly (see above); not removing $dir"
+fi
+
 # Recorded PIDs: everything but etcd first (clients before the store), then etcd.
 first=() last=()
 if [ -d "$dir/pids" ]; then
@@ -104,6 +114,14 @@ if [ ! -d "$dir" ]; then
   exit 0
 fi
 rm -f "$dir/env"
+# Never rm -rf through a mount (a kubelet hostPath volume would take host files with it).
+if [ -n "$(node_mounts "$dir")" ]; then
+  node_mounts "$dir" >&2
+  die "mounts are left under $dir; not removing it"
+fi
+# Stale unix sockets of the stopped processes (containerd's ttrpc socket, kubelet's, a plugin's
+# killed before it could clean up): nothing listens on them any more; --keep keeps logs, not these.
+find "$dir" -xdev -type s -delete 2>/dev/null || true
 if [ "$keep" = 0 ]; then
   rm -rf "$dir"
   say "cluster in $dir stopped and removed"

@@ -192,13 +192,21 @@ keyUsage = critical,digitalSignature,keyEncipherment
 extendedKeyUsage = serverAuth
 authorityKeyIdentifier = keyid
 subjectAltName = IP:127.0.0.1,DNS:localhost
+[v3_client]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = clientAuth
+authorityKeyIdentifier = keyid
 EOF
 ossl() { openssl "$@" 2>>"$dir/logs/pki.log" || { current=""; fail pki "openssl $1 failed"; }; }
 eckey() { ossl ecparam -name prime256v1 -genkey -noout -out "$1"; }
-# cert NAME CN EXTENSIONS: a key and a certificate signed by the CA.
+# cert NAME SUBJECT EXTENSIONS: a key and a certificate signed by the CA (SUBJECT: a CN, or a
+# full "/O=.../CN=..." subject).
 cert() {
+  local subj="/CN=$2"
+  [[ "$2" != /* ]] || subj="$2"
   eckey "$pki/$1.key"
-  ossl req -new -config "$pki/openssl.cnf" -key "$pki/$1.key" -subj "/CN=$2" -out "$pki/$1.csr"
+  ossl req -new -config "$pki/openssl.cnf" -key "$pki/$1.key" -subj "$subj" -out "$pki/$1.csr"
   ossl x509 -req -in "$pki/$1.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -set_serial "0x$(openssl rand -hex 8)" \
     -days 365 -extfile "$pki/openssl.cnf" -extensions "$3" -out "$pki/$1.crt"
   rm -f "$pki/$1.csr"
@@ -208,6 +216,8 @@ ossl req -x509 -new -config "$pki/openssl.cnf" -extensions v3_ca -key "$pki/ca.k
   -subj "/CN=accel-dra-$name-ca" -days 3650 -out "$pki/ca.crt"
 cert apiserver kube-apiserver v3_apiserver
 cert components accel-dra-components v3_component  # serving cert of the scheduler and KCM
+# The apiserver's client cert for kubelets (kubectl logs/exec; node-up.sh's kubelet trusts the CA).
+cert apiserver-kubelet-client /O=system:masters/CN=kube-apiserver-kubelet-client v3_client
 eckey "$pki/sa.key"
 ossl ec -in "$pki/sa.key" -pubout -out "$pki/sa.pub"
 
@@ -288,6 +298,11 @@ apiserver_args=(
   # The "kubernetes" Service cannot point at a loopback address.
   --endpoint-reconciler-type=none
   --allow-privileged=true
+  # For a real kubelet (node-up.sh): authenticate to it with a client cert, and reach it at its
+  # InternalIP (127.0.0.1): the Hostname address (the node name) does not resolve.
+  --kubelet-client-certificate="$pki/apiserver-kubelet-client.crt"
+  --kubelet-client-key="$pki/apiserver-kubelet-client.key"
+  --kubelet-preferred-address-types=InternalIP,Hostname
   --v="$log_v"
 )
 [ -z "$runtime_config" ] || apiserver_args+=(--runtime-config="$runtime_config")
