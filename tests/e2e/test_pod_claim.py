@@ -1,0 +1,76 @@
+"""A pod with a ResourceClaimTemplate on the real node: kubelet calls the plugin, containerd injects
+the claim's CDI devices, and only the container that uses the claim sees them."""
+
+from e2e_lib import (DRIVER, POD_TIMEOUT, allocated_devices, container, devnodes_of, env_key,
+                     env_of, logs, pod, pod_claim, template, wait_for, wait_running)
+
+
+def test_claim_template_pod_gets_env_and_device_node(node, plugin, kubectl, ns):
+    kubectl("apply", "-n", ns, "-f", "-", input=template("one-accel"))
+    kubectl("apply", "-n", ns, "-f", "-", input=pod(
+        "p", [container(node, "with-claim", ("accel",)), container(node, "without-claim")],
+        {"accel": {"resourceClaimTemplateName": "one-accel"}}))
+    p = wait_running(kubectl, node, ns, "p")
+    assert p["spec"]["nodeName"] == node.name
+
+    # The claim made from the template: allocated by the scheduler, reserved for the pod.
+    c = pod_claim(kubectl, ns, "p")
+    name, uid = c["metadata"]["name"], c["metadata"]["uid"]
+    devices = allocated_devices(c)
+    assert len(devices) == 1, c["status"]
+    dev = devices[0]
+    result = c["status"]["allocation"]["devices"]["results"][0]
+    assert (result["driver"], result["pool"]) == (DRIVER, node.name)
+    assert [r["uid"] for r in c["status"]["reservedFor"]] == [p["metadata"]["uid"]]
+    state = kubectl("get", "resourceclaim", name, "-n", ns, "--no-headers").stdout.split()
+    assert state[1] == "allocated,reserved", state
+
+    # What the container with the claim printed: the CDI env and the device node (1:3 as made
+    # by plugin-up.sh), and nothing of the other device.
+    out = logs(kubectl, ns, "p", "with-claim")
+    env = env_of(out)
+    key = env_key(dev)
+    assert env.get(key) == dev, out
+    assert env.get(f"{key}_RESOURCE_CLAIM") == f"{ns}/{name}", out
+    assert env.get(f"{key}_RESOURCE_CLAIM_UID") == uid, out
+    assert env.get(f"{key}_SHARING_STRATEGY") == "Exclusive", out
+    assert env.get("ACCEL_VISIBLE_DEVICES") == dev, out
+    assert not any(k.startswith("ACCEL_DEVICE_") and not k.startswith(key) for k in env), out
+    assert devnodes_of(out) == [f"{node.devnode(dev)} 1:3"], out
+
+    # The container without the claim: no ACCEL_* variable, no device node.
+    out2 = logs(kubectl, ns, "p", "without-claim")
+    assert "ACCEL_VARS=0" in out2 and devnodes_of(out2) == [], out2
+
+    # The claim's CDI spec exists while the pod runs; deleting the pod unprepares the claim
+    # (kubelet -> NodeUnprepareResources) and the spec goes away.
+    spec = node.cdi_spec(uid)
+    assert spec.is_file(), sorted(p.name for p in node.cdi_root.iterdir())
+    assert node.devnode(dev) in spec.read_text()
+    kubectl("delete", "pod", "p", "-n", ns, "--wait=true", f"--timeout={POD_TIMEOUT}s",
+            timeout=POD_TIMEOUT + 10)
+    wait_for(lambda: not spec.exists(), 30, f"CDI spec {spec} removed after the pod was deleted")
+    wait_for(lambda: f"NodeUnprepareResources" in plugin.log() and
+             any("NodeUnprepareResources" in line and uid in line and line.rstrip().endswith("ok")
+                 for line in plugin.log().splitlines()),
+             30, f"the plugin's log to show claim {uid} unprepared")
+    # The resourceclaim controller deletes the generated claim with its pod.
+    wait_for(lambda: kubectl("get", "resourceclaim", name, "-n", ns, "--ignore-not-found",
+                             "-o", "name").stdout.strip() == "",
+             30, f"ResourceClaim {ns}/{name} deleted with its pod")
+
+
+def test_two_devices_in_one_pod(node, plugin, kubectl, ns):
+    """A request for two devices: the container sees both, each with its own variables and node."""
+    kubectl("apply", "-n", ns, "-f", "-", input=template("two-accels", count=2))
+    kubectl("apply", "-n", ns, "-f", "-", input=pod(
+        "p2", [container(node, "c", ("accel",))], {"accel": {"resourceClaimTemplateName": "two-accels"}}))
+    wait_running(kubectl, node, ns, "p2")
+    devices = sorted(allocated_devices(pod_claim(kubectl, ns, "p2")))
+    assert len(devices) == 2
+    out = logs(kubectl, ns, "p2", "c")
+    env = env_of(out)
+    for d in devices:
+        assert env.get(env_key(d)) == d, out
+    assert sorted(env["ACCEL_VISIBLE_DEVICES"].split(",")) == devices, out
+    assert sorted(devnodes_of(out)) == sorted(f"{node.devnode(d)} 1:3" for d in devices), out
