@@ -1,79 +1,115 @@
 #!/usr/bin/env bash
-# The main job: sets up this machine, starts a local Kubernetes 1.35 control plane on 127.0.0.1,
-# runs accel-dra-plugin with simulated devices against it, shows what it published and a pod
-# that the real kube-scheduler allocated a device to. Leaves everything running.
-#   hack/demo.sh          set up and run (the first run builds Kubernetes: ~15-25 min)
-#   hack/demo.sh down     stop the demo cluster and the plugin
+# The main demo: sets up this machine, starts a local Kubernetes 1.35 cluster on 127.0.0.1 with a
+# real node (kubelet + containerd with CDI), runs accel-dra-plugin with simulated devices that have
+# real device nodes, applies the specs in demo/ and prints what each container received. Leaves
+# everything running.
+#   hack/demo.sh          set up and run (the first run builds Kubernetes and containerd: ~20-30 min;
+#                         progress and elapsed time are printed while it builds)
+#   hack/demo.sh down     stop the demo cluster, node and plugin
+# Run dir: $ACCEL_DRA_CACHE/demo (ACCEL_DRA_DEMO_DIR overrides); logs in RUN_DIR/logs/.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 RUN_DIR="${ACCEL_DRA_DEMO_DIR:-$ACCEL_DRA_CACHE/demo}"
-NODE="${ACCEL_DRA_DEMO_NODE:-node-0}"
-DEVICES="${ACCEL_DRA_DEMO_DEVICES:-8}"
 BUILD_DIR="$REPO_ROOT/build"
+LC="$REPO_ROOT/hack/local-cluster"
+DEMO="$REPO_ROOT/demo"
+NS=accel-demo
+WAIT="${ACCEL_DRA_DEMO_TIMEOUT:-120}"
 
-stop_demo() {
-  if [ -f "$RUN_DIR/plugin.pid" ]; then
-    kill "$(cat "$RUN_DIR/plugin.pid")" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$(cat "$RUN_DIR/plugin.pid")" 2>/dev/null || break; sleep 0.1; done
-    rm -f "$RUN_DIR/plugin.pid"
-  fi
-  if [ -d "$RUN_DIR" ]; then "$REPO_ROOT/hack/local-cluster/down.sh" --dir "$RUN_DIR"; fi
-}
-
-if [ "${1:-}" = down ]; then stop_demo; log "demo stopped"; exit 0; fi
+if [ "${1:-}" = down ]; then
+  "$LC/down.sh" --dir "$RUN_DIR"
+  log "demo stopped"
+  exit 0
+fi
+[ $# -eq 0 ] || die "usage: hack/demo.sh [down]"
 
 t0=$SECONDS
-"$REPO_ROOT/hack/setup.sh" control-plane
-"$REPO_ROOT/hack/build.sh" "$BUILD_DIR"
+step=""
+on_exit() {
+  local rc=$?
+  [ "$rc" = 0 ] && return 0
+  printf '\nerror: the demo failed at step "%s" (exit code %s) after %ss.\n' "$step" "$rc" "$((SECONDS - t0))" >&2
+  [ -d "$RUN_DIR/logs" ] && printf 'Component logs: %s/logs/ (%s)\n' "$RUN_DIR" \
+    "$(cd "$RUN_DIR/logs" && ls | tr '\n' ' ')" >&2
+  printf 'Stop what is left with: hack/demo.sh down\n' >&2
+}
+trap on_exit EXIT
+phase() { step="$1"; log "== $1 ($((SECONDS - t0))s)"; }
+
+phase "setup: Debian packages, etcd, Kubernetes (incl. kubelet), containerd"
+"$REPO_ROOT/hack/setup.sh" all
+phase "build: accel-dra-plugin (build dir $BUILD_DIR)"
+if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
+  mkdir -p "$BUILD_DIR"
+  cmake -S "$REPO_ROOT" -B "$BUILD_DIR" -G Ninja >"$BUILD_DIR/configure.log" 2>&1 ||
+    { tail -30 "$BUILD_DIR/configure.log" >&2; die "cmake configure failed (log: $BUILD_DIR/configure.log)"; }
+fi
+cmake --build "$BUILD_DIR" -j"$(nproc)" --target accel-dra-plugin
 PLUGIN="$BUILD_DIR/src/cmd/plugin/accel-dra-plugin"
 
-stop_demo >/dev/null 2>&1 || true
-log "starting the local control plane in $RUN_DIR"
-"$REPO_ROOT/hack/local-cluster/up.sh" --dir "$RUN_DIR" --name demo --node "$NODE" --replace
+phase "control plane in $RUN_DIR"
+"$LC/down.sh" --dir "$RUN_DIR" --quiet
+"$LC/up.sh" --dir "$RUN_DIR" --name demo --replace
+phase "node: containerd + kubelet"
+"$LC/node-up.sh" --dir "$RUN_DIR"
+phase "accel-dra-plugin with the simulated devices of demo/devices.yaml"
+"$LC/plugin-up.sh" --dir "$RUN_DIR" --plugin "$PLUGIN" --profile "$DEMO/devices.yaml"
 # shellcheck disable=SC1091
 . "$RUN_DIR/env"
-"$REPO_ROOT/hack/local-cluster/node.sh" "$NODE" --dir "$RUN_DIR" >/dev/null
+k() { "$KUBECTL" --kubeconfig "$KUBECONFIG" "$@"; }
 
-log "starting accel-dra-plugin with $DEVICES simulated devices (log: $RUN_DIR/logs/plugin.log)"
-mkdir -p "$RUN_DIR/kubelet/plugins_registry" "$RUN_DIR/kubelet/plugins" "$RUN_DIR/cdi"
-setsid "$PLUGIN" --kubeconfig="$KUBECONFIG" --node-name="$NODE" --simulate="$DEVICES" \
-  --kubelet-registrar-directory-path="$RUN_DIR/kubelet/plugins_registry" \
-  --kubelet-plugins-directory-path="$RUN_DIR/kubelet/plugins" \
-  --cdi-root="$RUN_DIR/cdi" >"$RUN_DIR/logs/plugin.log" 2>&1 &
-echo $! >"$RUN_DIR/plugin.pid"
+echo
+echo "== Devices published by accel-dra-plugin (name, product, memory, driver version)"
+k get resourceslices --field-selector="spec.nodeName=$NODE_NAME" \
+  -o jsonpath='{range .items[*].spec.devices[*]}{.name}{"\t"}{.attributes.productName.string}{"\t"}{.capacity.memory.value}{"\t"}{.attributes.driverVersion.version}{"\n"}{end}'
 
-for _ in $(seq 100); do
-  n=$("$KUBECTL" get resourceslices --field-selector="spec.nodeName=$NODE" -o name 2>/dev/null | wc -l)
-  [ "$n" -gt 0 ] && break
-  kill -0 "$(cat "$RUN_DIR/plugin.pid")" 2>/dev/null || { tail -20 "$RUN_DIR/logs/plugin.log"; die "the plugin exited (log: $RUN_DIR/logs/plugin.log)"; }
-  sleep 0.1
+phase "applying demo/*.yaml"
+k apply -f "$DEMO/deviceclass.yaml" >/dev/null
+# The CEL-selected pod first, so that the other claims cannot take the only matching devices.
+k apply -f "$DEMO/scheduling.yaml" >/dev/null
+k wait -n "$NS" --for=condition=PodScheduled pod/cel-selected --timeout="${WAIT}s" >/dev/null
+for f in single two-devices shared time-slicing; do k apply -f "$DEMO/$f.yaml" >/dev/null; done
+
+phase "waiting for the demo pods to run"
+pods=(single two-devices shared-a shared-b cel-selected time-sliced)
+for p in "${pods[@]}"; do
+  if ! k wait -n "$NS" --for=condition=Ready "pod/$p" --timeout="${WAIT}s" >/dev/null 2>&1; then
+    k describe -n "$NS" pod "$p" | tail -n 20 >&2
+    printf -- '--- last 20 lines of %s/logs/plugin.log ---\n' "$RUN_DIR" >&2
+    tail -n 20 "$RUN_DIR/logs/plugin.log" >&2
+    die "pod $NS/$p is not Running after ${WAIT}s (kubelet log: $RUN_DIR/logs/kubelet.log, plugin log: $RUN_DIR/logs/plugin.log)"
+  fi
 done
-[ "$n" -gt 0 ] || die "no ResourceSlice appeared within 10 s (log: $RUN_DIR/logs/plugin.log)"
-
-echo
-echo "== ResourceSlices published by accel-dra-plugin"
-"$KUBECTL" get resourceslices -o wide
-echo
-echo "== Devices (name, product, driverVersion, memory)"
-"$KUBECTL" get resourceslices --field-selector="spec.nodeName=$NODE" \
-  -o jsonpath='{range .items[*].spec.devices[*]}{.name}{"\t"}{.attributes.productName.string}{"\t"}{.attributes.driverVersion.version}{"\t"}{.capacity.memory.value}{"\n"}{end}'
-
-echo
-echo "== A pod asking for one device with a CEL selector; the real kube-scheduler allocates it"
-"$KUBECTL" apply -f "$REPO_ROOT/demo/scheduling.yaml" >/dev/null
-for _ in $(seq 100); do
-  claim=$("$KUBECTL" get pod demo-pod -o jsonpath='{.status.resourceClaimStatuses[0].resourceClaimName}' 2>/dev/null || true)
-  if [ -n "$claim" ] && [ -n "$("$KUBECTL" get resourceclaim "$claim" -o jsonpath='{.status.allocation}' 2>/dev/null)" ]; then break; fi
-  sleep 0.2
+# Each container prints, then sleeps: wait until its output is there.
+for p in "${pods[@]}"; do
+  for _ in $(seq 50); do k logs -n "$NS" "$p" -c app 2>/dev/null | grep -q '^ACCEL variables:' && break; sleep 0.2; done
 done
-"$KUBECTL" get resourceclaims -o wide
-echo
-"$KUBECTL" get resourceclaim "$claim" -o jsonpath='allocated: {range .status.allocation.devices.results[*]}{.driver}/{.pool}/{.device} (request {.request}){"\n"}{end}'
-echo "(no kubelet runs in this demo yet, so the pod stays Pending after being bound to $NODE)"
+
+show() {  # show POD TITLE
+  local claims c
+  claims="$(k get pod -n "$NS" "$1" -o jsonpath='{range .status.resourceClaimStatuses[*]}{.resourceClaimName}{end}')"
+  [ -n "$claims" ] || claims="$(k get pod -n "$NS" "$1" -o jsonpath='{.spec.resourceClaims[0].resourceClaimName}')"
+  echo
+  echo "== $2"
+  echo "   pod $1, claim $claims: $(k get resourceclaim -n "$NS" "$claims" \
+    -o jsonpath='{range .status.allocation.devices.results[*]}{.device} {end}')($(k get resourceclaim -n "$NS" "$claims" --no-headers | awk '{print $2}'))"
+  for c in $(k get pod -n "$NS" "$1" -o jsonpath='{.spec.containers[*].name}'); do
+    echo "   container $c saw:"
+    k logs -n "$NS" "$1" -c "$c" | sed 's/^/     /'
+  done
+}
+step="printing what the containers saw"
+show single "1. one device (demo/single.yaml); the second container has no claim"
+show two-devices "2. two devices in one pod (demo/two-devices.yaml)"
+show shared-a "3. one claim shared by two pods (demo/shared.yaml): shared-a"
+show shared-b "3. one claim shared by two pods (demo/shared.yaml): shared-b"
+show cel-selected "4. selection by attribute with CEL: a 40GB device (demo/scheduling.yaml)"
+show time-sliced "5. time-slicing configured with an opaque DeviceConfig (demo/time-slicing.yaml)"
 
 echo
-log "demo ready in $((SECONDS - t0))s. To use the cluster:"
+log "demo ready in $((SECONDS - t0))s; the cluster keeps running. To use it:"
 echo "  export KUBECONFIG=$KUBECONFIG"
-echo "  $KUBECTL get resourceslices"
-echo "Stop it with: hack/demo.sh down"
+echo "  alias kubectl=$KUBECTL"
+echo "  kubectl get pods,resourceclaims -n $NS; kubectl get resourceslices"
+echo "Logs: $RUN_DIR/logs/   Stop it with: hack/demo.sh down"
