@@ -31,11 +31,15 @@ bool DotList(std::string_view s, bool numeric_rule) {
   }
 }
 
+// A MAJOR/MINOR/PATCH number: digits, no leading zero, and small enough for the uint64 the
+// apiserver parses it into.
 bool NumericPart(std::string_view s) {
   if (s.empty()) return false;
   for (char c : s) {
     if (!IsDigit(c)) return false;
   }
+  constexpr std::string_view kMax = "18446744073709551615";
+  if (s.size() > kMax.size() || (s.size() == kMax.size() && s > kMax)) return false;
   return s.size() == 1 || s[0] != '0';
 }
 
