@@ -1,0 +1,101 @@
+#pragma once
+// PCI/sysfs discovery: the accelerators of any known vendor, read from sysfs, /proc and /dev under
+// a HostRoot (a fixture tree in tests), with product names from the PCI ID database (libpci).
+//
+// Promises:
+// - Every host read goes through the Env under the HostRoot; symlinks are resolved by reading
+//   them (Env::ReadLink) and path arithmetic, never by following them on the real host. The one
+//   exception is the PCI ID database file, which libpci opens itself (PciOptions::ids_file).
+// - Kept: display controllers (class 0x03) and processing accelerators (class 0x12) of NVIDIA
+//   0x10de, AMD 0x1002 (type "gpu"), Intel 0x8086 (class 0x03 only, type "gpu"), Habana 0x1da3,
+//   Qualcomm 0x17cb, Groq 0x1de0, Tenstorrent 0x1e52 (class 0x12 only, type "accelerator").
+//   A device whose class file is missing or unreadable is still kept when its vendor is known
+//   and it is bound to that vendor's accelerator kernel driver. Other display/accelerator
+//   functions (BMC VGA, virtual GPUs, unknown vendors) are skipped: one log line per vendor.
+// - Names are "<type>-<index>", the index counting per type in PCI address order, so they are
+//   stable across restarts for the same hardware.
+// - Attributes (driver domain unless qualified): type, vendor, vendorID, deviceID,
+//   subsystemVendorID, subsystemDeviceID, productName (≤ 64 bytes), index, pciBusID,
+//   resource.kubernetes.io/pcieRoot, numaNode (omitted when -1), driverName (kernel module),
+//   driverVersion (strict semver), driverVersionRaw (when normalisation changed the string or
+//   it could not be made semver). Capacity "memory" where the kernel driver reports VRAM
+//   (amdgpu mem_info_vram_total, Intel lmem_total_bytes). No uuid: PCI has none.
+// - Device nodes: only those that exist under <root>/dev: /dev/dri/cardN + renderDN (from the
+//   device's drm/ directory), /dev/accel/accelN (accel/), /dev/nvidia<minor> (from
+//   /proc/driver/nvidia/gpus/<bdf>/information) + /dev/nvidiactl, /dev/nvidia-uvm,
+//   /dev/nvidia-uvm-tools for NVIDIA, /dev/kfd for AMD.
+// - Bad input (unreadable or malformed files, odd entries) never throws or crashes: the field is
+//   left out and logged once per (device, file) for the life of the backend; the device is still
+//   published with what is known. Discover() fails only when the PCI device directory itself
+//   cannot be listed.
+
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "accel_dra/common/env.h"
+#include "accel_dra/discovery/device.h"
+
+namespace accel_dra::discovery {
+
+struct PciOptions {
+  // PCI ID database (pci.ids syntax, optionally .gz when libpci has zlib). Empty: libpci's
+  // default (/usr/share/misc/pci.ids on Debian, package "pci.ids"). When the file can't be
+  // loaded, product names fall back to "<Vendor> device 0x<id>" (logged once).
+  std::filesystem::path ids_file;
+  // Also ask udev's hwdb for names not in the file (host dependent; off for reproducibility).
+  bool use_hwdb = false;
+};
+
+class PciBackend : public Backend {
+ public:
+  PciBackend(Env* env, HostRoot root, PciOptions options = {});
+  ~PciBackend() override;
+  PciBackend(const PciBackend&) = delete;
+  PciBackend& operator=(const PciBackend&) = delete;
+
+  std::string Name() const override { return "pci"; }
+  // Thread-safe (serialised internally).
+  Expected<std::vector<Device>> Discover() override;
+
+ private:
+  struct Names;  // libpci state
+  struct Found;
+  std::optional<Found> Probe(const std::string& bdf);
+  std::string ProductName(const std::string& vendor_display, uint32_t vendor, int64_t device);
+  // Reads a whole sysfs/proc file, trimmed; nullopt (logged once for `who`) when unreadable.
+  std::optional<std::string> ReadTrimmed(const std::string& who,
+                                         const std::filesystem::path& host_path,
+                                         bool missing_is_fine);
+  void WarnOnce(const std::string& key, const std::string& message);
+
+  Env* env_;
+  HostRoot root_;
+  PciOptions options_;
+  std::mutex mu_;
+  std::unique_ptr<Names> names_;
+  std::set<std::string> warned_;
+};
+
+// Driver version normalisation to strict semver. Accepts 1-3 numeric components with an optional
+// leading "v", optional "-prerelease" and "+build"; pads to three components and drops leading
+// zeros ("535.104.05" → "535.104.5", "1.2" → "1.2.0", "v1.2-beta" → "1.2.0-beta"). nullopt
+// when the string can't be read as a version ("custom build", "1.2.3.4").
+std::optional<std::string> NormalizeDriverVersion(std::string_view raw);
+
+// Cuts a product name to at most `max` bytes without splitting a UTF-8 sequence, preferring a
+// word boundary, and without a dangling opening bracket or trailing punctuation.
+std::string TruncateAttributeString(std::string_view s, size_t max = 64);
+
+// The discovery result in a stable, reviewable form for golden files:
+// [{"name", "attributes": {name: {"int"|"bool"|"string"|"version": v}}, "capacity": {name: q},
+//   "deviceNodes": [...]}], in the given order.
+nlohmann::json DevicesToJson(const std::vector<Device>& devices);
+
+}  // namespace accel_dra::discovery

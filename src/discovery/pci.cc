@@ -1,0 +1,657 @@
+#include "accel_dra/discovery/pci.h"
+
+extern "C" {
+#include <pci/pci.h>
+}
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <csetjmp>
+#include <cstdarg>
+#include <cstdio>
+#include <map>
+
+#include "accel_dra/common/log.h"
+
+namespace accel_dra::discovery {
+namespace fs = std::filesystem;
+
+namespace {
+
+// ---- libpci name lookup -------------------------------------------------------------------------
+// libpci reports fatal problems (e.g. a malformed ids file) through access->error, which must not
+// return. Ours logs and longjmp()s back into LookupName, whose frame holds nothing that needs a
+// destructor, so nothing is leaked or skipped on the C++ side.
+thread_local std::jmp_buf* tls_pci_jmp = nullptr;
+
+__attribute__((format(printf, 1, 2))) void PciError(char* fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  std::vsnprintf(buf, sizeof(buf), fmt, ap);
+  va_end(ap);
+  spdlog::warn("libpci: {}", buf);
+  if (tls_pci_jmp != nullptr) std::longjmp(*tls_pci_jmp, 1);
+  std::abort();  // unreachable: every libpci call we make is under LookupName's setjmp
+}
+
+__attribute__((format(printf, 1, 2))) void PciQuiet(char* fmt, ...) { (void)fmt; }
+
+// Returns false when libpci failed (error handler fired); `out` is empty when not found.
+bool LookupName(pci_access* acc, int flags, int vendor, int device, char* buf, int size,
+                const char** out) {
+  std::jmp_buf jb;
+  tls_pci_jmp = &jb;
+  if (setjmp(jb) != 0) {
+    tls_pci_jmp = nullptr;
+    *out = nullptr;
+    return false;
+  }
+  *out = pci_lookup_name(acc, buf, size, flags, vendor, device);
+  tls_pci_jmp = nullptr;
+  return true;
+}
+
+// ---- vendors ------------------------------------------------------------------------------------
+struct VendorInfo {
+  uint32_t id;
+  const char* key;                   // the "vendor" attribute
+  const char* display;               // for fallback product names
+  const char* display_type;          // type for class 0x03, nullptr: not kept
+  const char* accel_type;            // type for class 0x12, nullptr: not kept
+  std::vector<std::string> drivers;  // accelerator kernel drivers (for a device without class)
+};
+
+const std::vector<VendorInfo>& Vendors() {
+  static const std::vector<VendorInfo> kVendors = {
+      {0x10de, "nvidia", "NVIDIA", "gpu", "gpu", {"nvidia", "nouveau"}},
+      {0x1002, "amd", "AMD", "gpu", "gpu", {"amdgpu"}},
+      {0x8086, "intel", "Intel", "gpu", nullptr, {"i915", "xe"}},
+      {0x1da3, "habana", "Habana", nullptr, "accelerator", {"habanalabs"}},
+      {0x17cb, "qualcomm", "Qualcomm", nullptr, "accelerator", {"qaic"}},
+      {0x1de0, "groq", "Groq", nullptr, "accelerator", {}},
+      {0x1e52, "tenstorrent", "Tenstorrent", nullptr, "accelerator", {"tenstorrent"}},
+  };
+  return kVendors;
+}
+
+const VendorInfo* FindVendor(uint32_t id) {
+  for (const auto& v : Vendors()) {
+    if (v.id == id) return &v;
+  }
+  return nullptr;
+}
+
+// Display functions that are never accelerators (BMC and virtual VGA): skipped without a warning.
+bool IsQuietVendor(uint32_t id) {
+  switch (id) {
+    case 0x1a03:  // ASPEED (BMC)
+    case 0x102b:  // Matrox (BMC)
+    case 0x1b36:  // Red Hat QXL
+    case 0x1af4:  // virtio-gpu
+    case 0x15ad:  // VMware SVGA
+    case 0x1234:  // QEMU/Bochs VGA
+    case 0x1414:  // Microsoft Hyper-V
+    case 0x80ee:  // VirtualBox
+      return true;
+    default:
+      return false;
+  }
+}
+
+// ---- parsing helpers ----------------------------------------------------------------------------
+std::string Trim(std::string_view s) {
+  size_t b = 0;
+  size_t e = s.size();
+  while (b < e && std::isspace(static_cast<unsigned char>(s[b])) != 0) ++b;
+  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1])) != 0) --e;
+  return std::string(s.substr(b, e - b));
+}
+
+// "0x10de" → 0x10de when it fits in max_digits hex digits.
+std::optional<uint32_t> ParseHexId(std::string_view s, size_t max_digits) {
+  if (s.size() < 3 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X')) return std::nullopt;
+  s.remove_prefix(2);
+  if (s.size() > max_digits) return std::nullopt;
+  uint32_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 16);
+  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+template <typename T>
+std::optional<T> ParseDec(std::string_view s) {
+  T v{};
+  if (s.empty()) return std::nullopt;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 10);
+  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+std::string Hex(uint32_t v, int width) {
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "0x%0*x", width, v);
+  return buf;
+}
+
+// dddd:bb:dd.f, hex, any case.
+bool IsBdf(std::string_view s) {
+  if (s.size() != 12 || s[4] != ':' || s[7] != ':' || s[10] != '.') return false;
+  for (size_t i : {0, 1, 2, 3, 5, 6, 8, 9}) {
+    if (std::isxdigit(static_cast<unsigned char>(s[i])) == 0) return false;
+  }
+  return s[11] >= '0' && s[11] <= '7';
+}
+
+bool Printable(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return u >= 0x20 && u != 0x7f;  // bytes ≥ 0x80 are UTF-8
+  });
+}
+
+// The kernel module named by sysfs: /sys/bus/pci/drivers/<drv>/module → ../../../../module/<m>.
+std::string Basename(const fs::path& p) {
+  fs::path n = p.lexically_normal();
+  if (!n.has_filename()) n = n.parent_path();
+  return n.filename().string();
+}
+
+// First version-looking token (digits and dots, at least one dot) on the "NVRM version:" line.
+std::optional<std::string> ParseNvrmVersion(std::string_view content) {
+  size_t pos = content.find("NVRM version:");
+  if (pos == std::string_view::npos) return std::nullopt;
+  std::string_view line = content.substr(pos + 13);
+  line = line.substr(0, line.find('\n'));
+  size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && std::isspace(static_cast<unsigned char>(line[i])) != 0) ++i;
+    size_t start = i;
+    while (i < line.size() && std::isspace(static_cast<unsigned char>(line[i])) == 0) ++i;
+    std::string_view tok = line.substr(start, i - start);
+    if (!tok.empty() && std::isdigit(static_cast<unsigned char>(tok[0])) != 0 &&
+        tok.find('.') != std::string_view::npos && std::all_of(tok.begin(), tok.end(), [](char c) {
+          return std::isdigit(static_cast<unsigned char>(c)) != 0 || c == '.';
+        })) {
+      return std::string(tok);
+    }
+  }
+  return std::nullopt;
+}
+
+// "Device Minor: \t 3" in /proc/driver/nvidia/gpus/<bdf>/information.
+std::optional<int> ParseDeviceMinor(std::string_view content) {
+  size_t pos = content.find("Device Minor:");
+  if (pos == std::string_view::npos) return std::nullopt;
+  std::string_view rest = content.substr(pos + 13);
+  return ParseDec<int>(Trim(rest.substr(0, rest.find('\n'))));
+}
+
+bool IsIdentChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-'; }
+
+// Normalises one dot-separated semver identifier list; numeric identifiers lose leading zeros
+// when `numeric_strict` (prerelease), otherwise they are kept (build metadata).
+std::optional<std::string> NormalizeIdents(std::string_view s, bool numeric_strict) {
+  std::string out;
+  size_t start = 0;
+  while (true) {
+    size_t dot = s.find('.', start);
+    std::string_view id = s.substr(start, dot == std::string_view::npos ? s.npos : dot - start);
+    if (id.empty() || !std::all_of(id.begin(), id.end(), IsIdentChar)) return std::nullopt;
+    bool numeric = std::all_of(id.begin(), id.end(),
+                               [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+    if (numeric && numeric_strict) {
+      while (id.size() > 1 && id[0] == '0') id.remove_prefix(1);
+    }
+    if (!out.empty()) out += '.';
+    out += id;
+    if (dot == std::string_view::npos) break;
+    start = dot + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+// ---- public helpers -----------------------------------------------------------------------------
+std::optional<std::string> NormalizeDriverVersion(std::string_view raw) {
+  std::string s = Trim(raw);
+  std::string_view v = s;
+  if (v.size() > 1 && (v[0] == 'v' || v[0] == 'V') &&
+      std::isdigit(static_cast<unsigned char>(v[1])) != 0) {
+    v.remove_prefix(1);
+  }
+  // Numeric core: 1-3 dot-separated decimal components.
+  std::vector<uint64_t> core;
+  size_t i = 0;
+  while (true) {
+    size_t start = i;
+    while (i < v.size() && std::isdigit(static_cast<unsigned char>(v[i])) != 0) ++i;
+    if (i == start) return std::nullopt;
+    auto n = ParseDec<uint64_t>(v.substr(start, i - start));
+    if (!n) return std::nullopt;
+    core.push_back(*n);
+    if (i < v.size() && v[i] == '.') {
+      ++i;
+      continue;
+    }
+    break;
+  }
+  if (core.size() > 3) return std::nullopt;
+  while (core.size() < 3) core.push_back(0);
+  std::string out =
+      std::to_string(core[0]) + "." + std::to_string(core[1]) + "." + std::to_string(core[2]);
+  std::string_view rest = v.substr(i);
+  size_t plus = rest.find('+');
+  std::string_view pre = rest.substr(0, plus);
+  std::string_view build = plus == std::string_view::npos ? std::string_view{} : rest.substr(plus);
+  if (!pre.empty()) {
+    if (pre[0] != '-') return std::nullopt;
+    auto p = NormalizeIdents(pre.substr(1), true);
+    if (!p) return std::nullopt;
+    out += "-" + *p;
+  }
+  if (!build.empty()) {
+    auto b = NormalizeIdents(build.substr(1), false);
+    if (!b) return std::nullopt;
+    out += "+" + *b;
+  }
+  return out;
+}
+
+namespace {
+// Cut to at most `max` bytes: UTF-8 safe, at a word boundary when one is not too far back, no
+// trailing blanks or punctuation.
+std::string_view CutAt(std::string_view s, size_t max) {
+  if (s.size() <= max) return s;
+  size_t cut = max;
+  // Never split a UTF-8 sequence: back up over continuation bytes.
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+  std::string_view t = s.substr(0, cut);
+  if (std::isspace(static_cast<unsigned char>(s[cut])) == 0) {  // cut inside a word
+    size_t sp = t.find_last_of(' ');
+    if (sp != std::string_view::npos && sp >= max / 2) t = t.substr(0, sp);
+  }
+  while (!t.empty() && (std::isspace(static_cast<unsigned char>(t.back())) != 0 ||
+                        std::string_view(",;:-/([").find(t.back()) != std::string_view::npos)) {
+    t.remove_suffix(1);
+  }
+  return t;
+}
+
+// The closer for a bracket left open in `t` ('\0' when none).
+char UnclosedBracket(std::string_view t) {
+  std::string stack;
+  for (char c : t) {
+    if (c == '[' || c == '(') stack.push_back(c);
+    if ((c == ']' || c == ')') && !stack.empty()) stack.pop_back();
+  }
+  if (stack.empty()) return '\0';
+  return stack.back() == '[' ? ']' : ')';
+}
+}  // namespace
+
+std::string TruncateAttributeString(std::string_view s, size_t max) {
+  if (s.size() <= max) return std::string(s);
+  std::string_view t = CutAt(s, max);
+  if (UnclosedBracket(t) == '\0' || max < 2) return std::string(t);
+  // "Navi 31 [Radeon Pro W7900 With" → "Navi 31 [Radeon Pro W7900]": close what was cut open.
+  t = CutAt(s, max - 1);
+  std::string out(t);
+  if (char closer = UnclosedBracket(t); closer != '\0') out += closer;
+  return out;
+}
+
+nlohmann::json DevicesToJson(const std::vector<Device>& devices) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& d : devices) {
+    nlohmann::json j = {{"name", d.name}};
+    nlohmann::json attrs = nlohmann::json::object();
+    for (const auto& [k, v] : d.attributes) attrs[k] = v.ToJson();
+    j["attributes"] = std::move(attrs);
+    nlohmann::json caps = nlohmann::json::object();
+    for (const auto& [k, v] : d.capacity) caps[k] = v;
+    j["capacity"] = std::move(caps);
+    j["deviceNodes"] = d.device_nodes;
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+// ---- backend ------------------------------------------------------------------------------------
+struct PciBackend::Names {
+  pci_access* acc = nullptr;
+  bool failed = false;  // the database could not be loaded: fall back for good
+  ~Names() {
+    if (acc != nullptr) pci_cleanup(acc);
+  }
+};
+
+struct PciBackend::Found {
+  std::string bdf;
+  std::string type;
+  Device device;
+};
+
+PciBackend::PciBackend(Env* env, HostRoot root, PciOptions options)
+    : env_(env), root_(std::move(root)), options_(std::move(options)) {}
+
+PciBackend::~PciBackend() = default;
+
+void PciBackend::WarnOnce(const std::string& key, const std::string& message) {
+  if (warned_.insert(key).second) spdlog::warn("pci discovery: {}", message);
+}
+
+std::optional<std::string> PciBackend::ReadTrimmed(const std::string& who,
+                                                   const fs::path& host_path,
+                                                   bool missing_is_fine) {
+  auto r = env_->ReadFile(root_.Path(host_path.string()));
+  if (!r.ok()) {
+    if (missing_is_fine && r.status().code() == Code::kNotFound) return std::nullopt;
+    WarnOnce(who + "|" + host_path.string(), who + ": cannot read " + host_path.string() + " (" +
+                                                 r.status().message() + "); leaving it out");
+    return std::nullopt;
+  }
+  return Trim(*r);
+}
+
+std::string PciBackend::ProductName(const std::string& vendor_display, uint32_t vendor,
+                                    int64_t device) {
+  std::string fallback = device < 0
+                             ? vendor_display + " device"
+                             : vendor_display + " device " + Hex(static_cast<uint32_t>(device), 4);
+  if (device < 0) return fallback;
+  if (!names_) {
+    names_ = std::make_unique<Names>();
+    if (!options_.ids_file.empty() && !env_->Exists(options_.ids_file)) {
+      spdlog::warn(
+          "pci discovery: PCI ID database {} not found; product names fall back to "
+          "\"<vendor> device 0x<id>\"",
+          options_.ids_file.string());
+      names_->failed = true;
+    } else {
+      names_->acc = pci_alloc();
+      names_->acc->error = PciError;
+      names_->acc->warning = PciQuiet;
+      names_->acc->debug = PciQuiet;
+      names_->acc->id_lookup_mode = 0;  // no ~/.cache, no DNS
+      if (!options_.ids_file.empty()) {
+        // libpci keeps the pointer; options_ outlives names_.
+        pci_set_name_list_path(names_->acc, const_cast<char*>(options_.ids_file.c_str()), 0);
+      }
+      if (!options_.use_hwdb) {
+        pci_set_param(names_->acc, const_cast<char*>("hwdb.disable"), const_cast<char*>("1"));
+      }
+    }
+  }
+  if (names_->failed || names_->acc == nullptr) return fallback;
+  int flags = PCI_LOOKUP_DEVICE | PCI_LOOKUP_NO_NUMBERS;
+  if (!options_.use_hwdb) flags |= PCI_LOOKUP_NO_HWDB;
+  char buf[256];
+  const char* name = nullptr;
+  if (!LookupName(names_->acc, flags, static_cast<int>(vendor), static_cast<int>(device), buf,
+                  sizeof(buf), &name)) {
+    spdlog::warn(
+        "pci discovery: PCI ID database {} could not be loaded; product names fall back "
+        "to \"<vendor> device 0x<id>\"",
+        options_.ids_file.empty() ? std::string("(libpci default)") : options_.ids_file.string());
+    names_->failed = true;
+    return fallback;
+  }
+  if (name == nullptr || name[0] == '\0' || !Printable(name)) return fallback;
+  return TruncateAttributeString(Trim(name));
+}
+
+std::optional<PciBackend::Found> PciBackend::Probe(const std::string& bdf_in) {
+  std::string bdf = bdf_in;
+  std::transform(bdf.begin(), bdf.end(), bdf.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  const fs::path devices_dir = "/sys/bus/pci/devices";
+  // Where the device really lives: resolve the symlink by path arithmetic.
+  fs::path dev = devices_dir / bdf_in;
+  std::optional<std::string> pcie_root;
+  if (auto link = env_->ReadLink(root_.Path((devices_dir / bdf_in).string())); link.ok()) {
+    dev = (link->is_absolute() ? *link : devices_dir / *link).lexically_normal();
+  }
+  {
+    auto it = dev.begin();
+    std::vector<std::string> parts;
+    for (; it != dev.end() && parts.size() < 4; ++it) parts.push_back(it->string());
+    if (parts.size() == 4 && parts[0] == "/" && parts[1] == "sys" && parts[2] == "devices" &&
+        parts[3].rfind("pci", 0) == 0) {
+      pcie_root = parts[3];
+    }
+  }
+
+  auto vendor_s = ReadTrimmed(bdf, dev / "vendor", false);
+  if (!vendor_s) return std::nullopt;
+  auto vendor = ParseHexId(*vendor_s, 4);
+  if (!vendor) {
+    WarnOnce(bdf + "|vendor", bdf + ": malformed vendor \"" + TruncateAttributeString(*vendor_s) +
+                                  "\"; device skipped");
+    return std::nullopt;
+  }
+  std::optional<uint32_t> cls;
+  if (auto s = ReadTrimmed(bdf, dev / "class", false)) {
+    cls = ParseHexId(*s, 6);
+    if (!cls)
+      WarnOnce(bdf + "|class", bdf + ": malformed class \"" + TruncateAttributeString(*s) + "\"");
+  }
+  const VendorInfo* vi = FindVendor(*vendor);
+  if (vi == nullptr) {
+    uint32_t base = cls ? (*cls >> 16) : 0;
+    if ((base == 0x03 || base == 0x12) && !IsQuietVendor(*vendor)) {
+      if (warned_.insert("vendor|" + Hex(*vendor, 4)).second) {
+        spdlog::info("pci discovery: skipping {} devices of unknown vendor {} (first: {})",
+                     base == 0x03 ? "display" : "accelerator", Hex(*vendor, 4), bdf);
+      }
+    }
+    return std::nullopt;
+  }
+
+  // The bound kernel driver and its module.
+  std::string driver;
+  std::string module;
+  if (auto link = env_->ReadLink(root_.Path((dev / "driver").string())); link.ok()) {
+    driver = Basename(*link);
+    fs::path drv_dir = link->is_absolute() ? *link : (dev / *link).lexically_normal();
+    if (auto m = env_->ReadLink(root_.Path((drv_dir / "module").string())); m.ok()) {
+      module = Basename(*m);
+    } else {
+      module = driver;
+    }
+  }
+
+  const char* type = nullptr;
+  if (cls) {
+    uint32_t base = *cls >> 16;
+    if (base == 0x03) type = vi->display_type;
+    if (base == 0x12) type = vi->accel_type;
+  } else if (!driver.empty() &&
+             std::find(vi->drivers.begin(), vi->drivers.end(), driver) != vi->drivers.end()) {
+    // No class, but bound to the vendor's accelerator driver: keep it with what is known.
+    type = vi->display_type != nullptr ? vi->display_type : vi->accel_type;
+  }
+  if (type == nullptr) return std::nullopt;
+
+  Found f;
+  f.bdf = bdf;
+  f.type = type;
+  Device& d = f.device;
+  auto& a = d.attributes;
+  a.emplace("type", AttrValue::String(type));
+  a.emplace("vendor", AttrValue::String(vi->key));
+  a.emplace("vendorID", AttrValue::String(Hex(*vendor, 4)));
+  a.emplace("pciBusID", AttrValue::String(bdf));
+  if (pcie_root) {
+    a.emplace("resource.kubernetes.io/pcieRoot", AttrValue::String(*pcie_root));
+  } else {
+    WarnOnce(bdf + "|pcieRoot", bdf + ": " + (devices_dir / bdf_in).string() +
+                                    " does not lead under /sys/devices/pci*; no pcieRoot");
+  }
+
+  int64_t device_id = -1;
+  if (auto s = ReadTrimmed(bdf, dev / "device", false)) {
+    if (auto id = ParseHexId(*s, 4)) {
+      device_id = *id;
+      a.emplace("deviceID", AttrValue::String(Hex(*id, 4)));
+    } else {
+      WarnOnce(bdf + "|device",
+               bdf + ": malformed device id \"" + TruncateAttributeString(*s) + "\"");
+    }
+  }
+  for (const auto& [file, attr] : {std::pair{"subsystem_vendor", "subsystemVendorID"},
+                                   std::pair{"subsystem_device", "subsystemDeviceID"}}) {
+    if (auto s = ReadTrimmed(bdf, dev / file, true)) {
+      if (auto id = ParseHexId(*s, 4)) {
+        a.emplace(attr, AttrValue::String(Hex(*id, 4)));
+      } else {
+        WarnOnce(bdf + "|" + file,
+                 bdf + ": malformed " + file + " \"" + TruncateAttributeString(*s) + "\"");
+      }
+    }
+  }
+  a.emplace("productName", AttrValue::String(ProductName(vi->display, *vendor, device_id)));
+
+  if (auto s = ReadTrimmed(bdf, dev / "numa_node", true)) {
+    auto n = ParseDec<int64_t>(*s);
+    if (!n || *n < -1 || *n > 65535) {
+      WarnOnce(bdf + "|numa_node",
+               bdf + ": malformed numa_node \"" + TruncateAttributeString(*s) + "\"; no numaNode");
+    } else if (*n >= 0) {
+      a.emplace("numaNode", AttrValue::Int(*n));
+    }
+  }
+
+  // Kernel driver and its version.
+  if (!module.empty()) {
+    a.emplace("driverName", AttrValue::String(TruncateAttributeString(module)));
+    std::optional<std::string> raw =
+        ReadTrimmed(bdf, fs::path("/sys/module") / module / "version", true);
+    if (!raw && module == "nvidia") {
+      if (auto s = ReadTrimmed(bdf, "/proc/driver/nvidia/version", true)) {
+        raw = ParseNvrmVersion(*s);
+        if (!raw) {
+          WarnOnce("nvrm|version", "no version in /proc/driver/nvidia/version (\"" +
+                                       TruncateAttributeString(*s) + "\")");
+        }
+      }
+    }
+    if (raw && !raw->empty() && Printable(*raw)) {
+      auto norm = NormalizeDriverVersion(*raw);
+      if (norm) a.emplace("driverVersion", AttrValue::Version(*norm));
+      if (!norm || *norm != *raw) {
+        a.emplace("driverVersionRaw", AttrValue::String(TruncateAttributeString(*raw)));
+      }
+      if (!norm) {
+        WarnOnce("version|" + module + "|" + *raw,
+                 "driver " + module + " version \"" + *raw +
+                     "\" cannot be read as a semantic version; publishing only driverVersionRaw");
+      }
+    } else if (raw && !raw->empty()) {
+      WarnOnce("version|" + module, "driver " + module + " version has unprintable characters");
+    }
+  }
+
+  // Device nodes, only those present under <root>/dev.
+  auto add_node = [&](const std::string& node) {
+    if (env_->Exists(root_.Path(node)) &&
+        std::find(d.device_nodes.begin(), d.device_nodes.end(), node) == d.device_nodes.end()) {
+      d.device_nodes.push_back(node);
+    }
+  };
+  if (*vendor == 0x10de && module == "nvidia") {
+    if (auto s = ReadTrimmed(bdf, "/proc/driver/nvidia/gpus/" + bdf + "/information", false)) {
+      if (auto minor = ParseDeviceMinor(*s); minor && *minor >= 0) {
+        add_node("/dev/nvidia" + std::to_string(*minor));
+      } else {
+        WarnOnce(bdf + "|minor", bdf + ": no \"Device Minor\" in /proc/driver/nvidia/gpus/" + bdf +
+                                     "/information; no /dev/nvidiaN node");
+      }
+    }
+  }
+  // DRM nodes (card first, then render) and compute-accel nodes.
+  std::vector<std::string> drm_cards;
+  if (auto names = env_->ListDir(root_.Path((dev / "drm").string())); names.ok()) {
+    std::vector<std::string> cards;
+    std::vector<std::string> renders;
+    for (const auto& n : *names) {
+      if (n.rfind("card", 0) == 0 && ParseDec<int>(std::string_view(n).substr(4))) {
+        cards.push_back(n);
+      } else if (n.rfind("renderD", 0) == 0 && ParseDec<int>(std::string_view(n).substr(7))) {
+        renders.push_back(n);
+      }
+    }
+    drm_cards = cards;
+    for (const auto& n : cards) add_node("/dev/dri/" + n);
+    for (const auto& n : renders) add_node("/dev/dri/" + n);
+  }
+  if (auto names = env_->ListDir(root_.Path((dev / "accel").string())); names.ok()) {
+    for (const auto& n : *names) {
+      if (n.rfind("accel", 0) == 0 && ParseDec<int>(std::string_view(n).substr(5))) {
+        add_node("/dev/accel/" + n);
+      }
+    }
+  }
+  if (*vendor == 0x10de && module == "nvidia") {
+    for (const char* n : {"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools"})
+      add_node(n);
+  }
+  if (*vendor == 0x1002 && module == "amdgpu") add_node("/dev/kfd");
+
+  // Memory where the kernel driver reports it.
+  std::vector<fs::path> mem_files = {dev / "mem_info_vram_total", dev / "lmem_total_bytes"};
+  for (const auto& c : drm_cards) mem_files.push_back(dev / "drm" / c / "lmem_total_bytes");
+  for (const auto& p : mem_files) {
+    auto s = ReadTrimmed(bdf, p, true);
+    if (!s) continue;
+    auto bytes = ParseDec<uint64_t>(*s);
+    if (!bytes) {
+      WarnOnce(bdf + "|" + p.string(), bdf + ": malformed " + p.filename().string() + " \"" +
+                                           TruncateAttributeString(*s) + "\"");
+      continue;
+    }
+    if (*bytes > 0) {
+      d.capacity.emplace("memory", CanonicalBinaryQuantity(*bytes));
+      break;
+    }
+  }
+  return f;
+}
+
+Expected<std::vector<Device>> PciBackend::Discover() {
+  std::lock_guard<std::mutex> lock(mu_);
+  try {
+    const fs::path dir = root_.Path("/sys/bus/pci/devices");
+    auto entries = env_->ListDir(dir);
+    if (!entries.ok()) {
+      return Status(entries.status().code(), "PCI discovery: cannot list " + dir.string() + ": " +
+                                                 entries.status().message());
+    }
+    std::vector<Found> found;
+    for (const auto& e : *entries) {
+      if (!IsBdf(e)) {
+        WarnOnce("entry|" + e, "ignoring " + dir.string() + "/" + e + ": not a PCI address");
+        continue;
+      }
+      if (auto f = Probe(e)) found.push_back(std::move(*f));
+    }
+    std::sort(found.begin(), found.end(),
+              [](const Found& x, const Found& y) { return x.bdf < y.bdf; });
+    std::map<std::string, int> per_type;
+    std::vector<Device> out;
+    out.reserve(found.size());
+    for (auto& f : found) {
+      int index = per_type[f.type]++;
+      f.device.name = f.type + "-" + std::to_string(index);
+      f.device.attributes.emplace("index", AttrValue::Int(index));
+      out.push_back(std::move(f.device));
+    }
+    return out;
+  } catch (const std::exception& e) {
+    return Internal(std::string("PCI discovery failed: ") + e.what());
+  }
+}
+
+}  // namespace accel_dra::discovery

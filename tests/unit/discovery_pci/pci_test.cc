@@ -1,0 +1,288 @@
+#include "accel_dra/discovery/pci.h"
+
+#include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "accel_dra/common/names.h"
+#include "accel_dra/slices/slices.h"
+
+namespace accel_dra::discovery {
+namespace {
+namespace fs = std::filesystem;
+
+const fs::path kHosts = fs::path(ACCEL_DRA_SOURCE_DIR) / "tests/fixtures/hosts";
+
+// Captures everything logged through spdlog's default logger while alive.
+class LogCapture {
+ public:
+  LogCapture() : previous_(spdlog::default_logger()) {
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out_);
+    sink->set_pattern("%l %v");
+    spdlog::set_default_logger(std::make_shared<spdlog::logger>("capture", sink));
+  }
+  ~LogCapture() { spdlog::set_default_logger(previous_); }
+  std::string text() const { return out_.str(); }
+  int Count(const std::string& needle) const {
+    int n = 0;
+    std::string t = out_.str();
+    for (size_t p = t.find(needle); p != std::string::npos; p = t.find(needle, p + 1)) ++n;
+    return n;
+  }
+
+ private:
+  std::ostringstream out_;
+  std::shared_ptr<spdlog::logger> previous_;
+};
+
+std::vector<Device> DiscoverHost(const std::string& name) {
+  PciBackend backend(Env::Default(), HostRoot(kHosts / name), PciOptions{kHosts / "pci.ids"});
+  auto devs = backend.Discover();
+  EXPECT_TRUE(devs.ok()) << devs.status().message();
+  return devs.ok() ? *devs : std::vector<Device>{};
+}
+
+std::string ReadAll(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string TestName(const ::testing::TestParamInfo<std::string>& p) {
+  std::string n = p.param;
+  for (auto& c : n) {
+    if (c == '-') c = '_';
+  }
+  return n;
+}
+
+class GoldenTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GoldenTest, MatchesGolden) {
+  LogCapture logs;
+  auto devs = DiscoverHost(GetParam());
+  std::string got = DevicesToJson(devs).dump(2) + "\n";
+  fs::path golden = kHosts / (GetParam() + ".golden.json");
+  const char* update = std::getenv("ACCEL_DRA_UPDATE_GOLDENS");
+  if (update != nullptr && std::string(update) == "1") {
+    std::ofstream(golden) << got;
+    GTEST_SKIP() << "rewrote " << golden;
+  }
+  ASSERT_TRUE(fs::exists(golden)) << golden << " missing; run with ACCEL_DRA_UPDATE_GOLDENS=1";
+  EXPECT_EQ(got, ReadAll(golden)) << "discovery of " << GetParam() << " differs from " << golden
+                                  << " (rewrite with ACCEL_DRA_UPDATE_GOLDENS=1 if intended)";
+}
+
+INSTANTIATE_TEST_SUITE_P(Pci, GoldenTest,
+                         ::testing::Values("h100x8", "mi300x", "intel-gpu", "mixed", "none", "bad"),
+                         TestName);
+
+class SanitizeTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(SanitizeTest, EveryDevicePassesSanitizeUnchanged) {
+  for (auto d : DiscoverHost(GetParam())) {
+    Device before = d;
+    auto r = slices::SanitizeDevice(d);
+    EXPECT_TRUE(r.keep) << d.name;
+    EXPECT_TRUE(r.problems.empty()) << d.name << ": " << r.problems.front();
+    EXPECT_EQ(d, before);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Pci, SanitizeTest,
+                         ::testing::Values("h100x8", "mi300x", "intel-gpu", "mixed", "bad"),
+                         TestName);
+
+TEST(PciDiscoveryTest, H100x8) {
+  auto devs = DiscoverHost("h100x8");
+  ASSERT_EQ(devs.size(), 8u);
+  for (int i = 0; i < 8; ++i) {
+    const auto& d = devs[static_cast<size_t>(i)];
+    EXPECT_EQ(d.name, "gpu-" + std::to_string(i));
+    const auto& a = d.attributes;
+    EXPECT_EQ(a.at("index").int_value(), i);
+    EXPECT_EQ(a.at("vendor").string_value(), "nvidia");
+    EXPECT_EQ(a.at("vendorID").string_value(), "0x10de");
+    EXPECT_EQ(a.at("deviceID").string_value(), "0x2330");
+    EXPECT_EQ(a.at("productName").string_value(), "GH100 [H100 SXM5 80GB]");
+    EXPECT_EQ(a.at("driverName").string_value(), "nvidia");
+    EXPECT_EQ(a.at("driverVersion"), AttrValue::Version("550.54.15"));
+    EXPECT_EQ(a.count("driverVersionRaw"), 0u);
+    EXPECT_EQ(a.count("uuid"), 0u);
+    EXPECT_EQ(a.at("numaNode").int_value(), i < 4 ? 0 : 1);
+    EXPECT_EQ(a.at("resource.kubernetes.io/pcieRoot").string_value(),
+              i < 4 ? "pci0000:00" : "pci0000:80");
+    EXPECT_EQ(d.device_nodes,
+              (std::vector<std::string>{"/dev/nvidia" + std::to_string(i), "/dev/nvidiactl",
+                                        "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools"}));
+  }
+  EXPECT_EQ(devs[0].attributes.at("pciBusID").string_value(), "0000:18:00.0");
+}
+
+TEST(PciDiscoveryTest, Mi300xHasKfdDriNodesAndVram) {
+  auto devs = DiscoverHost("mi300x");
+  ASSERT_EQ(devs.size(), 2u);
+  EXPECT_EQ(devs[0].attributes.at("type").string_value(), "gpu");
+  EXPECT_EQ(devs[0].attributes.at("productName").string_value(), "Aqua Vanjaram [Instinct MI300X]");
+  EXPECT_EQ(devs[0].capacity.at("memory"), "192Gi");
+  EXPECT_EQ(devs[1].device_nodes,
+            (std::vector<std::string>{"/dev/dri/card2", "/dev/dri/renderD129", "/dev/kfd"}));
+}
+
+TEST(PciDiscoveryTest, MixedIgnoresNicAndNormalisesVersions) {
+  auto devs = DiscoverHost("mixed");
+  ASSERT_EQ(devs.size(), 3u);
+  // PCI address order: Intel iGPU 00:02.0, NVIDIA 01:00.0, AMD 03:00.0.
+  EXPECT_EQ(devs[0].attributes.at("vendor").string_value(), "intel");
+  EXPECT_EQ(devs[0].attributes.count("driverVersion"), 0u);  // in-tree i915: no module version
+  EXPECT_EQ(devs[0].attributes.count("numaNode"), 0u);       // -1
+  EXPECT_EQ(devs[1].attributes.at("driverVersion"), AttrValue::Version("535.104.5"));
+  EXPECT_EQ(devs[1].attributes.at("driverVersionRaw"), AttrValue::String("535.104.05"));
+  EXPECT_EQ(devs[2].attributes.at("driverVersion"), AttrValue::Version("6.3.0"));
+  EXPECT_EQ(devs[2].attributes.at("driverVersionRaw"), AttrValue::String("6.3"));
+  // The AMD name is longer than 64 bytes in the fixture pci.ids: cut at a word, no open bracket.
+  const auto& pn = devs[2].attributes.at("productName").string_value();
+  EXPECT_LE(pn.size(), 64u);
+  EXPECT_EQ(pn, "Navi 31 [Radeon Pro W7900 With An Unusually Long Marketing Name]");
+}
+
+TEST(PciDiscoveryTest, NoAcceleratorsIsAnEmptyList) { EXPECT_TRUE(DiscoverHost("none").empty()); }
+
+TEST(PciDiscoveryTest, BadInputIsLoggedOnceAndDevicesKeepWhatIsKnown) {
+  LogCapture logs;
+  PciBackend backend(Env::Default(), HostRoot(kHosts / "bad"), PciOptions{kHosts / "pci.ids"});
+  auto first = backend.Discover();
+  auto second = backend.Discover();
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(*first, *second);
+  const auto& devs = *first;
+  ASSERT_EQ(devs.size(), 4u) << DevicesToJson(devs).dump(2);
+
+  // Missing class, malformed numa_node, no Device Minor: published without those.
+  const auto& g0 = devs[0];
+  EXPECT_EQ(g0.name, "gpu-0");
+  EXPECT_EQ(g0.attributes.at("pciBusID").string_value(), "0000:01:00.0");
+  EXPECT_EQ(g0.attributes.count("numaNode"), 0u);
+  EXPECT_EQ(g0.attributes.at("deviceID").string_value(), "0x2330");
+  EXPECT_EQ(g0.device_nodes, (std::vector<std::string>{"/dev/nvidiactl"}));
+  // Class is a directory (unreadable), device id is garbage.
+  const auto& g1 = devs[1];
+  EXPECT_EQ(g1.name, "gpu-1");
+  EXPECT_EQ(g1.attributes.count("deviceID"), 0u);
+  EXPECT_EQ(g1.attributes.at("productName").string_value(), "NVIDIA device");
+  EXPECT_EQ(g1.attributes.at("numaNode").int_value(), 1);
+  // Gaudi2: "v1.2-beta" normalised, raw kept.
+  const auto& a0 = devs[2];
+  EXPECT_EQ(a0.name, "accelerator-0");
+  EXPECT_EQ(a0.attributes.at("vendor").string_value(), "habana");
+  EXPECT_EQ(a0.attributes.at("driverVersion"), AttrValue::Version("1.2.0-beta"));
+  EXPECT_EQ(a0.attributes.at("driverVersionRaw"), AttrValue::String("v1.2-beta"));
+  EXPECT_EQ(a0.device_nodes, (std::vector<std::string>{"/dev/accel/accel0"}));
+  // Qualcomm: version can't be semver → only the raw string; not in pci.ids → fallback name.
+  const auto& a1 = devs[3];
+  EXPECT_EQ(a1.name, "accelerator-1");
+  EXPECT_EQ(a1.attributes.count("driverVersion"), 0u);
+  EXPECT_EQ(a1.attributes.at("driverVersionRaw"), AttrValue::String("custom build (unreleased)"));
+  EXPECT_EQ(a1.attributes.at("productName").string_value(), "Qualcomm device 0xa100");
+
+  // Each problem logged exactly once over two discoveries.
+  std::string t = logs.text();
+  EXPECT_EQ(logs.Count("unknown vendor 0x1e99"), 1) << t;
+  EXPECT_EQ(logs.Count("malformed numa_node \"banana\""), 1) << t;
+  EXPECT_EQ(logs.Count("0000:01:00.0: cannot read /sys/devices/pci0000:00/0000:00:01.0/"
+                       "0000:01:00.0/class"),
+            1)
+      << t;
+  EXPECT_EQ(logs.Count("0000:02:00.0: cannot read /sys/devices/pci0000:00/0000:00:02.0/"
+                       "0000:02:00.0/class"),
+            1)
+      << t;
+  EXPECT_EQ(logs.Count("malformed device id \"0xzzzz\""), 1) << t;
+  EXPECT_EQ(logs.Count("cannot be read as a semantic version"), 1) << t;
+  EXPECT_EQ(logs.Count("malformed vendor \"not-a-number\""), 1) << t;
+  EXPECT_EQ(logs.Count("no \"Device Minor\""), 1) << t;
+  EXPECT_EQ(logs.Count("README: not a PCI address"), 1) << t;
+}
+
+TEST(PciDiscoveryTest, MissingIdsFileFallsBackToNumericNames) {
+  LogCapture logs;
+  PciBackend backend(Env::Default(), HostRoot(kHosts / "h100x8"),
+                     PciOptions{kHosts / "no-such-pci.ids"});
+  auto devs = backend.Discover();
+  ASSERT_TRUE(devs.ok());
+  ASSERT_FALSE(devs->empty());
+  EXPECT_EQ(devs->front().attributes.at("productName").string_value(), "NVIDIA device 0x2330");
+  backend.Discover().value();
+  EXPECT_EQ(logs.Count("no-such-pci.ids not found"), 1) << logs.text();
+}
+
+TEST(PciDiscoveryTest, MalformedIdsFileFallsBackWithoutDying) {
+  LogCapture logs;
+  fs::path dir = fs::path(::testing::TempDir()) / ("pci-ids-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  fs::path ids = dir / "pci.ids";
+  std::ofstream(ids) << "10de  NVIDIA Corporation\n\t\t\t\tbroken indentation\nzzzz garbage\n";
+  PciBackend backend(Env::Default(), HostRoot(kHosts / "h100x8"), PciOptions{ids});
+  auto devs = backend.Discover();
+  ASSERT_TRUE(devs.ok());
+  EXPECT_EQ(devs->front().attributes.at("productName").string_value(), "NVIDIA device 0x2330");
+  backend.Discover().value();
+  EXPECT_EQ(logs.Count("could not be loaded"), 1) << logs.text();
+  fs::remove_all(dir);
+}
+
+TEST(PciDiscoveryTest, MissingSysfsIsAnError) {
+  PciBackend backend(Env::Default(), HostRoot(kHosts / "does-not-exist"),
+                     PciOptions{kHosts / "pci.ids"});
+  auto devs = backend.Discover();
+  ASSERT_FALSE(devs.ok());
+  EXPECT_NE(devs.status().message().find("/sys/bus/pci/devices"), std::string::npos);
+}
+
+TEST(PciVersionTest, Normalize) {
+  EXPECT_EQ(NormalizeDriverVersion("550.54.15"), "550.54.15");
+  EXPECT_EQ(NormalizeDriverVersion("535.104.05"), "535.104.5");
+  EXPECT_EQ(NormalizeDriverVersion("1.2"), "1.2.0");
+  EXPECT_EQ(NormalizeDriverVersion("7"), "7.0.0");
+  EXPECT_EQ(NormalizeDriverVersion(" 6.8.0-rc1\n"), "6.8.0-rc1");
+  EXPECT_EQ(NormalizeDriverVersion("v1.2-beta"), "1.2.0-beta");
+  EXPECT_EQ(NormalizeDriverVersion("1.2.3-rc.01+build.007"), "1.2.3-rc.1+build.007");
+  EXPECT_EQ(NormalizeDriverVersion("1.17.0-ef3d8b7"), "1.17.0-ef3d8b7");
+  EXPECT_EQ(NormalizeDriverVersion("1.2.3.4"), std::nullopt);
+  EXPECT_EQ(NormalizeDriverVersion("custom build"), std::nullopt);
+  EXPECT_EQ(NormalizeDriverVersion(""), std::nullopt);
+  EXPECT_EQ(NormalizeDriverVersion("1..2"), std::nullopt);
+  EXPECT_EQ(NormalizeDriverVersion("1.2-"), std::nullopt);
+  EXPECT_EQ(NormalizeDriverVersion("1.2 beta"), std::nullopt);
+  EXPECT_EQ(NormalizeDriverVersion("99999999999999999999999.1"), std::nullopt);
+  for (const char* s : {"550.54.15", "535.104.05", "1.2", "v1.2-beta", "1.2.3-rc.01+b.007"}) {
+    auto n = NormalizeDriverVersion(s);
+    ASSERT_TRUE(n.has_value()) << s;
+    EXPECT_TRUE(IsSemver(*n)) << *n;
+  }
+}
+
+TEST(PciTruncateTest, CutsCleanly) {
+  EXPECT_EQ(TruncateAttributeString("short"), "short");
+  std::string exact(64, 'a');
+  EXPECT_EQ(TruncateAttributeString(exact), exact);
+  EXPECT_EQ(TruncateAttributeString(std::string(80, 'b')), std::string(64, 'b'));
+  // A multi-byte character across the limit is not split.
+  std::string s = std::string(63, 'c') + "\xc3\xa9" + "tail";
+  EXPECT_EQ(TruncateAttributeString(s), std::string(63, 'c'));
+  EXPECT_EQ(TruncateAttributeString(
+                "Ponte Vecchio XT (2 Tile) [Data Center GPU Max 1550 with extra words]"),
+            "Ponte Vecchio XT (2 Tile) [Data Center GPU Max 1550 with extra]");
+  EXPECT_EQ(TruncateAttributeString("(" + std::string(70, 'x')), "(" + std::string(62, 'x') + ")");
+}
+
+}  // namespace
+}  // namespace accel_dra::discovery
