@@ -309,7 +309,15 @@ node_teardown() {
   # 8. The host dirs node-up.sh made, once no other node of ours runs and they are empty.
   if ! node_others_running; then
     rmdir /run/containerd/s /var/lib/cni/results 2>/dev/null || true
-    for f in /var/log/containers /var/lib/cni /run/containerd; do node_host_dir_release "$f"; done
+    # kubelet's device-plugin registration socket (fixed path): stale once no kubelet at all
+    # runs here; a host kubelet's live socket is never touched.
+    if [ -S /var/lib/kubelet/device-plugins/kubelet.sock ]; then
+      # Our kubelet may still be exiting; a host kubelet keeps running (then we wait 5 s).
+      for _ in $(seq 50); do pgrep -x kubelet >/dev/null || break; sleep 0.1; done
+      pgrep -x kubelet >/dev/null || rm -f /var/lib/kubelet/device-plugins/kubelet.sock
+    fi
+    for f in /var/log/containers /var/lib/cni /run/containerd /var/lib/kubelet/device-plugins \
+      /var/lib/kubelet; do node_host_dir_release "$f"; done
   fi
   [ "$rc" = 0 ] && rm -f "$dir/node.env" "$dir/pids/kubelet.pid" "$dir/pids/containerd.pid"
   return "$rc"

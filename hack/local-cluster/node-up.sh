@@ -94,7 +94,10 @@ mkdir -p "$cd_/root" "$cd_/state" "$cd_/runc" "$cd_/opt" "$dir/kubelet" "$dir/cd
 # Host dirs that kubelet (/var/log/containers), libcni (/var/lib/cni) and the shims
 # (/run/containerd/s) create when missing: made here and marked, so that the last node's teardown
 # removes them again when they are empty (never one that existed before).
-for d in /var/log/containers /var/lib/cni /run/containerd; do node_host_dir_claim "$d"; done
+# kubelet also always makes /var/lib/kubelet/device-plugins/kubelet.sock (a fixed path that
+# --root-dir does not move).
+for d in /var/log/containers /var/lib/cni /run/containerd /var/lib/kubelet \
+  /var/lib/kubelet/device-plugins; do node_host_dir_claim "$d"; done
 
 # --- failure handling (same shape as up.sh) -----------------------------------------------------
 declare -A pid_of=()

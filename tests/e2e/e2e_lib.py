@@ -358,4 +358,8 @@ def leftovers(run_dir: Path, extra_sockets: tuple[str, ...] = ()) -> list[str]:
         if len(parts) >= 8 and (parts[7].startswith(d + "/") or parts[7] in extra_sockets):
             problems.append(f"listening/bound unix socket {parts[7]}")
     problems += [f"shim socket {s}" for s in extra_sockets if os.path.exists(s)]
+    # kubelet's device-plugin socket lives at a fixed host path; stale once no kubelet runs.
+    dp = Path("/var/lib/kubelet/device-plugins/kubelet.sock")
+    if dp.exists() and subprocess.run(["pgrep", "-x", "kubelet"], capture_output=True).returncode != 0:
+        problems.append(f"stale kubelet socket {dp}")
     return problems
