@@ -66,6 +66,14 @@ def run_plugin(cluster, tmp_path):
     def start(node: str, *extra: str, kubeconfig: Optional[str] = None,
               env: Optional[dict] = None) -> PluginProcess:
         args = [f"--kubeconfig={kubeconfig or cluster.kubeconfig}", f"--node-name={node}", *extra]
+        # Never the host's /var/lib/kubelet or /var/run/cdi: per-plugin dirs unless the test
+        # chose its own.
+        for flag, sub in (("--kubelet-registrar-directory-path", "registry"),
+                          ("--kubelet-plugins-directory-path", "plugins"), ("--cdi-root", "cdi")):
+            if not any(a.startswith(flag) for a in extra):
+                d = tmp_path / f"plugin-{len(procs)}-{sub}"
+                d.mkdir(parents=True, exist_ok=True)
+                args.append(f"{flag}={d}")
         p = PluginProcess(args, tmp_path / f"plugin-{len(procs)}.log", env)
         procs.append(p)
         return p
