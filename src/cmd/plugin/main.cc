@@ -20,6 +20,8 @@
 #include "accel_dra/common/log.h"
 #include "accel_dra/common/yaml.h"
 #include "accel_dra/discovery/manager.h"
+#include "accel_dra/discovery/nvml.h"
+#include "accel_dra/discovery/pci.h"
 #include "accel_dra/discovery/simulated.h"
 #include "accel_dra/driver/preparer.h"
 #include "accel_dra/kube/client.h"
@@ -46,6 +48,9 @@ struct Flags {
   int simulate = -1;
   std::string simulate_profile;
   std::string host_root = "/";
+  std::string pci_ids_file;
+  std::string nvml_library = "libnvidia-ml.so.1";
+  bool no_nvml = false;
   bool delete_slices_on_exit = false;
   double startup_timeout_s = 60;
   double rediscover_interval_s = 0.5;
@@ -97,9 +102,16 @@ Expected<discovery::DeviceManager> MakeDevices(const Flags& f, const std::string
         env, node, discovery::DefaultSimProfile(f.simulate)));
   }
   if (mgr.empty()) {
-    return InvalidArgument(
-        "no device source: use --simulate N or --simulate-profile FILE (hardware discovery "
-        "is not available in this build yet)");
+    // Real hardware: PCI/sysfs under --host-root, enriched with NVML when it is present.
+    discovery::PciOptions popts;
+    popts.ids_file = f.pci_ids_file;
+    auto pci = std::make_unique<discovery::PciBackend>(env, HostRoot(f.host_root), popts);
+    if (f.no_nvml) {
+      mgr.AddBackend(std::move(pci));
+    } else {
+      mgr.AddBackend(
+          std::make_unique<discovery::NvmlEnrichedBackend>(std::move(pci), f.nvml_library));
+    }
   }
   return mgr;
 }
@@ -346,6 +358,13 @@ int main(int argc, char** argv) {
       ->envname("ACCEL_DRA_SIMULATE_PROFILE");
   app.add_option("--host-root", f.host_root, "where the host's /sys, /dev and /proc are")
       ->envname("HOST_ROOT")
+      ->capture_default_str();
+  app.add_option("--pci-ids-file", f.pci_ids_file,
+                 "PCI ID database for product names (default: libpci's, /usr/share/misc/pci.ids)")
+      ->envname("PCI_IDS_FILE");
+  app.add_flag("--no-nvml", f.no_nvml, "do not load NVML even when it is present");
+  app.add_option("--nvml-library", f.nvml_library, "NVML library loaded at run time when present")
+      ->envname("NVML_LIBRARY")
       ->capture_default_str();
   app.add_flag("--delete-slices-on-exit", f.delete_slices_on_exit,
                "delete this node's ResourceSlices on a clean shutdown");
