@@ -4,7 +4,7 @@
 # Pinned versions of everything built from the Go module proxy.
 K8S_VERSION="${K8S_VERSION:-1.35.4}"
 ETCD_VERSION="${ETCD_VERSION:-3.6.8}"
-GO_MIN_VERSION="1.25"
+GO_MIN_VERSION="${GO_MIN_VERSION:-1.25}"
 GO_TOOLCHAIN_FALLBACK="${GO_TOOLCHAIN_FALLBACK:-go1.25.5}"
 
 # Everything built or downloaded lives outside the repository.
@@ -31,8 +31,10 @@ ensure_go() {
     log "installing Go toolchain $GO_TOOLCHAIN_FALLBACK from the Go module proxy"
     local src
     src="$(cd /tmp && GOFLAGS=-mod=mod go mod download -json "$tc" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
-    [ -x "$src/bin/go" ] || die "could not download $tc"
+    [ -f "$src/bin/go" ] || die "could not download $tc"
     mkdir -p "$dir" && cp -a "$src/." "$dir/" && chmod -R u+w "$dir"
+    # Module zips carry no file modes: make the toolchain's programs executable again.
+    chmod +x "$dir"/bin/* "$dir"/pkg/tool/*/* 2>/dev/null || true
   fi
   export PATH="$dir/bin:$PATH"
 }
