@@ -666,3 +666,37 @@ def test_every_spec_written_validates():
     if not _SEEN_SPECS:
         pytest.skip("no test of this module wrote a CDI spec in this run")
     _validate(*_SEEN_SPECS)
+
+
+# ---- claims deleted behind the plugin's back ---------------------------------------------------
+
+def test_prepared_claim_deleted_in_the_apiserver_is_cleaned_up(bed, kp, kubectl, wait_for):
+    """The plugin's periodic sweep (--cleanup-interval) unprepares a claim whose ResourceClaim is
+    gone, even when kubelet never calls NodeUnprepareResources."""
+    used = {bed.result(k)["device"] for k in bed.claims}
+    free = sorted({f"gpu-{i}" for i in range(8)} - used)[0]
+    name = "gone-" + secrets.token_hex(3)
+    kubectl("apply", "-n", bed.ns, "-f", "-", input=f"""
+apiVersion: resource.k8s.io/v1
+kind: ResourceClaim
+metadata:
+  name: {name}
+spec:{_claim_spec(bed.device_class)}""")
+    patch = {"status": {"allocation": {"devices": {"results": [
+        {"request": "accel", "driver": DRIVER, "pool": bed.node, "device": free}]}}}}
+    kubectl("patch", "resourceclaim", name, "-n", bed.ns, "--subresource=status", "--type=merge",
+            "-p", json.dumps(patch))
+    claim = kubectl.json("get", "resourceclaim", name, "-n", bed.ns)
+    ref = (bed.ns, name, claim["metadata"]["uid"])
+    d = kp.dirs
+    p = kp("--cleanup-interval=0.5")
+    _prepare_ok(d.dra_socket(), ref)
+    assert d.spec_uids() == {ref[2]} and ref[2] in d.checkpoint_claims()
+
+    kubectl("delete", "resourceclaim", name, "-n", bed.ns, "--wait=false")
+    kubectl("patch", "resourceclaim", name, "-n", bed.ns, "--type=merge",
+            "-p", '{"metadata":{"finalizers":null}}', check=False)
+    wait_for(lambda: not d.spec_uids() and ref[2] not in d.checkpoint_claims(), 10,
+             "the sweep to remove the deleted claim's CDI spec and checkpoint entry")
+    assert f"cleaned up ResourceClaim {bed.ns}/{name}" in p.log(), p.log()
+    assert p.alive()
