@@ -56,6 +56,10 @@ Status CdiWriter::EnsureRoot() {
 }
 
 Status CdiWriter::WriteClaimSpec(std::string_view claim_uid, const Spec& spec) {
+  return SyncClaimSpec(claim_uid, spec).status();
+}
+
+Expected<bool> CdiWriter::SyncClaimSpec(std::string_view claim_uid, const Spec& spec) {
   ASSIGN_OR_RETURN(fs::path path, ClaimSpecPath(claim_uid));
   if (spec.kind != kind_) {
     return InvalidArgument("CDI spec for claim " + std::string(claim_uid) + " has kind " +
@@ -73,9 +77,14 @@ Status CdiWriter::WriteClaimSpec(std::string_view claim_uid, const Spec& spec) {
   RETURN_IF_ERROR(EnsureRoot());
   // Repeated prepares of the same claim render identical bytes; skip the rewrite (and its fsyncs).
   if (auto existing = env_->ReadFile(path); existing.ok() && *existing == data) {
-    return Status::Ok();
+    return false;
   }
-  return Annotate(env_->WriteFileAtomic(path, data, kSpecFileMode), path, "write");
+  // Visible at once, without fsync: the runtime reads the spec right after NodePrepareResources,
+  // and what a power loss could take (the root is usually a tmpfs anyway) Preparer::Recover
+  // re-creates from the checkpoint.
+  RETURN_IF_ERROR(
+      Annotate(env_->WriteFileAtomic(path, data, kSpecFileMode, Durability::kVisible), path, "write"));
+  return true;
 }
 
 Status CdiWriter::RemoveClaimSpec(std::string_view claim_uid) {

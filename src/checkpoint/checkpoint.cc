@@ -547,7 +547,7 @@ Checkpoint::~Checkpoint() {
   if (stamp_fd_ >= 0) ::close(stamp_fd_);
 }
 
-Status Checkpoint::Update(std::function<void(State&)> mutate) {
+Status Checkpoint::Update(std::function<void(State&)> mutate, Durability durability) {
   if (shared_) return EnqueueShared(&mutate);
   std::unique_lock lock(mu_);
   ++stats_.updates;
@@ -559,32 +559,33 @@ Status Checkpoint::Update(std::function<void(State&)> mutate) {
     throw;
   }
   const uint64_t seq = ++applied_seq_;
-  return WaitDurableLocked(lock, seq, attempts_seen);
+  return WaitDurableLocked(lock, seq, durability, attempts_seen);
 }
 
 Status Checkpoint::Sync() {
   if (shared_) return EnqueueShared(nullptr);
   std::unique_lock lock(mu_);
   if (durable_seq_ >= applied_seq_) return Status::Ok();
-  return WaitDurableLocked(lock, applied_seq_, attempts_);
+  return WaitDurableLocked(lock, applied_seq_, Durability::kDurable, attempts_);
 }
 
 Status Checkpoint::WaitDurableLocked(std::unique_lock<std::mutex>& lock, uint64_t seq,
-                                     uint64_t attempts_seen) {
+                                     Durability durability, uint64_t attempts_seen) {
+  const bool visible_enough = durability == Durability::kVisible;
   for (;;) {
-    if (durable_seq_ >= seq) return Status::Ok();
+    if (durable_seq_ >= seq || (visible_enough && visible_seq_ >= seq)) return Status::Ok();
     // The last failed attempt started after we looked, so it carried `seq` (a later successful
     // write would have made it durable, checked above).
     if (failed_attempt_ > attempts_seen && failed_upto_ >= seq) return failed_status_;
     if (!writing_) {
-      WriteLocked(lock);  // become the leader; loops back to pick up the outcome
+      WriteLocked(lock, durability);  // become the leader; loops back to pick up the outcome
       continue;
     }
     durable_cv_.wait(lock);
   }
 }
 
-void Checkpoint::WriteLocked(std::unique_lock<std::mutex>& lock) {
+void Checkpoint::WriteLocked(std::unique_lock<std::mutex>& lock, Durability durability) {
   writing_ = true;
   const uint64_t attempt = ++attempts_;
   const uint64_t upto = applied_seq_;
@@ -601,14 +602,15 @@ void Checkpoint::WriteLocked(std::unique_lock<std::mutex>& lock) {
   if (lock.owns_lock()) lock.unlock();
   if (st.ok()) {
     CrashPoint("checkpoint-before-write");
-    st = env_->WriteFileAtomic(file_, bytes, kFileMode);
+    st = env_->WriteFileAtomic(file_, bytes, kFileMode, durability);
     CrashPoint("checkpoint-after-write");
     if (!st.ok()) st = st.WithContext("persist checkpoint " + file_.string());
   }
   lock.lock();
   writing_ = false;
   if (st.ok()) {
-    durable_seq_ = std::max(durable_seq_, upto);
+    visible_seq_ = std::max(visible_seq_, upto);
+    if (durability == Durability::kDurable) durable_seq_ = std::max(durable_seq_, upto);
   } else {
     ++stats_.failed_writes;
     failed_attempt_ = attempt;
@@ -857,6 +859,12 @@ bool Checkpoint::dirty() const {
   std::lock_guard lock(mu_);
   if (shared_) return !disk_boot_id_.empty() && disk_boot_id_ != boot_id_;
   return durable_seq_ < applied_seq_;
+}
+
+bool Checkpoint::unwritten() const {
+  std::lock_guard lock(mu_);
+  if (shared_) return !disk_boot_id_.empty() && disk_boot_id_ != boot_id_;
+  return std::max(visible_seq_, durable_seq_) < applied_seq_;
 }
 
 Stats Checkpoint::stats() const {

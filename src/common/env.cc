@@ -102,7 +102,9 @@ std::string RandomSuffix() {
 }
 }  // namespace
 
-Status Env::WriteFileAtomic(const fs::path& path, std::string_view data, mode_t mode) {
+Status Env::WriteFileAtomic(const fs::path& path, std::string_view data, mode_t mode,
+                            Durability durability) {
+  const bool durable = durability == Durability::kDurable;
   fs::path dir = path.parent_path();
   // A leading dot keeps half-written files out of directory scanners (CDI, pluginwatcher).
   fs::path tmp = dir / ("." + path.filename().string() + ".tmp-" + RandomSuffix());
@@ -110,7 +112,7 @@ Status Env::WriteFileAtomic(const fs::path& path, std::string_view data, mode_t 
   if (fd < 0) return ErrnoStatus("create " + tmp.string(), errno);
   Status st = WriteAll(fd, data, tmp);
   if (st.ok() && ::fchmod(fd, mode) != 0) st = ErrnoStatus("chmod " + tmp.string(), errno);
-  if (st.ok() && ::fsync(fd) != 0) st = ErrnoStatus("fsync " + tmp.string(), errno);
+  if (st.ok() && durable && ::fsync(fd) != 0) st = ErrnoStatus("fsync " + tmp.string(), errno);
   if (::close(fd) != 0 && st.ok()) st = ErrnoStatus("close " + tmp.string(), errno);
   if (!st.ok()) {
     ::unlink(tmp.c_str());
@@ -122,7 +124,7 @@ Status Env::WriteFileAtomic(const fs::path& path, std::string_view data, mode_t 
     ::unlink(tmp.c_str());
     return ErrnoStatus("rename " + tmp.string() + " to " + path.string(), err);
   }
-  return FsyncDir(dir);
+  return durable ? FsyncDir(dir) : Status::Ok();
 }
 
 Status Env::RemoveFile(const fs::path& path) {

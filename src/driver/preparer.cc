@@ -296,7 +296,9 @@ Expected<std::vector<plugin::PreparedDevice>> Preparer::PrepareLocked(
   auto spec_file = cdi::ClaimSpecFileName(options_.driver_name, claim.uid);
   if (!spec_file.ok()) return spec_file.status().WithContext(who);
 
-  // Record the intent (and claim the devices) before any side effect.
+  // Record the intent (and claim the devices) before any side effect. Visible, not durable: it
+  // must survive a crash of this process, but after a power loss the CDI spec (written without
+  // fsync) is gone or an unowned file that Recover() removes, so there is nothing to roll back.
   std::string conflict;
   bool recorded = false;
   Status st = checkpoint_->Update([&](checkpoint::State& s) {
@@ -311,7 +313,7 @@ Expected<std::vector<plugin::PreparedDevice>> Preparer::PrepareLocked(
     pc.prepare_started_at = std::chrono::system_clock::now();
     s.claims[claim.uid] = std::move(pc);
     recorded = true;
-  });
+  }, Durability::kVisible);
   // Takes the PrepareStarted entry out again. If this write fails too, memory is still right and
   // the next successful write (or Recover() after a crash) makes the disk agree.
   auto roll_back = [&] {
@@ -439,28 +441,35 @@ Expected<RecoveryReport> Preparer::Recover() {
   }
 
   // 3. Prepared claims keep their spec; re-create it when it is gone (the CDI root is usually a
-  //    tmpfs that a reboot empties; or a crash in Unprepare removed it, and kubelet will retry).
+  //    tmpfs that a reboot empties; or a crash in Unprepare removed it, and kubelet will retry),
+  //    and rewrite it when it differs from what the checkpoint renders (specs are written
+  //    without fsync, so a power loss can leave an old or empty file).
   discovery::InventoryPtr inventory;
   for (const auto& [uid, claim] : checkpoint_->Snapshot().claims) {
     if (claim.state != ClaimState::kPrepareCompleted) continue;
     report.completed++;
-    if (have.count(uid) != 0 || !exclusive) continue;
+    if (!exclusive) continue;
     if (!inventory) inventory = inventory_();
     const std::string who = "ResourceClaim " + claim.ns + "/" + claim.name + " (uid " + uid + ")";
-    spdlog::warn("re-creating the CDI spec of prepared {}: it is missing", who);
+    const bool present = have.count(uid) != 0;
     std::lock_guard<std::mutex> lock(ClaimMutex(uid));
     auto cdi_devices = CdiDevicesFor(claim.devices, inventory.get());
-    if (!cdi_devices.ok()) {
-      failed(cdi_devices.status().WithContext(who));
+    auto spec = cdi_devices.ok() ? cdi::BuildClaimSpec(options_.driver_name,
+                                                       {uid, claim.ns, claim.name}, *cdi_devices)
+                                 : Expected<cdi::Spec>(cdi_devices.status());
+    auto written = spec.ok() ? cdi_->SyncClaimSpec(uid, *spec) : Expected<bool>(spec.status());
+    if (!written.ok()) {
+      Status st = written.status().WithContext("re-creating the CDI spec of " + who);
+      if (present) {  // the spec on disk still serves the running containers: keep it
+        spdlog::warn("keeping the CDI spec of {} as it is: {}", who, st.message());
+      } else {
+        failed(st);
+      }
       continue;
     }
-    auto spec =
-        cdi::BuildClaimSpec(options_.driver_name, {uid, claim.ns, claim.name}, *cdi_devices);
-    Status st = spec.ok() ? cdi_->WriteClaimSpec(uid, *spec) : spec.status();
-    if (!st.ok()) {
-      failed(st.WithContext("re-creating the CDI spec of " + who));
-      continue;
-    }
+    if (!*written) continue;
+    spdlog::warn("re-created the CDI spec of prepared {}: it was {}", who,
+                 present ? "different from the checkpoint's record" : "missing");
     report.specs_recreated++;
   }
   RETURN_IF_ERROR(checkpoint_->Sync().WithContext("checkpoint"));

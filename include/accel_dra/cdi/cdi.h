@@ -212,6 +212,8 @@ class CdiWriter {
   // Errors: InvalidArgument (bad spec), PermissionDenied (root not writable), ResourceExhausted
   // (disk full), others as the filesystem reports them; messages name the path.
   Status WriteClaimSpec(std::string_view claim_uid, const Spec& spec);
+  // As WriteClaimSpec; true when the file was (re)written, false when it already held this spec.
+  Expected<bool> SyncClaimSpec(std::string_view claim_uid, const Spec& spec);
   // Removes the claim's spec file; a missing file is not an error.
   Status RemoveClaimSpec(std::string_view claim_uid);
   // Claim UIDs that have a spec file of this driver in the root, sorted. A missing root is empty.

@@ -212,7 +212,11 @@ class Checkpoint {
   // mutation is not applied at all. If the write fails, the batch's mutations ARE rolled back in
   // memory (another process may write before our next attempt, so they cannot be kept): memory
   // never runs ahead of disk and dirty() stays false, and the caller retries the operation.
-  Status Update(std::function<void(State&)> mutate);
+  //
+  // Durability::kVisible (exclusive mode only; shared mode is always durable): returns once a write
+  // containing the mutation has replaced the file, without waiting for fsync, so it survives a
+  // crash of the process but maybe not a power loss; dirty() stays true until a durable write.
+  Status Update(std::function<void(State&)> mutate, Durability durability = Durability::kDurable);
 
   // Returns once everything applied in memory so far is durable, writing if needed. Returns OK at
   // once when nothing is dirty. After a failed write, Sync() tries again (it never just replays an
@@ -231,6 +235,9 @@ class Checkpoint {
   // True when memory holds changes that are not (yet) durable. Shared mode: only a new boot ID
   // that the last file read lacks (see load_report().rebooted).
   bool dirty() const;
+  // True when memory holds changes that are not yet in the file at all (not even without fsync).
+  // Equal to dirty() in shared mode.
+  bool unwritten() const;
 
   const LoadReport& load_report() const { return report_; }
   const std::string& boot_id() const { return boot_id_; }
@@ -274,9 +281,9 @@ class Checkpoint {
   int LockFile(int how, Status* st) const;
   // Waits until sequence `seq` is durable, leading a write when none is in flight. A failed
   // write is reported only if it started after `attempts_seen` (so it included `seq`).
-  Status WaitDurableLocked(std::unique_lock<std::mutex>& lock, uint64_t seq,
+  Status WaitDurableLocked(std::unique_lock<std::mutex>& lock, uint64_t seq, Durability durability,
                            uint64_t attempts_seen);
-  void WriteLocked(std::unique_lock<std::mutex>& lock);
+  void WriteLocked(std::unique_lock<std::mutex>& lock, Durability durability);
 
   Env* const env_;
   const std::filesystem::path dir_;
@@ -340,6 +347,7 @@ class Checkpoint {
   std::vector<PendingOp*> pending_;   // shared mode: queued for the next writer
   uint64_t applied_seq_ = 0;          // mutations applied in memory
   uint64_t durable_seq_ = 0;          // mutations up to here are on disk
+  uint64_t visible_seq_ = 0;          // mutations up to here are in the file (maybe not fsynced)
   bool writing_ = false;              // a leader is writing (outside the mutex)
   uint64_t attempts_ = 0;             // write attempts started
   uint64_t failed_attempt_ = 0;       // id of the last failed attempt (0 = none)

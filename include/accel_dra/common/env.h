@@ -15,6 +15,9 @@
 
 namespace accel_dra {
 
+// How far a write must have reached when it returns (see Env::WriteFileAtomic).
+enum class Durability { kDurable, kVisible };
+
 class Env {
  public:
   virtual ~Env() = default;
@@ -23,10 +26,12 @@ class Env {
 
   // Whole-file read. NotFound when the file does not exist.
   virtual Expected<std::string> ReadFile(const std::filesystem::path& path);
-  // Crash-safe replace: after a crash at any point, `path` holds either the old or the new
-  // content, never a mix (temp file in the same directory, fsync, rename, fsync of the directory).
+  // Atomic replace: readers see either the old or the new content, never a mix (temp file in the
+  // same directory, then rename). kDurable: also crash-safe across power loss (fsync of the file
+  // before the rename, of the directory after it). kVisible: no fsync; a process crash keeps the
+  // new content, a power loss may lose it (for files the caller can re-create after a reboot).
   virtual Status WriteFileAtomic(const std::filesystem::path& path, std::string_view data,
-                                 mode_t mode = 0644);
+                                 mode_t mode = 0644, Durability durability = Durability::kDurable);
   // Removes a file; a missing file is not an error.
   virtual Status RemoveFile(const std::filesystem::path& path);
   // Renames (atomically replacing `to`).

@@ -21,7 +21,8 @@ class FaultEnv : public Env {
   int mkdir_errno = 0;
   int writes = 0;
 
-  Status WriteFileAtomic(const fs::path& path, std::string_view data, mode_t mode) override {
+  Status WriteFileAtomic(const fs::path& path, std::string_view data, mode_t mode,
+                         Durability durability) override {
     ++writes;
     if (write_errno != 0) {
       return ErrnoStatus(
@@ -29,7 +30,7 @@ class FaultEnv : public Env {
               (path.parent_path() / ("." + path.filename().string() + ".tmp-1234")).string(),
           write_errno);
     }
-    return Env::WriteFileAtomic(path, data, mode);
+    return Env::WriteFileAtomic(path, data, mode, durability);
   }
   Status CreateDirs(const fs::path& dir, mode_t mode) override {
     if (mkdir_errno != 0) return ErrnoStatus("create directory " + dir.string(), mkdir_errno);
@@ -117,7 +118,7 @@ TEST_F(CdiWriterTest, ListOnlyOurClaimSpecs) {
         "k8s.accel-dra.dev2-device_uid-e.json", ".k8s.accel-dra.dev-device_uid-f.json.tmp-abc",
         "k8s.accel-dra.dev-device_uid-g.yaml", "k8s.accel-dra.dev-device_.json",
         "k8s.accel-dra.dev-device_bad uid.json"}) {
-    ASSERT_TRUE(env_.WriteFileAtomic(root_ / name, "{}", 0644).ok());
+    ASSERT_TRUE(env_.WriteFileAtomic(root_ / name, "{}", 0644, Durability::kDurable).ok());
   }
   auto uids = w.ListClaimSpecs();
   ASSERT_TRUE(uids.ok()) << uids.status().ToString();

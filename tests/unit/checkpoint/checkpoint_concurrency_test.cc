@@ -20,10 +20,11 @@ namespace {
 // Counts checkpoint writes and makes each take a while, like an fsync on a busy disk.
 class SlowCountingEnv : public Env {
  public:
-  Status WriteFileAtomic(const fs::path& path, std::string_view data, mode_t mode) override {
+  Status WriteFileAtomic(const fs::path& path, std::string_view data, mode_t mode,
+                         Durability durability) override {
     writes.fetch_add(1);
     std::this_thread::sleep_for(delay);
-    return Env::WriteFileAtomic(path, data, mode);
+    return Env::WriteFileAtomic(path, data, mode, durability);
   }
   std::atomic<int> writes{0};
   std::chrono::milliseconds delay{20};
@@ -32,13 +33,14 @@ class SlowCountingEnv : public Env {
 // Fails checkpoint writes with ENOSPC while `full` is set.
 class DiskFullEnv : public Env {
  public:
-  Status WriteFileAtomic(const fs::path& path, std::string_view data, mode_t mode) override {
+  Status WriteFileAtomic(const fs::path& path, std::string_view data, mode_t mode,
+                         Durability durability) override {
     writes.fetch_add(1);
     if (full.load()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
       return ErrnoStatus("write " + path.string(), ENOSPC);
     }
-    return Env::WriteFileAtomic(path, data, mode);
+    return Env::WriteFileAtomic(path, data, mode, durability);
   }
   std::atomic<bool> full{false};
   std::atomic<int> writes{0};
@@ -199,7 +201,8 @@ TEST_F(CheckpointConcurrencyTest, SyncAfterFailedWritePersists) {
 // The first write blocks until released and then fails; later writes succeed.
 class GatedEnv : public Env {
  public:
-  Status WriteFileAtomic(const fs::path& path, std::string_view data, mode_t mode) override {
+  Status WriteFileAtomic(const fs::path& path, std::string_view data, mode_t mode,
+                         Durability durability) override {
     int n = 0;
     {
       std::unique_lock lock(mu);
@@ -211,7 +214,7 @@ class GatedEnv : public Env {
       }
     }
     if (n == 1) return ErrnoStatus("write " + path.string(), ENOSPC);
-    return Env::WriteFileAtomic(path, data, mode);
+    return Env::WriteFileAtomic(path, data, mode, durability);
   }
   void WaitEntered() {
     std::unique_lock lock(mu);

@@ -47,19 +47,21 @@ int ClaimsOnDisk(const fs::path& file) {
 
 class DiskFullEnv : public Env {
  public:
-  Status WriteFileAtomic(const fs::path& path, std::string_view data, mode_t mode) override {
+  Status WriteFileAtomic(const fs::path& path, std::string_view data, mode_t mode,
+                         Durability durability) override {
     if (full.load()) return ErrnoStatus("write " + path.string(), ENOSPC);
-    return Env::WriteFileAtomic(path, data, mode);
+    return Env::WriteFileAtomic(path, data, mode, durability);
   }
   std::atomic<bool> full{false};
 };
 
 class SlowCountingEnv : public Env {
  public:
-  Status WriteFileAtomic(const fs::path& path, std::string_view data, mode_t mode) override {
+  Status WriteFileAtomic(const fs::path& path, std::string_view data, mode_t mode,
+                         Durability durability) override {
     writes.fetch_add(1);
     std::this_thread::sleep_for(milliseconds(20));
-    return Env::WriteFileAtomic(path, data, mode);
+    return Env::WriteFileAtomic(path, data, mode, durability);
   }
   std::atomic<int> writes{0};
 };

@@ -140,6 +140,34 @@ TEST_F(CheckpointTest, RoundTrip) {
   EXPECT_FALSE(cp->dirty());
 }
 
+// A visible update is in the file (a restarted process reads it) but stays dirty until a durable
+// write; Sync() makes it durable.
+TEST_F(CheckpointTest, VisibleUpdateIsInTheFileAndDirtyUntilSynced) {
+  {
+    auto cp = MustOpen();
+    ASSERT_NE(cp, nullptr);
+    ASSERT_TRUE(cp->Update([](State& s) {
+                    s.claims["uid-v"] = MakeClaim("v", ClaimState::kPrepareStarted, 1);
+                  }, Durability::kVisible).ok());
+    EXPECT_TRUE(cp->dirty());
+    EXPECT_FALSE(cp->unwritten());
+    EXPECT_EQ(cp->stats().writes, 1u);
+  }
+  {
+    auto cp = MustOpen();
+    ASSERT_NE(cp, nullptr);
+    ASSERT_TRUE(cp->Find("uid-v").has_value());
+    ASSERT_TRUE(cp->Update([](State& s) { s.claims.erase("uid-v"); }, Durability::kVisible).ok());
+    EXPECT_TRUE(cp->dirty());
+    ASSERT_TRUE(cp->Sync().ok());
+    EXPECT_FALSE(cp->dirty());
+    EXPECT_EQ(cp->stats().writes, 2u);
+  }
+  auto cp = MustOpen();
+  ASSERT_NE(cp, nullptr);
+  EXPECT_TRUE(cp->Snapshot().claims.empty());
+}
+
 TEST_F(CheckpointTest, TimestampsKeepMillisecondsAndDropFinerParts) {
   {
     auto cp = MustOpen();

@@ -32,6 +32,14 @@ TEST_F(EnvTest, AtomicWriteReplacesAndLeavesNoTemp) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
+TEST_F(EnvTest, VisibleWriteIsAtomicToo) {
+  fs::path f = dir_ / "spec.json";
+  ASSERT_TRUE(env_->WriteFileAtomic(f, "one", 0644, Durability::kVisible).ok());
+  ASSERT_TRUE(env_->WriteFileAtomic(f, "two", 0644, Durability::kVisible).ok());
+  EXPECT_EQ(env_->ReadFile(f).value(), "two");
+  EXPECT_EQ(env_->ListDir(dir_).value(), std::vector<std::string>{"spec.json"});
+}
+
 TEST_F(EnvTest, ErrorsAreValues) {
   auto r = env_->ReadFile(dir_ / "missing");
   ASSERT_FALSE(r.ok());

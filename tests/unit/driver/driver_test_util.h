@@ -183,7 +183,8 @@ class FakeClaims {
 // with an errno, as the real Env reports it.
 class TestEnv : public Env {
  public:
-  Status WriteFileAtomic(const fs::path& path, std::string_view data, mode_t mode) override {
+  Status WriteFileAtomic(const fs::path& path, std::string_view data, mode_t mode,
+                         Durability durability) override {
     writes_++;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -192,7 +193,7 @@ class TestEnv : public Env {
         return ErrnoStatus("create " + tmp.string(), fail_errno_);
       }
     }
-    return Env::WriteFileAtomic(path, data, mode);
+    return Env::WriteFileAtomic(path, data, mode, durability);
   }
   Status RemoveFile(const fs::path& path) override {
     removes_++;
@@ -344,7 +345,8 @@ class PreparerTestBase : public ::testing::Test {
   }
 
   // The invariant after any completed operation or recovery: a claim's spec file exists iff the
-  // checkpoint holds the claim PrepareCompleted; nothing is left PrepareStarted.
+  // checkpoint holds the claim PrepareCompleted; nothing is left PrepareStarted; the file holds
+  // what memory holds (PrepareStarted records are written without fsync, so dirty() may be true).
   void ExpectConsistent() {
     checkpoint::State s = checkpoint_->Snapshot();
     for (const auto& [uid, c] : s.claims) {
@@ -354,7 +356,7 @@ class PreparerTestBase : public ::testing::Test {
     for (const auto& uid : SpecUids()) {
       EXPECT_TRUE(s.claims.contains(uid)) << "spec of " << uid << " has no checkpoint entry";
     }
-    EXPECT_FALSE(checkpoint_->dirty());
+    EXPECT_FALSE(checkpoint_->unwritten());
   }
 
   TestEnv env_;

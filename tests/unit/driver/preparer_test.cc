@@ -518,6 +518,26 @@ TEST_F(PreparerRecoveryTest, StartedClaimWithoutSpecIsRolledBack) {
   ExpectConsistent();
 }
 
+// CDI specs are written without fsync: a power loss can leave a prepared claim's spec empty or
+// old. Recovery rewrites it from the checkpoint; a spec that is right is not touched.
+TEST_F(PreparerRecoveryTest, RewritesADamagedSpecOfACompletedClaim) {
+  const std::string damaged = Uid(1), intact = Uid(2);
+  PutAndPrepare("damaged", damaged, "gpu-0");
+  PutAndPrepare("intact", intact, "gpu-1");
+  const std::string before = ReadAll(dirs_->SpecPath(damaged));
+  const auto intact_mtime = fs::last_write_time(dirs_->SpecPath(intact));
+  Close();
+  std::ofstream(dirs_->SpecPath(damaged), std::ios::trunc);  // empty, as after a power loss
+  Open();
+  auto report = preparer_->Recover();
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->completed, 2);
+  EXPECT_EQ(report->specs_recreated, 1);
+  EXPECT_EQ(ReadAll(dirs_->SpecPath(damaged)), before);
+  EXPECT_EQ(fs::last_write_time(dirs_->SpecPath(intact)), intact_mtime);
+  ExpectConsistent();
+}
+
 TEST_F(PreparerRecoveryTest, RecreatesTheSpecOfACompletedClaimAfterAReboot) {
   const std::string uid = Uid(1);
   claims_.Put(ClaimJson(
