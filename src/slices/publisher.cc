@@ -17,6 +17,10 @@ bool Contains(const Json& have, const Json& want, bool exact_keys = false) {
   if (want.is_object()) {
     if (!have.is_object()) return false;
     if (exact_keys && have.size() != want.size()) return false;
+    // A device that lost all its attributes or capacities omits the key altogether.
+    for (const char* k : {"attributes", "capacity"}) {
+      if (have.contains(k) && !want.contains(k) && want.contains("name")) return false;
+    }
     for (const auto& [k, v] : want.items()) {
       auto it = have.find(k);
       if (it == have.end() || !Contains(*it, v, k == "attributes" || k == "capacity")) {
