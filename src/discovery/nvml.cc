@@ -12,6 +12,8 @@
 
 #include "accel_dra/common/log.h"
 #include "accel_dra/common/names.h"
+#include "accel_dra/discovery/pci.h"
+#include "accel_dra/discovery/version.h"
 
 namespace accel_dra::discovery {
 
@@ -381,34 +383,6 @@ std::optional<std::string> NormalizePciBusId(std::string_view bus_id) {
   return std::string(out);
 }
 
-std::optional<std::string> DriverVersionToSemver(std::string_view raw) {
-  raw = Trim(raw);
-  std::vector<unsigned long long> parts;
-  size_t i = 0;
-  while (parts.size() < 3) {
-    size_t start = i;
-    unsigned long long v = 0;
-    while (i < raw.size() && std::isdigit(static_cast<unsigned char>(raw[i])) != 0) {
-      if (i - start >= 18) return std::nullopt;  // no driver has such numbers
-      v = v * 10 + static_cast<unsigned long long>(raw[i] - '0');
-      ++i;
-    }
-    if (i == start) break;
-    parts.push_back(v);
-    if (i < raw.size() && raw[i] == '.' && i + 1 < raw.size() &&
-        std::isdigit(static_cast<unsigned char>(raw[i + 1])) != 0) {
-      ++i;
-    } else {
-      break;
-    }
-  }
-  if (parts.empty()) return std::nullopt;
-  // Already strict semver (numbers within uint64, which the apiserver also requires): unchanged.
-  if (parts.size() == 3 && IsSemver(raw)) return std::string(raw);
-  while (parts.size() < 3) parts.push_back(0);
-  return std::to_string(parts[0]) + "." + std::to_string(parts[1]) + "." + std::to_string(parts[2]);
-}
-
 std::optional<std::string> CudaVersionToSemver(int v) {
   if (v <= 0) return std::nullopt;
   return std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10) + ".0";
@@ -445,7 +419,6 @@ size_t EnrichWithNvml(std::vector<Device>& devices, const NvmlInfo& info) {
   for (const auto& g : info.gpus) {
     if (auto b = NormalizePciBusId(g.bus_id)) by_bus.emplace(*b, &g);
   }
-  const std::optional<std::string> driver = DriverVersionToSemver(info.driver_version);
   const std::optional<std::string> cuda = CudaVersionToSemver(info.cuda_driver_version);
   size_t enriched = 0;
   for (auto& d : devices) {
@@ -462,15 +435,14 @@ size_t EnrichWithNvml(std::vector<Device>& devices, const NvmlInfo& info) {
     };
     if (!g.uuid.empty()) set("uuid", AttrValue::String(g.uuid));
     if (!g.name.empty()) set("productName", AttrValue::String(g.name));
-    if (driver) {
-      set("driverVersion", AttrValue::Version(*driver));
-      if (*driver != info.driver_version) {
-        set("driverVersionRaw", AttrValue::String(info.driver_version));
+    if (!Trim(info.driver_version).empty()) {
+      if (NormalizeVersion(info.driver_version) || d.attributes.count("driverVersion") == 0) {
+        SetVersionAttribute(d.attributes, "driverVersion", info.driver_version);
       } else {
-        d.attributes.erase("driverVersionRaw");
+        // Not a version at all: a version PCI/sysfs found stays, NVML's string is kept raw.
+        set("driverVersionRaw",
+            AttrValue::String(TruncateAttributeString(Trim(info.driver_version))));
       }
-    } else if (!info.driver_version.empty()) {
-      set("driverVersionRaw", AttrValue::String(info.driver_version));
     }
     if (cuda) set("cudaDriverVersion", AttrValue::Version(*cuda));
     if (g.cc_major && g.cc_minor && *g.cc_major >= 0 && *g.cc_minor >= 0) {

@@ -13,6 +13,7 @@ extern "C" {
 #include <map>
 
 #include "accel_dra/common/log.h"
+#include "accel_dra/discovery/version.h"
 
 namespace accel_dra::discovery {
 namespace fs = std::filesystem;
@@ -188,78 +189,9 @@ std::optional<int> ParseDeviceMinor(std::string_view content) {
   return ParseDec<int>(Trim(rest.substr(0, rest.find('\n'))));
 }
 
-bool IsIdentChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-'; }
-
-// Normalises one dot-separated semver identifier list; numeric identifiers lose leading zeros
-// when `numeric_strict` (prerelease), otherwise they are kept (build metadata).
-std::optional<std::string> NormalizeIdents(std::string_view s, bool numeric_strict) {
-  std::string out;
-  size_t start = 0;
-  while (true) {
-    size_t dot = s.find('.', start);
-    std::string_view id = s.substr(start, dot == std::string_view::npos ? s.npos : dot - start);
-    if (id.empty() || !std::all_of(id.begin(), id.end(), IsIdentChar)) return std::nullopt;
-    bool numeric = std::all_of(id.begin(), id.end(),
-                               [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
-    if (numeric && numeric_strict) {
-      while (id.size() > 1 && id[0] == '0') id.remove_prefix(1);
-    }
-    if (!out.empty()) out += '.';
-    out += id;
-    if (dot == std::string_view::npos) break;
-    start = dot + 1;
-  }
-  return out;
-}
-
 }  // namespace
 
 // ---- public helpers -----------------------------------------------------------------------------
-std::optional<std::string> NormalizeDriverVersion(std::string_view raw) {
-  std::string s = Trim(raw);
-  std::string_view v = s;
-  if (v.size() > 1 && (v[0] == 'v' || v[0] == 'V') &&
-      std::isdigit(static_cast<unsigned char>(v[1])) != 0) {
-    v.remove_prefix(1);
-  }
-  // Numeric core: 1-3 dot-separated decimal components.
-  std::vector<uint64_t> core;
-  size_t i = 0;
-  while (true) {
-    size_t start = i;
-    while (i < v.size() && std::isdigit(static_cast<unsigned char>(v[i])) != 0) ++i;
-    if (i == start) return std::nullopt;
-    auto n = ParseDec<uint64_t>(v.substr(start, i - start));
-    if (!n) return std::nullopt;
-    core.push_back(*n);
-    if (i < v.size() && v[i] == '.') {
-      ++i;
-      continue;
-    }
-    break;
-  }
-  if (core.size() > 3) return std::nullopt;
-  while (core.size() < 3) core.push_back(0);
-  std::string out =
-      std::to_string(core[0]) + "." + std::to_string(core[1]) + "." + std::to_string(core[2]);
-  std::string_view rest = v.substr(i);
-  size_t plus = rest.find('+');
-  std::string_view pre = rest.substr(0, plus);
-  std::string_view build = plus == std::string_view::npos ? std::string_view{} : rest.substr(plus);
-  if (!pre.empty()) {
-    if (pre[0] != '-') return std::nullopt;
-    auto p = NormalizeIdents(pre.substr(1), true);
-    if (!p) return std::nullopt;
-    out += "-" + *p;
-  }
-  if (!build.empty()) {
-    auto b = NormalizeIdents(build.substr(1), false);
-    if (!b) return std::nullopt;
-    out += "+" + *b;
-  }
-  return out;
-}
-
 namespace {
 // Cut to at most `max` bytes: UTF-8 safe, at a word boundary when one is not too far back, no
 // trailing blanks or punctuation.
@@ -538,19 +470,20 @@ std::optional<PciBackend::Found> PciBackend::Probe(const std::string& bdf_in) {
         }
       }
     }
-    if (raw && !raw->empty() && Printable(*raw)) {
-      auto norm = NormalizeDriverVersion(*raw);
-      if (norm) a.emplace("driverVersion", AttrValue::Version(*norm));
-      if (!norm || *norm != *raw) {
-        a.emplace("driverVersionRaw", AttrValue::String(TruncateAttributeString(*raw)));
+    if (raw) {
+      switch (SetVersionAttribute(a, "driverVersion", *raw)) {
+        case VersionOutcome::kRawOnly:
+          WarnOnce("version|" + module + "|" + *raw,
+                   "driver " + module + " version \"" + TruncateAttributeString(*raw) +
+                       "\" cannot be read as a semantic version; publishing only driverVersionRaw");
+          break;
+        case VersionOutcome::kUnprintable:
+          WarnOnce("version|" + module,
+                   "driver " + module + " version has unprintable characters; no driverVersionRaw");
+          break;
+        default:
+          break;
       }
-      if (!norm) {
-        WarnOnce("version|" + module + "|" + *raw,
-                 "driver " + module + " version \"" + *raw +
-                     "\" cannot be read as a semantic version; publishing only driverVersionRaw");
-      }
-    } else if (raw && !raw->empty()) {
-      WarnOnce("version|" + module, "driver " + module + " version has unprintable characters");
     }
   }
 

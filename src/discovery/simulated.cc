@@ -7,6 +7,7 @@
 
 #include "accel_dra/common/log.h"
 #include "accel_dra/common/names.h"
+#include "accel_dra/discovery/version.h"
 
 namespace accel_dra::discovery {
 namespace {
@@ -94,9 +95,11 @@ Expected<SimProfile> ParseSimProfile(const std::string& yaml, const std::string&
       return err(where + ".type \"" + g.type +
                  "\" must be a short DNS label (lower-case letters, digits, '-')");
     }
-    if (!IsSemver(g.driver_version)) {
+    // The same policy as a real host's versions (discovery/version.h): "560.35.03" is published
+    // as 560.35.3 with driverVersionRaw; a string without any version is a profile error.
+    if (!NormalizeVersion(g.driver_version) || g.driver_version.size() > 64) {
       return err(where + ".driverVersion \"" + g.driver_version +
-                 "\" is not a strict semantic version (e.g. 1.2.3)");
+                 "\" is not a version (e.g. 1.2.3 or 560.35.03; at most 64 characters)");
     }
     if (auto q = ParseQuantityBytes(g.memory); !q.ok()) {
       return err(where + ".memory: " + q.status().message());
@@ -166,7 +169,7 @@ Expected<std::vector<Device>> SimulatedBackend::Discover() {
       d.attributes.emplace("productName", AttrValue::String(g.product_name));
       d.attributes.emplace("uuid", AttrValue::String(SimUuid(node_name_, index)));
       d.attributes.emplace("index", AttrValue::Int(type_index));
-      d.attributes.emplace("driverVersion", AttrValue::Version(g.driver_version));
+      SetVersionAttribute(d.attributes, "driverVersion", g.driver_version);
       d.attributes.emplace("driverName", AttrValue::String("accel-sim"));
       d.attributes.emplace("pciBusID", AttrValue::String(bdf));
       d.attributes.emplace("resource.kubernetes.io/pcieRoot", AttrValue::String(root));

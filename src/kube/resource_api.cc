@@ -249,4 +249,15 @@ Expected<Json> ResourceApi::GetNode(const std::string& name) {
   return client_->Get("/api/v1/nodes/" + internal::UrlEncode(name));
 }
 
+Status ResourceApi::WatchNode(const std::string& name, const std::string& resource_version,
+                              const std::function<bool(const WatchEvent&)>& on_event,
+                              std::chrono::milliseconds timeout, const std::atomic<bool>* stop) {
+  if (name.empty()) return InvalidArgument("WatchNode: empty name");
+  std::string path = internal::AddQuery("/api/v1/nodes", "fieldSelector", "metadata.name=" + name);
+  if (!resource_version.empty()) {
+    path = internal::AddQuery(path, "resourceVersion", resource_version);
+  }
+  return client_->Watch(path, on_event, timeout, stop);
+}
+
 }  // namespace accel_dra::kube

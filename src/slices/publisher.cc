@@ -9,13 +9,23 @@ namespace accel_dra::slices {
 namespace {
 
 // True when every key of `want` is present in `have` with an equal value (recursively), and
-// arrays have equal length. Tolerates fields the apiserver adds (defaults, metadata).
-bool Contains(const Json& have, const Json& want) {
+// arrays have equal length. Tolerates fields the apiserver adds (defaults, metadata), except in a
+// device's "attributes" and "capacity" maps, which the apiserver never extends: there the key sets
+// must be equal, so that an attribute that went away (e.g. a Node's runtime information) is
+// unpublished too.
+bool Contains(const Json& have, const Json& want, bool exact_keys = false) {
   if (want.is_object()) {
     if (!have.is_object()) return false;
+    if (exact_keys && have.size() != want.size()) return false;
+    // A device that lost all its attributes or capacities omits the key altogether.
+    for (const char* k : {"attributes", "capacity"}) {
+      if (have.contains(k) && !want.contains(k) && want.contains("name")) return false;
+    }
     for (const auto& [k, v] : want.items()) {
       auto it = have.find(k);
-      if (it == have.end() || !Contains(*it, v)) return false;
+      if (it == have.end() || !Contains(*it, v, k == "attributes" || k == "capacity")) {
+        return false;
+      }
     }
     return true;
   }

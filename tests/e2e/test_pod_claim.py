@@ -1,6 +1,8 @@
 """A pod with a ResourceClaimTemplate on the real node: kubelet calls the plugin, containerd injects
 the claim's CDI devices, and only the container that uses the claim sees them."""
 
+import json
+
 from e2e_lib import (DRIVER, POD_TIMEOUT, allocated_devices, container, devnodes_of, env_key,
                      env_of, logs, pod, pod_claim, template, wait_for, wait_running)
 
@@ -74,3 +76,38 @@ def test_two_devices_in_one_pod(node, plugin, kubectl, ns):
         assert env.get(env_key(d)) == d, out
     assert sorted(env["ACCEL_VISIBLE_DEVICES"].split(",")) == devices, out
     assert sorted(devnodes_of(out)) == sorted(f"{node.devnode(d)} 1:3" for d in devices), out
+
+
+def test_real_node_runtime_attributes_select_devices(node, plugin, kubectl, ns):
+    """KAR-0001 on the real node: kubelet reports containerd's version in the Node status, every
+    device carries it (and cdiEnabled), and a DeviceClass that requires containerd >= 2.0 with CDI
+    enabled gets a pod running with its device injected through CDI."""
+    rt = kubectl.json("get", "node", node.name)["status"]["nodeInfo"]["containerRuntimeVersion"]
+    assert rt.startswith("containerd://"), rt
+    devs = [d for s in node.slices() for d in s["spec"].get("devices", [])]
+    assert devs
+    for d in devs:
+        a = d["attributes"]
+        assert a["containerRuntime"] == {"string": "containerd"}, a
+        assert a["containerRuntimeVersion"] == {"version": rt.split("://", 1)[1].lstrip("v")}, a
+        assert a["cdiEnabled"] == {"bool": True}, a
+    cls = f"{ns}-containerd-cdi"
+    kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "resource.k8s.io/v1", "kind": "DeviceClass", "metadata": {"name": cls},
+        "spec": {"selectors": [{"cel": {"expression": (
+            f'device.driver == "{DRIVER}" && '
+            f'device.attributes["{DRIVER}"].containerRuntime == "containerd" && '
+            f'device.attributes["{DRIVER}"].containerRuntimeVersion'
+            f'.compareTo(semver("2.0.0")) >= 0 && device.attributes["{DRIVER}"].cdiEnabled')}}]}}))
+    try:
+        t = json.loads(template("rt-accel"))
+        t["spec"]["spec"]["devices"]["requests"][0]["exactly"]["deviceClassName"] = cls
+        kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(t))
+        kubectl("apply", "-n", ns, "-f", "-", input=pod(
+            "rt", [container(node, "c", ("accel",))],
+            {"accel": {"resourceClaimTemplateName": "rt-accel"}}))
+        wait_running(kubectl, node, ns, "rt")
+        dev = allocated_devices(pod_claim(kubectl, ns, "rt"))[0]
+        assert env_of(logs(kubectl, ns, "rt", "c")).get("ACCEL_VISIBLE_DEVICES") == dev
+    finally:
+        kubectl("delete", "deviceclass", cls, "--ignore-not-found", "--wait=false", check=False)

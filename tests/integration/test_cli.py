@@ -76,7 +76,7 @@ def test_discover_without_cluster(tmp_path):
     p = run("discover", "--simulate=3", "--node-name=n1")  # yaml by default
     assert yaml.safe_load(p.stdout) == out
     profile = tmp_path / "p.yaml"
-    profile.write_text("devices: [{count: 1, driverVersion: v1}]\n")
+    profile.write_text("devices: [{count: 1, driverVersion: custom}]\n")
     p = run("discover", f"--simulate-profile={profile}")
     assert p.returncode == 1
     assert "driverVersion" in one_error_line(p)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 from conftest import SOURCE_DIR
@@ -151,8 +152,23 @@ spec:
 def test_bad_host_still_publishes_what_is_known(kubectl, make_node, run_plugin, wait_for):
     node = make_node("disc-bad")
     p = run_plugin(node, f"--host-root={HOSTS / 'bad'}", f"--pci-ids-file={PCI_IDS}",
-                   "--no-nvml")
+                   "--no-nvml", "--rediscover-interval=0.1")
     devs = wait_for(lambda: len(node_devices(kubectl, node)) == 4 and node_devices(kubectl, node),
                     15, "the 4 usable devices of the bad fixture")
     assert p.alive()
     assert {d["name"] for d in devs} == {"gpu-0", "gpu-1", "accelerator-0", "accelerator-1"}
+    by_name = {d["name"]: attrs(d) for d in devs}
+    # A version that is not semver: the raw string only; a normalised one: both.
+    assert "driverVersion" not in by_name["accelerator-1"], by_name["accelerator-1"]
+    assert by_name["accelerator-1"]["driverVersionRaw"] == "custom build (unreleased)"
+    assert by_name["accelerator-0"]["driverVersion"] == "1.2.0-beta"
+    # Malformed numa_node and device id: published without them.
+    assert "numaNode" not in by_name["gpu-0"] and "deviceID" not in by_name["gpu-1"]
+    # Each problem is logged once, however often the plugin looks again.
+    time.sleep(2)
+    log = p.log()
+    assert p.alive()
+    for text in ("cannot be read as a semantic version", "unknown vendor 0x1e99",
+                 'malformed numa_node "banana"', 'malformed device id "0xzzzz"',
+                 'malformed vendor "not-a-number"'):
+        assert log.count(text) == 1, f"{text!r} logged {log.count(text)} times:\n{log}"

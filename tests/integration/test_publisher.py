@@ -80,6 +80,25 @@ def test_profile_change_updates_slices_within_2s(kubectl, make_node, run_plugin,
     print(f"slices updated {elapsed * 1000:.0f} ms after the profile changed")
 
 
+def test_removed_attribute_is_unpublished(kubectl, make_node, run_plugin, wait_for, tmp_path):
+    """An attribute that goes away is removed from the slice too (the diff compares a device's
+    attribute and capacity names exactly, not as a subset)."""
+    node = make_node("pub-remove")
+    profile = tmp_path / "profile.yaml"
+    profile.write_text('devices:\n- count: 1\n  driverVersion: "560.35.03"\n')
+    run_plugin(node, f"--simulate-profile={profile}")
+
+    def attributes():
+        devs = [d for s in node_slices(kubectl, node) for d in s["spec"].get("devices", [])]
+        return devs[0]["attributes"] if len(devs) == 1 else None
+    a = wait_for(lambda: (a := attributes()) and "driverVersionRaw" in a and a, 10, "Raw published")
+    assert a["driverVersion"] == {"version": "560.35.3"}
+    profile.write_text('devices:\n- count: 1\n  driverVersion: "560.35.3"\n')
+    a = wait_for(lambda: (a := attributes()) and "driverVersionRaw" not in a and a, 5,
+                 "driverVersionRaw removed")
+    assert a["driverVersion"] == {"version": "560.35.3"}
+
+
 def test_deleted_slices_are_republished(kubectl, make_node, run_plugin, wait_for):
     node = make_node("pub-delete")
     run_plugin(node, "--simulate=3")

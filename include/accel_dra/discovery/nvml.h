@@ -115,9 +115,6 @@ class NvmlProbe {
 
 // "00000000:3B:00.0", "0000:3b:00.0", "3b:00.0" → "0000:3b:00.0". nullopt if malformed.
 std::optional<std::string> NormalizePciBusId(std::string_view bus_id);
-// A driver version as a strict semver: "550.54.15" → itself, "535.104.05" → "535.104.5",
-// "560.35" → "560.35.0", "1.2.3.4" → "1.2.3". nullopt when no leading number.
-std::optional<std::string> DriverVersionToSemver(std::string_view raw);
 // 12040 → "12.4.0". nullopt for values <= 0.
 std::optional<std::string> CudaVersionToSemver(int v);
 // nvmlDeviceArchitecture_t → "Hopper" etc.; nullopt when unknown.
@@ -125,7 +122,7 @@ std::optional<std::string> NvmlArchitectureName(unsigned arch);
 
 // Adds NVML facts to the devices whose `pciBusID` (or `resource.kubernetes.io/pciBusID`)
 // attribute matches an NVML GPU's bus ID: attributes uuid, productName, driverVersion
-// (+ driverVersionRaw when normalised or not a version), cudaDriverVersion, computeCapability,
+// (+ driverVersionRaw, by the policy of discovery/version.h), cudaDriverVersion, computeCapability,
 // architecture, and capacity memory. Devices NVML doesn't know are left as they are. Returns the
 // number of devices enriched.
 size_t EnrichWithNvml(std::vector<Device>& devices, const NvmlInfo& info);

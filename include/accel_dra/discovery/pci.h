@@ -17,9 +17,9 @@
 // - Attributes (driver domain unless qualified): type, vendor, vendorID, deviceID,
 //   subsystemVendorID, subsystemDeviceID, productName (≤ 64 bytes), index, pciBusID,
 //   resource.kubernetes.io/pcieRoot, numaNode (omitted when -1), driverName (kernel module),
-//   driverVersion (strict semver), driverVersionRaw (when normalisation changed the string or
-//   it could not be made semver). Capacity "memory" where the kernel driver reports VRAM
-//   (amdgpu mem_info_vram_total, Intel lmem_total_bytes). No uuid: PCI has none.
+//   driverVersion and driverVersionRaw by the version policy of discovery/version.h. Capacity
+//   "memory" where the kernel driver reports VRAM (amdgpu mem_info_vram_total, Intel
+//   lmem_total_bytes). No uuid: PCI has none.
 // - Device nodes: only those that exist under <root>/dev: /dev/dri/cardN + renderDN (from the
 //   device's drm/ directory), /dev/accel/accelN (accel/), /dev/nvidia<minor> (from
 //   /proc/driver/nvidia/gpus/<bdf>/information) + /dev/nvidiactl, /dev/nvidia-uvm,
@@ -82,12 +82,6 @@ class PciBackend : public Backend {
   std::unique_ptr<Names> names_;
   std::set<std::string> warned_;
 };
-
-// Driver version normalisation to strict semver. Accepts 1-3 numeric components with an optional
-// leading "v", optional "-prerelease" and "+build"; pads to three components and drops leading
-// zeros ("535.104.05" → "535.104.5", "1.2" → "1.2.0", "v1.2-beta" → "1.2.0-beta"). nullopt
-// when the string can't be read as a version ("custom build", "1.2.3.4").
-std::optional<std::string> NormalizeDriverVersion(std::string_view raw);
 
 // Cuts a product name to at most `max` bytes without splitting a UTF-8 sequence, preferring a
 // word boundary, and without a dangling opening bracket or trailing punctuation.

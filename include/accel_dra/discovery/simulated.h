@@ -36,7 +36,7 @@ SimProfile DefaultSimProfile(int count);
 //     type: gpu
 //     productName: Simulated Accelerator 80GB
 //     memory: 80Gi
-//     driverVersion: 1.2.3
+//     driverVersion: 1.2.3    # any version: the policy of discovery/version.h applies
 //     numaNodes: 2
 //     deviceNode: /dev/accel-sim{index}
 // Unknown keys and bad values are errors that name the file, the key and what is accepted.

@@ -162,6 +162,11 @@ class ResourceApi {
 
   Expected<Json> GetResourceClaim(const std::string& ns, const std::string& name);
   Expected<Json> GetNode(const std::string& name);
+  // Watches the one Node `name` from `resource_version` (see Client::Watch; events carry the
+  // v1 Node object).
+  Status WatchNode(const std::string& name, const std::string& resource_version,
+                   const std::function<bool(const WatchEvent&)>& on_event,
+                   std::chrono::milliseconds timeout, const std::atomic<bool>* stop = nullptr);
 
  private:
   std::string Base();

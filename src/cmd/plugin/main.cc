@@ -9,6 +9,7 @@
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -20,6 +21,7 @@
 #include "accel_dra/common/log.h"
 #include "accel_dra/common/yaml.h"
 #include "accel_dra/discovery/manager.h"
+#include "accel_dra/discovery/node_runtime.h"
 #include "accel_dra/discovery/nvml.h"
 #include "accel_dra/discovery/pci.h"
 #include "accel_dra/discovery/simulated.h"
@@ -28,6 +30,7 @@
 #include "accel_dra/plugin/plugin_server.h"
 #include "accel_dra/slices/publisher.h"
 #include "accel_dra/slices/slices.h"
+#include "node_watch.h"
 
 namespace accel_dra {
 namespace {
@@ -50,6 +53,7 @@ struct Flags {
   std::string host_root = "/";
   std::string pci_ids_file;
   std::string nvml_library = "libnvidia-ml.so.1";
+  std::string containerd_config = "/etc/containerd/config.toml";
   bool no_nvml = false;
   bool delete_slices_on_exit = false;
   double startup_timeout_s = 60;
@@ -127,8 +131,10 @@ int RunDiscover(const Flags& f) {
   std::string node = f.node_name.empty() ? Hostname() : f.node_name;
   auto devices = MakeDevices(f, node);
   if (!devices.ok()) return Fail(devices.status().message());
-  auto inventory = devices->Refresh();
-  auto pool = slices::BuildPool(*inventory, PoolFor(f, node));
+  // No Node here: the node-level attributes without the container runtime ones.
+  auto inventory = discovery::WithNodeAttributes(
+      *devices->Refresh(), discovery::DriverOnlyAttributes(), slices::kMaxAttributesAndCapacities);
+  auto pool = slices::BuildPool(inventory, PoolFor(f, node));
   for (const auto& p : pool.problems) spdlog::warn("device {}", p);
   nlohmann::json items = nlohmann::json::array();
   for (const auto& chunk : pool.chunks) {
@@ -226,8 +232,41 @@ int RunPlugin(const Flags& f) {
       recovered->orphan_specs_removed);
 
   slices::SlicePublisher publisher(&api, popts);
+  // What is published: the discovered devices plus the node-level attributes (container runtime,
+  // cdiEnabled, sharingMode), composed under one lock so the latest of both always wins.
+  std::mutex publish_mu;
+  discovery::NodeAttributes node_attrs = discovery::DriverOnlyAttributes();
+  std::set<std::string> left_out_logged;
+  auto publish = [&] {
+    std::lock_guard<std::mutex> lock(publish_mu);
+    std::vector<std::string> left_out;
+    auto composed = std::make_shared<const discovery::Inventory>(discovery::WithNodeAttributes(
+        *inventory.Get(), node_attrs, slices::kMaxAttributesAndCapacities, &left_out));
+    for (const auto& name : left_out) {
+      if (left_out_logged.insert(name).second) {
+        spdlog::warn(
+            "attribute {} left out of some devices: they already have 32 attributes and "
+            "capacities",
+            name);
+      }
+    }
+    publisher.Update(std::move(composed));
+  };
+  plugin::NodeAttributeWatcher::Options wopts;
+  wopts.node_name = f.node_name;
+  wopts.containerd_config = f.containerd_config;
+  wopts.host_root = HostRoot(f.host_root);
+  plugin::NodeAttributeWatcher node_watcher(&api, env, wopts,
+                                            [&](const discovery::NodeAttributes& attrs) {
+                                              {
+                                                std::lock_guard<std::mutex> lock(publish_mu);
+                                                node_attrs = attrs;
+                                              }
+                                              publish();
+                                            });
+  node_watcher.Start();  // reads the Node once: the first slices carry its attributes
   publisher.Start();
-  publisher.Update(inventory.Get());
+  publish();
   std::thread announce([&publisher, t0] {
     if (publisher.WaitInSync(std::chrono::minutes(10))) {
       auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -247,6 +286,7 @@ int RunPlugin(const Flags& f) {
   sopts.healthcheck_address = f.healthcheck_address;
   plugin::PluginServer server(sopts);
   if (Status st = server.Start(); !st.ok()) {
+    node_watcher.Stop();
     publisher.Stop();
     announce.join();
     return Fail(st.message());
@@ -271,7 +311,7 @@ int RunPlugin(const Flags& f) {
     }
     if (devices->MaybeChanged()) {
       inventory.Set(devices->Refresh());
-      publisher.Update(inventory.Get());
+      publish();
     }
     if (std::chrono::steady_clock::now() >= next_cleanup) {
       preparer->CleanupStale();
@@ -279,6 +319,7 @@ int RunPlugin(const Flags& f) {
     }
   }
   server.Stop();
+  node_watcher.Stop();
   publisher.Stop();
   announce.join();
   if (f.delete_slices_on_exit) {
@@ -362,6 +403,10 @@ int main(int argc, char** argv) {
   app.add_option("--pci-ids-file", f.pci_ids_file,
                  "PCI ID database for product names (default: libpci's, /usr/share/misc/pci.ids)")
       ->envname("PCI_IDS_FILE");
+  app.add_option("--containerd-config", f.containerd_config,
+                 "containerd configuration read under --host-root for cdiEnabled (\"\": none)")
+      ->envname("CONTAINERD_CONFIG")
+      ->capture_default_str();
   app.add_flag("--no-nvml", f.no_nvml, "do not load NVML even when it is present");
   app.add_option("--nvml-library", f.nvml_library, "NVML library loaded at run time when present")
       ->envname("NVML_LIBRARY")

@@ -376,20 +376,6 @@ TEST_F(NvmlTest, NvmlNonSemverDriverVersions) {
   EXPECT_EQ(devices[1].attributes.count("driverVersion"), 0u);
 }
 
-TEST(NvmlHelpersTest, DriverVersionToSemver) {
-  EXPECT_EQ(DriverVersionToSemver("550.54.15"), "550.54.15");
-  EXPECT_EQ(DriverVersionToSemver("535.104.05"), "535.104.5");
-  EXPECT_EQ(DriverVersionToSemver("560.35"), "560.35.0");
-  EXPECT_EQ(DriverVersionToSemver("570"), "570.0.0");
-  EXPECT_EQ(DriverVersionToSemver("1.2.3.4"), "1.2.3");
-  EXPECT_EQ(DriverVersionToSemver(" 550.54.15\n"), "550.54.15");
-  EXPECT_EQ(DriverVersionToSemver("550.54.15-rc1"), "550.54.15-rc1");
-  EXPECT_EQ(DriverVersionToSemver("550.54.beta"), "550.54.0");
-  EXPECT_EQ(DriverVersionToSemver("r550"), std::nullopt);
-  EXPECT_EQ(DriverVersionToSemver(""), std::nullopt);
-  EXPECT_EQ(DriverVersionToSemver("99999999999999999999999.1.2"), std::nullopt);
-}
-
 TEST(NvmlHelpersTest, CudaVersionsBusIdsAndArchitectures) {
   EXPECT_EQ(CudaVersionToSemver(12040), "12.4.0");
   EXPECT_EQ(CudaVersionToSemver(11080), "11.8.0");

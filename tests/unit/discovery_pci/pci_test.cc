@@ -247,29 +247,6 @@ TEST(PciDiscoveryTest, MissingSysfsIsAnError) {
   EXPECT_NE(devs.status().message().find("/sys/bus/pci/devices"), std::string::npos);
 }
 
-TEST(PciVersionTest, Normalize) {
-  EXPECT_EQ(NormalizeDriverVersion("550.54.15"), "550.54.15");
-  EXPECT_EQ(NormalizeDriverVersion("535.104.05"), "535.104.5");
-  EXPECT_EQ(NormalizeDriverVersion("1.2"), "1.2.0");
-  EXPECT_EQ(NormalizeDriverVersion("7"), "7.0.0");
-  EXPECT_EQ(NormalizeDriverVersion(" 6.8.0-rc1\n"), "6.8.0-rc1");
-  EXPECT_EQ(NormalizeDriverVersion("v1.2-beta"), "1.2.0-beta");
-  EXPECT_EQ(NormalizeDriverVersion("1.2.3-rc.01+build.007"), "1.2.3-rc.1+build.007");
-  EXPECT_EQ(NormalizeDriverVersion("1.17.0-ef3d8b7"), "1.17.0-ef3d8b7");
-  EXPECT_EQ(NormalizeDriverVersion("1.2.3.4"), std::nullopt);
-  EXPECT_EQ(NormalizeDriverVersion("custom build"), std::nullopt);
-  EXPECT_EQ(NormalizeDriverVersion(""), std::nullopt);
-  EXPECT_EQ(NormalizeDriverVersion("1..2"), std::nullopt);
-  EXPECT_EQ(NormalizeDriverVersion("1.2-"), std::nullopt);
-  EXPECT_EQ(NormalizeDriverVersion("1.2 beta"), std::nullopt);
-  EXPECT_EQ(NormalizeDriverVersion("99999999999999999999999.1"), std::nullopt);
-  for (const char* s : {"550.54.15", "535.104.05", "1.2", "v1.2-beta", "1.2.3-rc.01+b.007"}) {
-    auto n = NormalizeDriverVersion(s);
-    ASSERT_TRUE(n.has_value()) << s;
-    EXPECT_TRUE(IsSemver(*n)) << *n;
-  }
-}
-
 TEST(PciTruncateTest, CutsCleanly) {
   EXPECT_EQ(TruncateAttributeString("short"), "short");
   std::string exact(64, 'a');
