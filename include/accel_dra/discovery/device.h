@@ -39,6 +39,15 @@ class AttrValue {
   std::string str_;
 };
 
+// A device taint (resource.k8s.io DeviceTaint): set by the plugin on unhealthy devices when
+// --device-taints is on. key: qualified name; value: label value; effect: NoSchedule or NoExecute.
+struct DeviceTaint {
+  std::string key;
+  std::string value;
+  std::string effect;
+  bool operator==(const DeviceTaint& o) const = default;
+};
+
 struct Device {
   // DNS label, unique on the node; stable across restarts for the same hardware.
   std::string name;
@@ -48,6 +57,8 @@ struct Device {
   std::map<std::string, std::string> capacity;
   // Host device nodes that give access to this device (absolute paths as the runtime sees them).
   std::vector<std::string> device_nodes;
+  // Published in the slice; not counted against the 32 attributes+capacities.
+  std::vector<DeviceTaint> taints;
   bool operator==(const Device& o) const = default;
 };
 
