@@ -37,6 +37,15 @@ Json WithoutTaints(Json devices) {
   return devices;
 }
 
+// Contains() tolerates extra fields, but taints are ours: a device the apiserver still has with
+// taints we no longer want (healthy again) is a difference.
+bool NoStaleTaints(const Json& have, const Json& want) {
+  for (size_t i = 0; i < want.size() && i < have.size(); ++i) {
+    if (have[i].contains("taints") && !want[i].contains("taints")) return false;
+  }
+  return true;
+}
+
 // True when `sent` carries device taints that the apiserver's answer `written` lacks: the
 // DRADeviceTaints feature gate is off there (alpha in Kubernetes 1.33-1.35) and the field was
 // dropped.
@@ -195,7 +204,8 @@ Status SlicePublisher::Reconcile(const discovery::InventoryPtr& inventory) {
     if (ignore_taints) want_devices = WithoutTaints(std::move(want_devices));
     for (size_t e = 0; e < existing.size(); ++e) {
       if (!used[e] && existing[e].contains(kDevices) &&
-          Contains(existing[e].at(kDevices), want_devices)) {
+          Contains(existing[e].at(kDevices), want_devices) &&
+          (ignore_taints || NoStaleTaints(existing[e].at(kDevices), want_devices))) {
         match[c] = static_cast<int>(e);
         used[e] = true;
         break;

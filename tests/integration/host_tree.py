@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import ssl
 import threading
 import time
@@ -65,7 +66,7 @@ class SliceWatch:
         self.events: list[tuple[float, str, dict]] = []
         self._cond = threading.Condition()
         path = ("/apis/resource.k8s.io/v1/resourceslices?watch=1&allowWatchBookmarks=false"
-                f"&fieldSelector=spec.nodeName%3D{node}&timeoutSeconds=600")
+                f"&fieldSelector=spec.nodeName%3D{node}&timeoutSeconds=300")
         ctx = ssl.create_default_context(cafile=cluster.ca_cert)
         req = urllib.request.Request(cluster.apiserver_url + path)
         req.add_header("Authorization", f"Bearer {cluster.admin_token}")
@@ -101,7 +102,12 @@ class SliceWatch:
                 self._cond.wait(left)
 
     def close(self) -> None:
-        self._resp.close()
+        # HTTPResponse.close() would wait for the reader thread; shut the socket down instead
+        # (best effort: the thread is a daemon and the server ends the watch after 300 s anyway).
+        try:
+            self._resp.fp.raw._sock.shutdown(socket.SHUT_RDWR)
+        except (AttributeError, OSError):
+            pass
 
 
 def slice_devices(obj: dict) -> list[dict]:
