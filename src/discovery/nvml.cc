@@ -475,8 +475,16 @@ std::string NvmlEnrichedBackend::Name() const { return base_->Name() + "+nvml"; 
 
 Expected<std::vector<Device>> NvmlEnrichedBackend::Discover() {
   ASSIGN_OR_RETURN(std::vector<Device> devices, base_->Discover());
-  if (auto info = probe_.Probe()) EnrichWithNvml(devices, *info);
+  auto info = probe_.Probe();
+  if (info) EnrichWithNvml(devices, *info);
+  std::lock_guard<std::mutex> lock(mu_);
+  last_info_ = std::move(info);
   return devices;
+}
+
+std::optional<NvmlInfo> NvmlEnrichedBackend::last_info() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return last_info_;
 }
 
 }  // namespace accel_dra::discovery

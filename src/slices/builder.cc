@@ -75,14 +75,23 @@ Json DeviceToJson(const discovery::Device& d) {
     for (const auto& [k, v] : d.capacity) caps[k] = {{"value", v}};
     j["capacity"] = std::move(caps);
   }
+  if (!d.taints.empty()) {
+    Json taints = Json::array();
+    for (const auto& t : d.taints) {
+      Json tj = {{"key", t.key}, {"effect", t.effect}};
+      if (!t.value.empty()) tj["value"] = t.value;
+      taints.push_back(std::move(tj));
+    }
+    j["taints"] = std::move(taints);
+  }
   return j;
 }
 
 DesiredPool BuildPool(const discovery::Inventory& inventory, const PoolOptions& options) {
   DesiredPool pool;
   std::vector<Json> current;
-  size_t per_slice = options.max_devices_per_slice == 0 ? kMaxDevicesPerSlice
-                                                        : options.max_devices_per_slice;
+  size_t per_slice =
+      options.max_devices_per_slice == 0 ? kMaxDevicesPerSlice : options.max_devices_per_slice;
   for (discovery::Device d : inventory.devices()) {
     auto r = SanitizeDevice(d);
     for (auto& p : r.problems) pool.problems.push_back(d.name + ": " + p);

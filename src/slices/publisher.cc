@@ -39,6 +39,37 @@ bool Contains(const Json& have, const Json& want, bool exact_keys = false) {
   return have == want;
 }
 
+// The devices without their "taints" (for comparing with an apiserver that drops them).
+Json WithoutTaints(Json devices) {
+  for (auto& d : devices) {
+    if (d.is_object()) d.erase("taints");
+  }
+  return devices;
+}
+
+// Contains() tolerates extra fields, but taints are ours: a device the apiserver still has with
+// taints we no longer want (healthy again) is a difference.
+bool NoStaleTaints(const Json& have, const Json& want) {
+  for (size_t i = 0; i < want.size() && i < have.size(); ++i) {
+    if (have[i].contains("taints") && !want[i].contains("taints")) return false;
+  }
+  return true;
+}
+
+// True when `sent` carries device taints that the apiserver's answer `written` lacks: the
+// DRADeviceTaints feature gate is off there (alpha in Kubernetes 1.33-1.35) and the field was
+// dropped.
+bool TaintsDropped(const Json& sent, const Json& written) {
+  const auto devices = Json::json_pointer("/spec/devices");
+  if (!sent.contains(devices) || !written.contains(devices)) return false;
+  const Json& s = sent.at(devices);
+  const Json& w = written.at(devices);
+  for (size_t i = 0; i < s.size() && i < w.size(); ++i) {
+    if (s[i].contains("taints") && !w[i].contains("taints")) return true;
+  }
+  return false;
+}
+
 int64_t GetInt(const Json& j, const Json::json_pointer& p) {
   if (!j.contains(p)) return 0;
   const Json& v = j.at(p);
@@ -177,11 +208,14 @@ Status SlicePublisher::Reconcile(const discovery::InventoryPtr& inventory) {
   // Pair desired chunks with existing slices of identical content.
   std::vector<int> match(desired.chunks.size(), -1);
   std::vector<bool> used(existing.size(), false);
+  bool ignore_taints = taints_dropped_.load();
   for (size_t c = 0; c < desired.chunks.size(); ++c) {
     Json want_devices = desired.chunks[c];
+    if (ignore_taints) want_devices = WithoutTaints(std::move(want_devices));
     for (size_t e = 0; e < existing.size(); ++e) {
       if (!used[e] && existing[e].contains(kDevices) &&
-          Contains(existing[e].at(kDevices), want_devices)) {
+          Contains(existing[e].at(kDevices), want_devices) &&
+          (ignore_taints || NoStaleTaints(existing[e].at(kDevices), want_devices))) {
         match[c] = static_cast<int>(e);
         used[e] = true;
         break;
@@ -231,6 +265,13 @@ Status SlicePublisher::Reconcile(const discovery::InventoryPtr& inventory) {
       creates++;
     }
     if (!written.ok()) return written.status().WithContext("writing ResourceSlice");
+    if (TaintsDropped(obj, *written) && !taints_dropped_.exchange(true)) {
+      spdlog::error(
+          "the apiserver dropped the device taints of ResourceSlice {}: enable the "
+          "DRADeviceTaints feature gate (kube-apiserver and kube-scheduler) for --device-taints; "
+          "devices are published without taints",
+          GetStr(*written, kName));
+    }
     std::lock_guard<std::mutex> lock(mu_);
     own_versions_.insert(GetStr(*written, kRv));
   }

@@ -53,6 +53,15 @@ enum class TimeSliceControl {
   kNvidiaSmi,  // `nvidia-smi compute-policy -i <id> --set-timeslice <0..3>`
 };
 
+// A device taint (resource.k8s.io DeviceTaint): set by the plugin on unhealthy devices when
+// --device-taints is on. key: qualified name; value: label value; effect: NoSchedule or NoExecute.
+struct DeviceTaint {
+  std::string key;
+  std::string value;
+  std::string effect;
+  bool operator==(const DeviceTaint& o) const = default;
+};
+
 struct Device {
   // DNS label, unique on the node; stable across restarts for the same hardware.
   std::string name;
@@ -68,6 +77,8 @@ struct Device {
   // else the PCI bus ID).
   TimeSliceControl timeslice_control = TimeSliceControl::kNone;
   std::string timeslice_target;
+  // Published in the slice; not counted against the 32 attributes+capacities.
+  std::vector<DeviceTaint> taints;
   bool operator==(const Device& o) const = default;
 };
 

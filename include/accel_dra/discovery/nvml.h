@@ -136,10 +136,14 @@ class NvmlEnrichedBackend : public Backend {
   Expected<std::vector<Device>> Discover() override;
   bool MaybeChanged() override { return base_->MaybeChanged(); }
   NvmlProbe& probe() { return probe_; }
+  // What NVML reported at the last Discover(); nullopt when NVML was not usable then.
+  std::optional<NvmlInfo> last_info() const;
 
  private:
   std::unique_ptr<Backend> base_;
   NvmlProbe probe_;
+  mutable std::mutex mu_;
+  std::optional<NvmlInfo> last_info_;
 };
 
 }  // namespace accel_dra::discovery

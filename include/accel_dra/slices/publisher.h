@@ -10,6 +10,8 @@
 //  - When the published state already matches, it makes no writes (reads only).
 //  - Slices deleted or changed by someone else (e.g. kubelet wiping a node's slices when it
 //    starts) are noticed through a watch and republished.
+//  - Device taints the apiserver drops (feature gate DRADeviceTaints off) are reported once
+//    and then ignored when comparing, so they never cause endless rewrites.
 //  - Failures are retried with capped exponential backoff; nothing here blocks forever.
 
 #include <atomic>
@@ -75,6 +77,7 @@ class SlicePublisher {
 
   kube::ResourceApi* api_;
   Options options_;
+  std::atomic<bool> taints_dropped_{false};
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -1,16 +1,21 @@
 // accel-dra-plugin: the per-node DRA driver process. Flag parsing and wiring only.
 
+#include <poll.h>
 #include <signal.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -22,6 +27,8 @@
 #include "accel_dra/common/env.h"
 #include "accel_dra/common/log.h"
 #include "accel_dra/common/yaml.h"
+#include "accel_dra/discovery/events.h"
+#include "accel_dra/discovery/health.h"
 #include "accel_dra/discovery/manager.h"
 #include "accel_dra/discovery/node_runtime.h"
 #include "accel_dra/discovery/nvml.h"
@@ -60,6 +67,9 @@ struct Flags {
   bool delete_slices_on_exit = false;
   double startup_timeout_s = 60;
   double rediscover_interval_s = 0.5;
+  double rescan_interval_s = 30;
+  std::string device_events = "auto";
+  bool device_taints = false;
   std::string output = "yaml";
   std::string inspect_tool;
   bool testing_expose_all_devices = false;
@@ -113,8 +123,9 @@ std::string Hostname() {
   return buf;
 }
 
-// Backends chosen by the flags.
-Expected<discovery::DeviceManager> MakeDevices(const Flags& f, const std::string& node) {
+// Backends chosen by the flags. `nvml` (optional) gets the NVML-enriched backend, if any.
+Expected<discovery::DeviceManager> MakeDevices(const Flags& f, const std::string& node,
+                                               discovery::NvmlEnrichedBackend** nvml = nullptr) {
   discovery::DeviceManager mgr;
   Env* env = Env::Default();
   if (!f.simulate_profile.empty()) {
@@ -137,8 +148,10 @@ Expected<discovery::DeviceManager> MakeDevices(const Flags& f, const std::string
     if (f.no_nvml) {
       mgr.AddBackend(std::move(pci));
     } else {
-      mgr.AddBackend(
-          std::make_unique<discovery::NvmlEnrichedBackend>(std::move(pci), f.nvml_library));
+      auto enriched =
+          std::make_unique<discovery::NvmlEnrichedBackend>(std::move(pci), f.nvml_library);
+      if (nvml != nullptr) *nvml = enriched.get();
+      mgr.AddBackend(std::move(enriched));
     }
   }
   return mgr;
@@ -188,7 +201,17 @@ int RunPlugin(const Flags& f) {
         "device nodes of ALL devices of this node, also devices they did not claim. Device "
         "isolation is broken on purpose; never use this outside tests.");
   }
-  auto devices = MakeDevices(f, f.node_name);
+  // SIGINT/SIGTERM are blocked in every thread (main()); the main loop reads them from here.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  int sigfd = ::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sigfd < 0) return Fail("signalfd: " + std::string(std::strerror(errno)));
+  auto events_mode = discovery::ParseDeviceEventsMode(f.device_events);
+  if (!events_mode.ok()) return Fail(events_mode.status().message());
+  discovery::NvmlEnrichedBackend* nvml = nullptr;
+  auto devices = MakeDevices(f, f.node_name, &nvml);
   if (!devices.ok()) return Fail(devices.status().message());
 
   auto config = kube::ResolveConfig(f.kubeconfig);
@@ -225,7 +248,22 @@ int RunPlugin(const Flags& f) {
                  f.node_name, node.ok() ? "no uid" : node.status().message());
   }
   InventoryHolder inventory;
+  // Device events (hotplug) for hardware discovery; simulated devices only poll their profile.
+  const bool hardware = f.simulate < 0 && f.simulate_profile.empty();
+  std::unique_ptr<discovery::DeviceEventSource> events;
+  if (hardware) events = discovery::OpenDeviceEvents(*events_mode, HostRoot(f.host_root));
   inventory.Set(devices->Refresh());
+  auto health = std::make_shared<discovery::DeviceHealthTracker>(
+      Env::Default(), HostRoot(f.host_root), f.node_name);
+  // What is published: the inventory, with a taint on unhealthy devices when --device-taints.
+  auto check_health = [&]() -> discovery::InventoryPtr {
+    auto inv = inventory.Get();
+    std::optional<discovery::NvmlInfo> nv;
+    if (nvml != nullptr) nv = nvml->last_info();
+    health->Update(*inv, nv ? &*nv : nullptr);
+    if (!f.device_taints) return inv;
+    return discovery::WithUnhealthyTaints(inv, health->Unhealthy(), f.driver_name);
+  };
 
   // Kubelet plugin: checkpoint, CDI, preparer, gRPC servers.
   Env* env = Env::Default();
@@ -277,7 +315,7 @@ int RunPlugin(const Flags& f) {
     std::lock_guard<std::mutex> lock(publish_mu);
     std::vector<std::string> left_out;
     auto composed = std::make_shared<const discovery::Inventory>(discovery::WithNodeAttributes(
-        *inventory.Get(), node_attrs, slices::kMaxAttributesAndCapacities, &left_out));
+        *check_health(), node_attrs, slices::kMaxAttributesAndCapacities, &left_out));
     for (const auto& name : left_out) {
       if (left_out_logged.insert(name).second) {
         spdlog::warn(
@@ -320,6 +358,7 @@ int RunPlugin(const Flags& f) {
   sopts.preparer = preparer;
   sopts.healthcheck_port = f.healthcheck_port;
   sopts.healthcheck_address = f.healthcheck_address;
+  sopts.health_source = health;
   plugin::PluginServer server(sopts);
   if (Status st = server.Start(); !st.ok()) {
     node_watcher.Stop();
@@ -330,30 +369,59 @@ int RunPlugin(const Flags& f) {
   spdlog::info("serving kubelet: registration {} DRA {}", server.paths().registration_socket,
                server.paths().dra_socket);
 
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  auto interval = std::chrono::milliseconds(static_cast<int64_t>(f.rediscover_interval_s * 1000));
-  auto cleanup_every = std::chrono::milliseconds(static_cast<int64_t>(f.cleanup_interval_s * 1000));
-  auto next_cleanup = std::chrono::steady_clock::now() + cleanup_every;
-  timespec ts{static_cast<time_t>(interval.count() / 1000),
-              static_cast<long>((interval.count() % 1000) * 1000000)};
+  // The main loop: shutdown signals (signalfd; they are blocked in every thread), device events,
+  // cheap change checks every --rediscover-interval, a full rescan every --rescan-interval (every
+  // --rediscover-interval without an event source), the stale-claim sweep.
+  using Clock = std::chrono::steady_clock;
+  auto ms = [](double s) { return std::chrono::milliseconds(static_cast<int64_t>(s * 1000)); };
+  const auto check_every = ms(f.rediscover_interval_s);
+  const auto rescan_every = hardware && !events ? check_every : ms(f.rescan_interval_s);
+  const auto cleanup_every = ms(f.cleanup_interval_s);
+  auto next_check = Clock::now() + check_every;
+  auto next_rescan = Clock::now() + rescan_every;
+  auto next_cleanup = Clock::now() + cleanup_every;
   while (true) {
-    int sig = ::sigtimedwait(&set, nullptr, &ts);
-    if (sig == SIGINT || sig == SIGTERM) {
-      spdlog::info("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
-      break;
+    auto next = std::min({next_check, next_rescan, next_cleanup});
+    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next - Clock::now());
+    pollfd fds[2] = {{sigfd, POLLIN, 0}, {events ? events->fd() : -1, POLLIN, 0}};
+    int n = ::poll(fds, events ? 2 : 1, static_cast<int>(std::max<int64_t>(0, wait.count())));
+    if (n > 0 && (fds[0].revents & POLLIN) != 0) {
+      signalfd_siginfo si{};
+      if (::read(sigfd, &si, sizeof(si)) == static_cast<ssize_t>(sizeof(si))) {
+        spdlog::info("received {}, shutting down", si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+        break;
+      }
     }
-    if (devices->MaybeChanged()) {
+    bool rescan = false;
+    if (n > 0 && events && (fds[1].revents & POLLIN) != 0) {
+      // Let a burst settle (a hotplug is many files and nodes), then rescan once.
+      rescan = discovery::WaitForDeviceEvent(*events, std::chrono::milliseconds(0));
+      if (rescan) LOG_V(2, "device event: rescanning");
+    }
+    auto now = Clock::now();
+    bool tick = now >= next_check;
+    if (tick) {
+      rescan = devices->MaybeChanged() || rescan;
+      next_check = now + check_every;
+    }
+    if (now >= next_rescan) {
+      rescan = true;
+      next_rescan = now + rescan_every;
+    }
+    if (rescan) {
       inventory.Set(devices->Refresh());
+      if (events) events->Rearm();
+    }
+    if (rescan || tick) {
+      // Health is re-checked on every rescan and every check tick (a few stat()s).
       publish();
     }
-    if (std::chrono::steady_clock::now() >= next_cleanup) {
+    if (now >= next_cleanup) {
       preparer->CleanupStale();
-      next_cleanup = std::chrono::steady_clock::now() + cleanup_every;
+      next_cleanup = Clock::now() + cleanup_every;
     }
   }
+  ::close(sigfd);
   server.Stop();
   node_watcher.Stop();
   publisher.Stop();
@@ -471,6 +539,20 @@ int main(int argc, char** argv) {
   app.add_flag("--testing-expose-all-devices", f.testing_expose_all_devices,
                "TESTING ONLY: give every claim the device nodes of all devices")
       ->group("");
+  app.add_option("--rescan-interval", f.rescan_interval_s,
+                 "seconds between full device rescans, a safety net for missed device events")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--device-events", f.device_events,
+                 "how device hotplug is noticed: udev (netlink monitor), inotify (watch the tree "
+                 "under --host-root), poll (rescan every --rediscover-interval), auto (udev when "
+                 "--host-root is /, else inotify; falls back to poll)")
+      ->envname("DEVICE_EVENTS")
+      ->check(CLI::IsMember({"auto", "udev", "inotify", "poll"}))
+      ->capture_default_str();
+  app.add_flag("--device-taints", f.device_taints,
+               "publish unhealthy devices with a NoSchedule taint <driver>/unhealthy=<reason> "
+               "(needs the DRADeviceTaints feature gate, alpha in Kubernetes 1.35)");
   auto* discover = app.add_subcommand(
       "discover", "print the ResourceSlices this node would publish (no cluster needed)");
   discover->fallthrough();  // global flags may follow the subcommand

@@ -1,0 +1,81 @@
+#pragma once
+// DeviceHealthTracker: the health of the published devices, for the kubelet's DRA resource-health
+// stream (plugin::DeviceHealthSource → v1alpha1 NodeWatchResources) and for device taints.
+//
+// Promises:
+// - Update() checks every device of an inventory now, under the HostRoot through the Env:
+//     * every device node the device has had (remembered across updates, keyed by PCI bus ID or
+//       name) must exist: DeviceNodeMissing "device node /dev/nvidia3 is missing";
+//     * a PCI device that was bound to a kernel driver must still be: DriverUnbound;
+//     * with NVML usable, an NVIDIA GPU bound to the nvidia driver must be among the GPUs NVML
+//       lists (NVML leaves out a GPU whose handle it cannot get, e.g. a GPU that fell off the
+//       bus): NvmlError "NVML cannot use this GPU (...)".
+//   Anything else is healthy — a simulated device is healthy unless its device node is missing.
+// - Devices no longer in the inventory are dropped (and forgotten). The generation changes
+//   exactly when the device list or any status/reason changes.
+// - Snapshot() and Unhealthy() are cheap copies (no I/O) and thread-safe; Update() is meant for
+//   one thread (the discovery loop) but may run concurrently with readers.
+// Limitation: a node that was already missing when a device was first seen is not known to be
+// missing (discovery only reports nodes that exist).
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "accel_dra/common/env.h"
+#include "accel_dra/discovery/device.h"
+#include "accel_dra/discovery/nvml.h"
+#include "accel_dra/plugin/health_source.h"
+
+namespace accel_dra::discovery {
+
+// Why a device is unhealthy: `reason` is a short code usable as a taint value
+// (DeviceNodeMissing, DriverUnbound, NvmlError); `message` says what exactly.
+struct HealthProblem {
+  std::string reason;
+  std::string message;
+  bool operator==(const HealthProblem&) const = default;
+};
+
+// The taint put on unhealthy devices with --device-taints: key accel-dra.dev/unhealthy (the
+// driver name as domain), value the reason code, effect NoSchedule.
+DeviceTaint UnhealthyTaint(const std::string& driver_name, const HealthProblem& problem);
+// A copy of `inventory` with that taint on every device in `unhealthy`.
+InventoryPtr WithUnhealthyTaints(const InventoryPtr& inventory,
+                                 const std::map<std::string, HealthProblem>& unhealthy,
+                                 const std::string& driver_name);
+
+class DeviceHealthTracker : public plugin::DeviceHealthSource {
+ public:
+  DeviceHealthTracker(Env* env, HostRoot root, std::string pool);
+
+  // Re-checks all devices. `nvml`: what NVML reported at the last discovery, nullptr when NVML
+  // is not in use or not usable (then no NVML check is made).
+  void Update(const Inventory& inventory, const NvmlInfo* nvml = nullptr);
+
+  plugin::DeviceHealthSnapshot Snapshot() override;
+  // Unhealthy devices of the last Update: device name → problem.
+  std::map<std::string, HealthProblem> Unhealthy() const;
+  uint64_t generation() const;
+
+ private:
+  struct Memory {
+    std::set<std::string> nodes;  // every device node seen for this device
+    std::string driver;           // the last kernel driver seen bound ("" = never)
+  };
+  HealthProblem Check(const Device& d, const std::string& key, const NvmlInfo* nvml);
+
+  Env* env_;
+  HostRoot root_;
+  std::string pool_;
+  std::map<std::string, Memory> memory_;  // only touched by Update()
+
+  mutable std::mutex mu_;
+  uint64_t generation_ = 0;
+  std::vector<std::string> names_;  // sorted device names of the last Update
+  std::map<std::string, HealthProblem> unhealthy_;
+};
+
+}  // namespace accel_dra::discovery

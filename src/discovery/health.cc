@@ -1,0 +1,122 @@
+#include "accel_dra/discovery/health.h"
+
+#include <algorithm>
+
+#include "accel_dra/common/log.h"
+
+namespace accel_dra::discovery {
+namespace {
+std::string StringAttr(const Device& d, const std::string& name) {
+  auto it = d.attributes.find(name);
+  if (it == d.attributes.end() || it->second.type() != AttrValue::Type::kString) return "";
+  return it->second.string_value();
+}
+}  // namespace
+
+DeviceHealthTracker::DeviceHealthTracker(Env* env, HostRoot root, std::string pool)
+    : env_(env), root_(std::move(root)), pool_(std::move(pool)) {}
+
+DeviceTaint UnhealthyTaint(const std::string& driver_name, const HealthProblem& problem) {
+  return DeviceTaint{driver_name + "/unhealthy", problem.reason, "NoSchedule"};
+}
+
+InventoryPtr WithUnhealthyTaints(const InventoryPtr& inventory,
+                                 const std::map<std::string, HealthProblem>& unhealthy,
+                                 const std::string& driver_name) {
+  if (unhealthy.empty()) return inventory;
+  std::vector<Device> devices = inventory->devices();
+  for (auto& d : devices) {
+    auto it = unhealthy.find(d.name);
+    if (it != unhealthy.end()) d.taints.push_back(UnhealthyTaint(driver_name, it->second));
+  }
+  return std::make_shared<const Inventory>(std::move(devices));
+}
+
+HealthProblem DeviceHealthTracker::Check(const Device& d, const std::string& key,
+                                         const NvmlInfo* nvml) {
+  Memory& m = memory_[key];
+  m.nodes.insert(d.device_nodes.begin(), d.device_nodes.end());
+  for (const auto& n : m.nodes) {
+    if (!env_->Exists(root_.Path(n))) {
+      return {"DeviceNodeMissing", "device node " + n + " is missing"};
+    }
+  }
+  std::string bdf = StringAttr(d, "pciBusID");
+  std::string driver = StringAttr(d, "driverName");
+  if (!bdf.empty()) {
+    bool bound = env_->ReadLink(root_.Path("/sys/bus/pci/devices/" + bdf + "/driver")).ok();
+    if (bound && !driver.empty()) m.driver = driver;
+    if (!bound && !m.driver.empty())
+      return {"DriverUnbound", "PCI driver " + m.driver + " unbound"};
+  }
+  if (nvml != nullptr && StringAttr(d, "vendor") == "nvidia" && driver == "nvidia" &&
+      !bdf.empty()) {
+    bool listed = std::any_of(nvml->gpus.begin(), nvml->gpus.end(),
+                              [&](const NvmlGpu& g) { return g.bus_id == bdf; });
+    if (!listed) {
+      std::string why = nvml->warnings.empty() ? "not listed" : nvml->warnings.front();
+      return {"NvmlError", "NVML cannot use this GPU (" + why + ")"};
+    }
+  }
+  return {};
+}
+
+void DeviceHealthTracker::Update(const Inventory& inventory, const NvmlInfo* nvml) {
+  std::vector<std::string> names;
+  std::map<std::string, HealthProblem> unhealthy;
+  std::set<std::string> keys;
+  for (const auto& d : inventory.devices()) {
+    std::string key = StringAttr(d, "pciBusID");
+    if (key.empty()) key = "name:" + d.name;
+    keys.insert(key);
+    names.push_back(d.name);
+    HealthProblem p = Check(d, key, nvml);
+    if (!p.reason.empty()) unhealthy.emplace(d.name, std::move(p));
+  }
+  for (auto it = memory_.begin(); it != memory_.end();) {
+    it = keys.count(it->first) != 0 ? std::next(it) : memory_.erase(it);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (names == names_ && unhealthy == unhealthy_ && generation_ != 0) return;
+  for (const auto& [name, problem] : unhealthy) {
+    auto old = unhealthy_.find(name);
+    if (old == unhealthy_.end() || old->second != problem) {
+      spdlog::warn("device {} is unhealthy: {}", name, problem.message);
+    }
+  }
+  for (const auto& [name, problem] : unhealthy_) {
+    if (unhealthy.count(name) == 0 && std::find(names.begin(), names.end(), name) != names.end()) {
+      spdlog::info("device {} is healthy again", name);
+    }
+  }
+  names_ = std::move(names);
+  unhealthy_ = std::move(unhealthy);
+  ++generation_;
+}
+
+plugin::DeviceHealthSnapshot DeviceHealthTracker::Snapshot() {
+  std::lock_guard<std::mutex> lock(mu_);
+  plugin::DeviceHealthSnapshot s;
+  s.generation = generation_;
+  for (const auto& n : names_) {
+    plugin::DeviceHealth h;
+    h.pool = pool_;
+    h.device = n;
+    h.health = unhealthy_.count(n) != 0 ? plugin::DeviceHealthStatus::kUnhealthy
+                                        : plugin::DeviceHealthStatus::kHealthy;
+    s.devices.push_back(std::move(h));
+  }
+  return s;
+}
+
+std::map<std::string, HealthProblem> DeviceHealthTracker::Unhealthy() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return unhealthy_;
+}
+
+uint64_t DeviceHealthTracker::generation() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return generation_;
+}
+
+}  // namespace accel_dra::discovery
