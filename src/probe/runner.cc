@@ -212,6 +212,7 @@ class Runner {
   }
 
   // --- checks --------------------------------------------------------------------------------
+  bool RequireDevices(CheckResult& c);
   void DraSupport(CheckResult& c);
   void DriverRuntime(CheckResult& c);
   void GpuSharing(CheckResult& c);
@@ -326,6 +327,7 @@ std::string Runner::PodState(const std::string& name) {
   if (events.ok()) {
     for (const auto& e : *events) {
       if (Str(e, {"type"}) != "Warning") continue;
+      if (Join(parts).find(Str(e, {"message"})) != std::string::npos) continue;  // said already
       parts.push_back("event " + Str(e, {"reason"}) + ": " + Str(e, {"message"}));
     }
   }
@@ -392,7 +394,10 @@ Expected<InspectResult> Runner::WaitInspect(const std::string& pod, const std::s
       "the inspect output of " + pod + "/" + container, opt_.timeout,
       [&]() -> Expected<std::optional<InspectResult>> {
         auto logs = core_->PodLogs(ns_, pod, container);
-        if (!logs.ok()) return logs.status();
+        if (!logs.ok()) {  // e.g. 400 "container is waiting to start": try again
+          last = logs.status().message();
+          return std::optional<InspectResult>();
+        }
         last = *logs;
         InspectResult r = ParseResult(*logs);
         if (!r.done) return std::optional<InspectResult>();
@@ -506,6 +511,25 @@ Status Runner::ResetNamespace() {
                                   return l->empty() ? std::optional<bool>(true) : std::nullopt;
                                 });
   return claims_gone.ok() ? Status::Ok() : claims_gone.status();
+}
+
+// Fails `c` (returns false) when no node offers complete pools of the driver: pods could only time
+// out, so say why at once.
+bool Runner::RequireDevices(CheckResult& c) {
+  auto inv = LoadInventory();
+  if (!inv.ok()) {
+    Fail(c, inv.status().message());
+    return false;
+  }
+  if (inv->usable_by_node.empty()) {
+    Fail(c, inv->pools.empty()
+                ? "no ResourceSlices of driver " + opt_.driver +
+                      " are published (is the driver's kubelet plugin running?)"
+                : "no complete ResourceSlice pool of driver " + opt_.driver +
+                      " on a Ready (selected) node");
+    return false;
+  }
+  return true;
 }
 
 // --- dra_support ---------------------------------------------------------------------------------
@@ -734,6 +758,7 @@ void Runner::DriverRuntime(CheckResult& c) {
 
 void Runner::GpuSharing(CheckResult& c) {
   if (!dra_api_.ok()) return Fail(c, dra_api_.message());
+  if (!RequireDevices(c)) return;
   const int n = opt_.sharing_pods;
   auto claim =
       CreateObject(c, "resourceclaims",
@@ -837,6 +862,7 @@ void Runner::GpuSharing(CheckResult& c) {
 
 void Runner::SecureAccess(CheckResult& c) {
   if (!dra_api_.ok()) return Fail(c, dra_api_.message());
+  if (!RequireDevices(c)) return;
   auto tmpl = CreateObject(c, "resourceclaimtemplates",
                            ClaimTemplateManifest("one-device", PlainClass(), 1, ns_));
   if (!tmpl.ok()) return Fail(c, tmpl.status().message());
