@@ -4,14 +4,19 @@
 # waits until kubelet has registered it and its ResourceSlices are published.
 #
 #   plugin-up.sh [--dir RUN_DIR] [--plugin PATH] [--devices N | --profile FILE] [--restart]
-#                [-- EXTRA_PLUGIN_ARGS...]
+#                [--inspect-tool PATH] [-- EXTRA_PLUGIN_ARGS...]
 #
 #   --dir RUN_DIR   the run dir of up.sh + node-up.sh (default: <repo>/.e2e/cluster-local)
 #   --plugin PATH   the accel-dra-plugin binary (default: <repo>/build/src/cmd/plugin/accel-dra-plugin)
 #   --devices N     N default simulated devices gpu-0..gpu-N-1 (default 4), device node of gpu-I:
-#                   RUN_DIR/dev/accel-simI
+#                   RUN_DIR/dev/accel-simI (containers see /dev/accel-simI); the simulated
+#                   driver's version file RUN_DIR/sim-driver/version (driverVersionFile) is
+#                   (re)written with 1.0.0, which the devices publish as driverVersion
 #   --profile FILE  a simulated-device profile (include/accel_dra/discovery/simulated.h);
 #                   "@RUN_DIR@" in it is replaced by the run dir. Copied to RUN_DIR/sim-profile.yaml.
+#   --inspect-tool PATH  the static inspect binary every claim's containers get at
+#                   /usr/local/bin/accel-dra-inspect (plugin flag --inspect-tool); default:
+#                   <build>/src/probe/accel-dra-inspect next to the plugin binary, when it exists
 #   --restart       stop the plugin already running for RUN_DIR (SIGTERM) and start it again with
 #                   the same profile; without it, a running plugin is an error
 #
@@ -27,6 +32,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/cluster-lib.sh"
 
 dir="" plugin="$REPO_ROOT/build/src/cmd/plugin/accel-dra-plugin" devices="" profile="" restart=0
+inspect_tool=
 extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -34,6 +40,7 @@ while [ $# -gt 0 ]; do
     --plugin) [ $# -ge 2 ] || die "--plugin needs a value"; plugin="$2"; shift 2 ;;
     --devices) [ $# -ge 2 ] || die "--devices needs a value"; devices="$2"; shift 2 ;;
     --profile) [ $# -ge 2 ] || die "--profile needs a value"; profile="$2"; shift 2 ;;
+    --inspect-tool) [ $# -ge 2 ] || die "--inspect-tool needs a value"; inspect_tool="$2"; shift 2 ;;
     --restart) restart=1; shift ;;
     --) shift; extra=("$@"); break ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -45,6 +52,15 @@ cluster_load_env "$dir"
 [ "${NODE_REAL:-}" = 1 ] || die "no real node in $dir: start one with hack/local-cluster/node-up.sh --dir $dir"
 [ -x "$plugin" ] || die "plugin binary $plugin is missing (cmake --build build --target accel-dra-plugin)"
 plugin="$(realpath "$plugin")"
+# The inspect tool: given (must exist), or the one built next to the plugin when it is there.
+if [ -n "$inspect_tool" ]; then
+  [ -x "$inspect_tool" ] || die "inspect tool $inspect_tool is missing or not executable"
+  inspect_tool="$(realpath "$inspect_tool")"
+elif [ -x "$(dirname "$plugin")/../../probe/accel-dra-inspect" ]; then
+  inspect_tool="$(realpath "$(dirname "$plugin")/../../probe/accel-dra-inspect")"
+fi
+inspect_args=()
+[ -z "$inspect_tool" ] || inspect_args=(--inspect-tool="$inspect_tool")
 timeout="${ACCEL_DRA_PLUGIN_TIMEOUT:-60}"
 log_file="$dir/logs/plugin.log" pid_file="$dir/pids/plugin.pid" prof="$dir/sim-profile.yaml"
 
@@ -76,7 +92,10 @@ if [ -n "$profile" ]; then
   [ -f "$profile" ] || die "profile $profile does not exist"
   sed "s#@RUN_DIR@#$dir#g" "$profile" >"$prof.tmp" && mv "$prof.tmp" "$prof"
 elif [ -n "$devices" ] || [ ! -f "$prof" ]; then
-  printf 'devices:\n- count: %s\n  deviceNode: %s/dev/accel-sim{index}\n' "${devices:-4}" "$dir" >"$prof"
+  mkdir -p "$dir/sim-driver"
+  echo 1.0.0 >"$dir/sim-driver/version"
+  printf 'driverVersionFile: %s/sim-driver/version\ndevices:\n- count: %s\n  deviceNode: %s/dev/accel-sim{index}\n' \
+    "$dir" "${devices:-4}" "$dir" >"$prof"
 fi
 
 # Device nodes for the profile's deviceNode patterns under RUN_DIR/dev (indices 0..total-1).
@@ -98,7 +117,7 @@ log "starting accel-dra-plugin ($(grep -c . <<<"$(sed -n 's/^[[:space:]-]*count:
 setsid "$plugin" --node-name="$NODE_NAME" --kubeconfig="$dir/kubeconfig" \
   --kubelet-registrar-directory-path="$KUBELET_REGISTRAR_DIR" \
   --kubelet-plugins-directory-path="$KUBELET_PLUGINS_DIR" --cdi-root="$CDI_ROOT" \
-  --simulate-profile="$prof" "${extra[@]}" </dev/null >>"$log_file" 2>&1 &
+  --simulate-profile="$prof" "${inspect_args[@]}" "${extra[@]}" </dev/null >>"$log_file" 2>&1 &
 pid=$!
 echo "$pid" >"$pid_file"
 

@@ -20,10 +20,34 @@ bool IsEnvName(std::string_view key) {
   return true;
 }
 
+DeviceNode NodeFor(const std::string& host_path) {
+  DeviceNode node;
+  node.path = ContainerDevicePath(host_path);
+  if (node.path != host_path) node.host_path = host_path;
+  return node;
+}
+
 }  // namespace
 
+Mount ToCdiMount(const ReadOnlyMount& m) {
+  Mount out;
+  out.host_path = m.host_path;
+  out.container_path = m.container_path;
+  out.type = "bind";
+  for (auto o : kReadOnlyBindOptions) out.options.emplace_back(o);
+  return out;
+}
+
+std::string ContainerDevicePath(std::string_view host_path) {
+  constexpr std::string_view kDev = "/dev/";
+  auto pos = host_path.rfind(kDev);
+  if (pos == std::string_view::npos) return std::string(host_path);
+  return std::string(kDev) + std::string(host_path.substr(pos + kDev.size()));
+}
+
 Expected<Spec> BuildClaimSpec(std::string_view driver_name, const ClaimInfo& claim,
-                              const std::vector<PreparedDevice>& devices) {
+                              const std::vector<PreparedDevice>& devices,
+                              const ClaimSpecExtras& extras) {
   RETURN_IF_ERROR(ValidateClaimUid(claim.uid));
   std::string where = "claim " + claim.namespace_ + "/" + claim.name + " (" + claim.uid + ")";
   if (devices.empty()) return InvalidArgument(where + ": no devices to put in the CDI spec");
@@ -41,7 +65,9 @@ Expected<Spec> BuildClaimSpec(std::string_view driver_name, const ClaimInfo& cla
   spec.kind = KindForDriver(driver_name);
   std::set<std::string, std::less<>> keys;  // device env keys in use, to detect collisions
   std::string visible;
+  std::set<ReadOnlyMount> mounts(extras.read_only_mounts.begin(), extras.read_only_mounts.end());
   for (const PreparedDevice* d : ordered) {
+    mounts.insert(d->read_only_mounts.begin(), d->read_only_mounts.end());
     ASSIGN_OR_RETURN(std::string cdi_name, ClaimDeviceName(claim.uid, d->device_name));
     std::string key = EnvKeyForDevice(d->device_name);
     if (!keys.insert(key).second) {
@@ -63,6 +89,7 @@ Expected<Spec> BuildClaimSpec(std::string_view driver_name, const ClaimInfo& cla
     if (strategy == "TimeSlicing") {
       std::string interval = d->timeslice_interval.empty() ? "Default" : d->timeslice_interval;
       env.push_back(prefix + "_TIMESLICE_INTERVAL=" + interval);
+      env.push_back(prefix + "_TIMESLICE_ENFORCED=" + (d->timeslice_enforced ? "true" : "false"));
     } else if (strategy == "SpacePartitioning") {
       if (d->partition_count.empty()) {
         return InvalidArgument(where + ": device " + d->device_name +
@@ -88,15 +115,38 @@ Expected<Spec> BuildClaimSpec(std::string_view driver_name, const ClaimInfo& cla
       env.push_back(k + "=" + v);
     }
     for (const auto& path : d->device_node_paths) {
-      DeviceNode node;
-      node.path = path;
-      dev.container_edits.device_nodes.push_back(std::move(node));
+      dev.container_edits.device_nodes.push_back(NodeFor(path));
     }
     if (!visible.empty()) visible += ",";
     visible += d->device_name;
     spec.devices.push_back(std::move(dev));
   }
+  for (const auto& name : extras.unclaimed_device_names) {
+    if (!visible.empty()) visible += ",";
+    visible += name;
+  }
   spec.container_edits.env.push_back("ACCEL_VISIBLE_DEVICES=" + visible);
+  for (const auto& path : extras.unclaimed_device_node_paths) {
+    spec.container_edits.device_nodes.push_back(NodeFor(path));
+  }
+  // Sorted by container path (the set orders by container path, then host path).
+  std::vector<ReadOnlyMount> sorted(mounts.begin(), mounts.end());
+  std::stable_sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
+    return a.container_path < b.container_path;
+  });
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    const ReadOnlyMount& m = sorted[i];
+    if (i > 0 && sorted[i - 1].container_path == m.container_path) {
+      return InvalidArgument(where + ": two files would be mounted at " + m.container_path + " (" +
+                             sorted[i - 1].host_path + " and " + m.host_path + ")");
+    }
+    if (m.host_path.empty() || m.host_path.front() != '/' || m.container_path.empty() ||
+        m.container_path.front() != '/') {
+      return InvalidArgument(where + ": mount " + m.host_path + " -> " + m.container_path +
+                             ": both paths must be absolute");
+    }
+    spec.container_edits.mounts.push_back(ToCdiMount(m));
+  }
 
   Status st = Validate(spec);
   if (!st.ok()) return st.WithContext(where);

@@ -5,8 +5,10 @@
 #include <cstdio>
 #include <set>
 
+#include "accel_dra/cdi/cdi.h"
 #include "accel_dra/common/log.h"
 #include "accel_dra/common/names.h"
+#include "accel_dra/discovery/pci.h"
 
 namespace accel_dra::discovery {
 namespace {
@@ -33,6 +35,13 @@ std::string SimUuid(const std::string& node, int index) {
   return buf;
 }
 
+std::string Trim(std::string_view s) {
+  const char* ws = " \t\r\n";
+  auto b = s.find_first_not_of(ws);
+  if (b == std::string_view::npos) return "";
+  return std::string(s.substr(b, s.find_last_not_of(ws) - b + 1));
+}
+
 }  // namespace
 
 SimProfile DefaultSimProfile(int count) {
@@ -56,14 +65,22 @@ Expected<SimProfile> ParseSimProfile(const std::string& yaml, const std::string&
   if (!root.IsMap() || !root["devices"] || !root["devices"].IsSequence()) {
     return err("expected a mapping with a \"devices\" list");
   }
+  SimProfile p;
   for (const auto& kv : root) {
-    if (kv.first.as<std::string>() != "devices") {
-      return err("unknown key \"" + kv.first.as<std::string>() + "\" (accepted: devices)");
+    auto key = kv.first.as<std::string>();
+    if (key == "devices") continue;
+    if (key != "driverVersionFile") {
+      return err("unknown key \"" + key + "\" (accepted: devices, driverVersionFile)");
+    }
+    if (!kv.second.IsScalar()) return err("driverVersionFile must be a path (a string)");
+    p.driver_version_file = kv.second.as<std::string>();
+    if (p.driver_version_file.empty() || p.driver_version_file.front() != '/') {
+      return err("driverVersionFile \"" + p.driver_version_file + "\" must be an absolute path");
     }
   }
-  static const std::set<std::string> kKeys = {"count",         "type",      "productName", "memory",
-                                              "driverVersion", "numaNodes", "deviceNode"};
-  SimProfile p;
+  static const std::set<std::string> kKeys = {
+      "count",         "type",      "productName", "memory",
+      "driverVersion", "numaNodes", "deviceNode",  "timeSliceControl"};
   int i = 0;
   for (const auto& item : root["devices"]) {
     std::string where = "devices[" + std::to_string(i++) + "]";
@@ -75,14 +92,25 @@ Expected<SimProfile> ParseSimProfile(const std::string& yaml, const std::string&
         if (kKeys.count(key) == 0) {
           return err(where + ": unknown key \"" + key +
                      "\" (accepted: count, type, productName, memory, driverVersion, numaNodes, "
-                     "deviceNode)");
+                     "deviceNode, timeSliceControl)");
         }
       }
       if (item["count"]) g.count = item["count"].as<int>();
       if (item["type"]) g.type = item["type"].as<std::string>();
       if (item["productName"]) g.product_name = item["productName"].as<std::string>();
       if (item["memory"]) g.memory = item["memory"].as<std::string>();
-      if (item["driverVersion"]) g.driver_version = item["driverVersion"].as<std::string>();
+      if (item["driverVersion"]) {
+        g.driver_version = item["driverVersion"].as<std::string>();
+        g.driver_version_set = true;
+      }
+      if (item["timeSliceControl"]) {
+        auto c = item["timeSliceControl"].as<std::string>();
+        if (c == "nvidia-smi") {
+          g.timeslice_control = TimeSliceControl::kNvidiaSmi;
+        } else if (c != "none") {
+          return err(where + ".timeSliceControl \"" + c + "\" is not accepted (none, nvidia-smi)");
+        }
+      }
       if (item["numaNodes"]) g.numa_nodes = item["numaNodes"].as<int>();
       if (item["deviceNode"]) g.device_node = item["deviceNode"].as<std::string>();
     } catch (const YAML::Exception& e) {
@@ -122,6 +150,15 @@ SimulatedBackend::SimulatedBackend(Env* env, std::string node_name, SimProfile p
 }
 
 bool SimulatedBackend::MaybeChanged() {
+  if (!profile_.driver_version_file.empty() && version_read_) {
+    auto v = env_->ReadFile(profile_.driver_version_file);
+    std::optional<std::string> now;
+    if (v.ok()) now = *v;
+    if (now != last_version_content_) {
+      spdlog::info("simulated driver version file {} changed", profile_.driver_version_file);
+      return true;
+    }
+  }
   if (profile_file_.empty()) return false;
   auto content = env_->ReadFile(profile_file_);
   if (!content.ok()) {
@@ -145,6 +182,30 @@ bool SimulatedBackend::MaybeChanged() {
 }
 
 Expected<std::vector<Device>> SimulatedBackend::Discover() {
+  // The version of the simulated driver, when the profile names a version file.
+  std::optional<std::string> file_version;
+  if (!profile_.driver_version_file.empty()) {
+    auto v = env_->ReadFile(profile_.driver_version_file);
+    std::optional<std::string> content;
+    if (v.ok()) content = *v;
+    bool changed = !version_read_ || content != last_version_content_;
+    last_version_content_ = content;
+    version_read_ = true;
+    if (content) {
+      file_version = NormalizeDriverVersion(*content);
+      if (!file_version && changed) {
+        spdlog::error(
+            "simulated driver version file {}: \"{}\" is not a version (e.g. 1.2.3); devices "
+            "without driverVersion publish none",
+            profile_.driver_version_file, TruncateAttributeString(Trim(*content)));
+      }
+    } else if (changed) {
+      spdlog::error(
+          "simulated driver version file {} cannot be read ({}); devices without driverVersion "
+          "publish none and containers do not get the file",
+          profile_.driver_version_file, v.status().message());
+    }
+  }
   std::vector<Device> out;
   int index = 0;
   std::map<std::string, int> per_type;
@@ -166,7 +227,19 @@ Expected<std::vector<Device>> SimulatedBackend::Discover() {
       d.attributes.emplace("productName", AttrValue::String(g.product_name));
       d.attributes.emplace("uuid", AttrValue::String(SimUuid(node_name_, index)));
       d.attributes.emplace("index", AttrValue::Int(type_index));
-      d.attributes.emplace("driverVersion", AttrValue::Version(g.driver_version));
+      if (g.driver_version_set || profile_.driver_version_file.empty()) {
+        d.attributes.emplace("driverVersion", AttrValue::Version(g.driver_version));
+      } else if (file_version) {
+        d.attributes.emplace("driverVersion", AttrValue::Version(*file_version));
+      }
+      if (!profile_.driver_version_file.empty() && last_version_content_) {
+        d.read_only_mounts.push_back(
+            {profile_.driver_version_file, std::string(cdi::kDriverVersionContainerPath)});
+      }
+      d.timeslice_control = g.timeslice_control;
+      if (g.timeslice_control != TimeSliceControl::kNone) {
+        d.timeslice_target = d.attributes.at("uuid").string_value();
+      }
       d.attributes.emplace("driverName", AttrValue::String("accel-sim"));
       d.attributes.emplace("pciBusID", AttrValue::String(bdf));
       d.attributes.emplace("resource.kubernetes.io/pcieRoot", AttrValue::String(root));

@@ -100,12 +100,25 @@ Expected<std::vector<cdi::PreparedDevice>> CdiDevicesFor(
       cd.timeslice_interval = StrAt(*s, "interval");
       cd.partition_count = StrAt(*s, "partitionCount");
     }
+    const discovery::Device* dev = inventory ? inventory->Find(d.device) : nullptr;
     if (const Json* nodes = At(d.config, {"deviceNodes"}); nodes != nullptr && nodes->is_array()) {
       for (const auto& n : *nodes) {
         if (n.is_string()) cd.device_node_paths.push_back(n.get<std::string>());
       }
-    } else if (const discovery::Device* dev = inventory ? inventory->Find(d.device) : nullptr) {
+    } else if (dev != nullptr) {
       cd.device_node_paths = dev->device_nodes;
+    }
+    if (const Json* mounts = At(d.config, {"mounts"}); mounts != nullptr && mounts->is_array()) {
+      for (const auto& m : *mounts) {
+        cdi::ReadOnlyMount rm{StrAt(m, "hostPath"), StrAt(m, "containerPath")};
+        if (!rm.host_path.empty() && !rm.container_path.empty()) {
+          cd.read_only_mounts.push_back(std::move(rm));
+        }
+      }
+    } else if (dev != nullptr) {  // recorded before mounts were: what the device has now
+      for (const auto& m : dev->read_only_mounts) {
+        cd.read_only_mounts.push_back({m.host_path, m.container_path});
+      }
     }
     auto [it, inserted] = seen.emplace(std::make_pair(d.pool, d.device), out.size());
     if (!inserted) {
@@ -124,6 +137,14 @@ Expected<std::vector<cdi::PreparedDevice>> CdiDevicesFor(
   return out;
 }
 
+Json MountsJson(const std::vector<discovery::FileMount>& mounts) {
+  Json out = Json::array();
+  for (const auto& m : mounts) {
+    out.push_back({{"hostPath", m.host_path}, {"containerPath", m.container_path}});
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string BaseRequestName(const std::string& request) {
@@ -138,6 +159,36 @@ Preparer::Preparer(PreparerOptions options, ClaimGetter get_claim, InventorySour
       inventory_(std::move(inventory)),
       checkpoint_(checkpoint),
       cdi_(cdi) {}
+
+Expected<cdi::Spec> Preparer::BuildSpec(const std::string& uid, const std::string& ns,
+                                        const std::string& name,
+                                        const std::vector<checkpoint::PreparedDevice>& devices,
+                                        const discovery::Inventory* inventory) const {
+  ASSIGN_OR_RETURN(auto cdi_devices, CdiDevicesFor(devices, inventory));
+  cdi::ClaimSpecExtras extras;
+  if (!options_.inspect_tool.empty()) {
+    extras.read_only_mounts.push_back(
+        {options_.inspect_tool, std::string(cdi::kInspectToolContainerPath)});
+  }
+  if (options_.testing_expose_all_devices && inventory != nullptr) {
+    std::set<std::string> held;
+    std::set<std::string> nodes;
+    for (const auto& d : cdi_devices) {
+      held.insert(d.device_name);
+      nodes.insert(d.device_node_paths.begin(), d.device_node_paths.end());
+    }
+    for (const auto& d : inventory->devices()) {
+      if (held.count(d.name) != 0) continue;
+      extras.unclaimed_device_names.push_back(d.name);
+      for (const auto& n : d.device_nodes) {
+        if (nodes.insert(n).second) extras.unclaimed_device_node_paths.push_back(n);
+      }
+    }
+  }
+  auto spec = cdi::BuildClaimSpec(options_.driver_name, {uid, ns, name}, cdi_devices, extras);
+  if (!spec.ok()) return spec.status().WithContext("building the CDI spec");
+  return spec;
+}
 
 std::mutex& Preparer::ClaimMutex(const std::string& uid) {
   return claim_mutexes_[std::hash<std::string>{}(uid) % kStripes];
@@ -279,7 +330,8 @@ Expected<std::vector<plugin::PreparedDevice>> Preparer::PrepareLocked(
                    {"interval", cfg.IntervalName()},
                    {"partitionCount", cfg.PartitionCountString()}}},
                  {"adminAccess", BoolAt(res, "adminAccess")},
-                 {"deviceNodes", dev->device_nodes}};
+                 {"deviceNodes", dev->device_nodes},
+                 {"mounts", MountsJson(dev->read_only_mounts)}};
     ck_devices.push_back(std::move(ck));
   }
   if (ck_devices.empty()) {
@@ -288,11 +340,8 @@ Expected<std::vector<plugin::PreparedDevice>> Preparer::PrepareLocked(
     return FailedPrecondition(who + " has no devices of driver " + options_.driver_name +
                               (others.empty() ? "" : " (its devices belong to: " + others + ")"));
   }
-  auto cdi_devices = CdiDevicesFor(ck_devices, inventory.get());
-  if (!cdi_devices.ok()) return cdi_devices.status().WithContext(who);
-  auto spec =
-      cdi::BuildClaimSpec(options_.driver_name, {claim.uid, claim.ns, claim.name}, *cdi_devices);
-  if (!spec.ok()) return spec.status().WithContext(who + ": building the CDI spec");
+  auto spec = BuildSpec(claim.uid, claim.ns, claim.name, ck_devices, inventory.get());
+  if (!spec.ok()) return spec.status().WithContext(who);
   auto spec_file = cdi::ClaimSpecFileName(options_.driver_name, claim.uid);
   if (!spec_file.ok()) return spec_file.status().WithContext(who);
 
@@ -449,13 +498,7 @@ Expected<RecoveryReport> Preparer::Recover() {
     const std::string who = "ResourceClaim " + claim.ns + "/" + claim.name + " (uid " + uid + ")";
     spdlog::warn("re-creating the CDI spec of prepared {}: it is missing", who);
     std::lock_guard<std::mutex> lock(ClaimMutex(uid));
-    auto cdi_devices = CdiDevicesFor(claim.devices, inventory.get());
-    if (!cdi_devices.ok()) {
-      failed(cdi_devices.status().WithContext(who));
-      continue;
-    }
-    auto spec =
-        cdi::BuildClaimSpec(options_.driver_name, {uid, claim.ns, claim.name}, *cdi_devices);
+    auto spec = BuildSpec(uid, claim.ns, claim.name, claim.devices, inventory.get());
     Status st = spec.ok() ? cdi_->WriteClaimSpec(uid, *spec) : spec.status();
     if (!st.ok()) {
       failed(st.WithContext("re-creating the CDI spec of " + who));

@@ -98,8 +98,19 @@ class Node:
         return self.pid("kubelet")
 
     def devnode(self, device: str) -> str:
-        """Host (and container) path of a simulated device's node: gpu-N -> RUN_DIR/dev/accel-simN."""
+        """Host path of a simulated device's node: gpu-N -> RUN_DIR/dev/accel-simN."""
         return f"{self.dir}/dev/accel-sim{device.rsplit('-', 1)[1]}"
+
+    @staticmethod
+    def ctr_devnode(device: str) -> str:
+        """Where a container sees that node: the part after the last /dev/ (gpu-N ->
+        /dev/accel-simN)."""
+        return f"/dev/accel-sim{device.rsplit('-', 1)[1]}"
+
+    @property
+    def driver_version_file(self) -> Path:
+        """The simulated driver's version file of plugin-up.sh's default profile."""
+        return self.dir / "sim-driver" / "version"
 
     def cdi_spec(self, claim_uid: str) -> Path:
         return self.cdi_root / f"k8s.{DRIVER}-device_{claim_uid}.json"
@@ -149,11 +160,16 @@ class PluginHandle:
     def pid(self) -> Optional[int]:
         return self.node.pid("plugin")
 
-    def start(self, restart: bool = False) -> int:
+    def start(self, restart: bool = False, inspect_tool: Optional[Path] = None,
+              extra: tuple[str, ...] = ()) -> int:
         cmd = [LOCAL_CLUSTER / "plugin-up.sh", "--dir", self.node.dir, "--plugin", plugin_binary(),
                "--devices", str(DEVICES)]
         if restart:
             cmd.append("--restart")
+        if inspect_tool is not None:
+            cmd += ["--inspect-tool", inspect_tool]
+        if extra:
+            cmd += ["--", *extra]
         p = run(cmd, timeout=120)
         assert p.returncode == 0, f"plugin-up.sh failed (exit {p.returncode}):\n{p.stdout}"
         return self.pid()
@@ -161,12 +177,20 @@ class PluginHandle:
 
 # --- pods ----------------------------------------------------------------------------------------
 
+INSPECT_PATH = "/usr/local/bin/accel-dra-inspect"
+DRIVER_VERSION_PATH = "/run/accel-dra/driver/version"
+
+
 def probe(node: Node, tag: str = "") -> str:
     """A container command that prints its ACCEL_* environment, every simulated device node it
-    can see (path and major:minor), then waits (exiting at once on SIGTERM)."""
+    can see (path and major:minor; at the container path and at the host path, where it must not
+    be), whether it has the inspect tool (INSPECT-PRESENT) and the driver version file
+    (DRIVER_VERSION <content>), then waits (exiting at once on SIGTERM)."""
     return (f"env | grep ^ACCEL_ | sort; "
-            f"for d in {node.dir}/dev/accel-sim*; do [ -c \"$d\" ] && "
+            f"for d in /dev/accel-sim* {node.dir}/dev/accel-sim*; do [ -c \"$d\" ] && "
             f"echo \"DEVNODE $d $(stat -c %t:%T \"$d\")\"; done; "
+            f"[ -e {INSPECT_PATH} ] && echo INSPECT-PRESENT; "
+            f"[ -f {DRIVER_VERSION_PATH} ] && echo \"DRIVER_VERSION $(cat {DRIVER_VERSION_PATH})\"; "
             f"echo ACCEL_VARS=$(env | grep -c ^ACCEL_); echo PROBE-DONE{tag}; "
             f"trap 'exit 0' TERM; sleep 3600 & wait")
 
@@ -235,6 +259,12 @@ def logs(kubectl: Kubectl, ns: str, name: str, ctr: str, timeout: float = 30) ->
 
 def env_of(lines: list[str]) -> dict[str, str]:
     return dict(x.split("=", 1) for x in lines if x.startswith("ACCEL_") and "=" in x)
+
+
+def driver_version_of(lines: list[str]) -> Optional[str]:
+    """What the container read from the driver version file, None when it had none."""
+    got = [x.split(" ", 1)[1] if " " in x else "" for x in lines if x.startswith("DRIVER_VERSION")]
+    return got[0] if got else None
 
 
 def devnodes_of(lines: list[str]) -> list[str]:

@@ -1,8 +1,9 @@
 """A pod with a ResourceClaimTemplate on the real node: kubelet calls the plugin, containerd injects
 the claim's CDI devices, and only the container that uses the claim sees them."""
 
-from e2e_lib import (DRIVER, POD_TIMEOUT, allocated_devices, container, devnodes_of, env_key,
-                     env_of, logs, pod, pod_claim, template, wait_for, wait_running)
+from e2e_lib import (DRIVER, POD_TIMEOUT, allocated_devices, container, devnodes_of,
+                     driver_version_of, env_key, env_of, logs, pod, pod_claim, template, wait_for,
+                     wait_running)
 
 
 def test_claim_template_pod_gets_env_and_device_node(node, plugin, kubectl, ns):
@@ -36,11 +37,17 @@ def test_claim_template_pod_gets_env_and_device_node(node, plugin, kubectl, ns):
     assert env.get(f"{key}_SHARING_STRATEGY") == "Exclusive", out
     assert env.get("ACCEL_VISIBLE_DEVICES") == dev, out
     assert not any(k.startswith("ACCEL_DEVICE_") and not k.startswith(key) for k in env), out
-    assert devnodes_of(out) == [f"{node.devnode(dev)} 1:3"], out
+    # The node is at /dev/accel-simN in the container (not at its host path under the run dir).
+    assert devnodes_of(out) == [f"{node.ctr_devnode(dev)} 1:3"], out
+    # The simulated driver's version file, read-only, with what the slice publishes.
+    published = [d for s in node.slices() for d in s["spec"]["devices"] if d["name"] == dev]
+    version = published[0]["attributes"]["driverVersion"]["version"]
+    assert driver_version_of(out) == version == "1.0.0", out
 
-    # The container without the claim: no ACCEL_* variable, no device node.
+    # The container without the claim: no ACCEL_* variable, no device node, no version file.
     out2 = logs(kubectl, ns, "p", "without-claim")
     assert "ACCEL_VARS=0" in out2 and devnodes_of(out2) == [], out2
+    assert driver_version_of(out2) is None, out2
 
     # The claim's CDI spec exists while the pod runs; deleting the pod unprepares the claim
     # (kubelet -> NodeUnprepareResources) and the spec goes away.
@@ -73,4 +80,4 @@ def test_two_devices_in_one_pod(node, plugin, kubectl, ns):
     for d in devices:
         assert env.get(env_key(d)) == d, out
     assert sorted(env["ACCEL_VISIBLE_DEVICES"].split(",")) == devices, out
-    assert sorted(devnodes_of(out)) == sorted(f"{node.devnode(d)} 1:3" for d in devices), out
+    assert sorted(devnodes_of(out)) == sorted(f"{node.ctr_devnode(d)} 1:3" for d in devices), out

@@ -26,7 +26,7 @@ def test_shared_claim_and_unschedulable_when_devices_are_taken(node, plugin, kub
         env = env_of(out)
         assert env.get("ACCEL_VISIBLE_DEVICES") == dev, (name, out)
         assert any(k.endswith("_RESOURCE_CLAIM") and v == f"{ns}/shared" for k, v in env.items()), out
-        assert devnodes_of(out) == [f"{node.devnode(dev)} 1:3"], (name, out)
+        assert devnodes_of(out) == [f"{node.ctr_devnode(dev)} 1:3"], (name, out)
     assert env_of(outs["a"]) == env_of(outs["b"])
 
     # Take the other device with a second pod.

@@ -21,11 +21,21 @@
 //   ACCEL_DEVICE_<ID>_RESOURCE_CLAIM_UID=<claimUID>
 //   ACCEL_DEVICE_<ID>_SHARING_STRATEGY=Exclusive|TimeSlicing|SpacePartitioning
 //   ACCEL_DEVICE_<ID>_TIMESLICE_INTERVAL=<interval>        (only with TimeSlicing)
+//   ACCEL_DEVICE_<ID>_TIMESLICE_ENFORCED=true|false        (only with TimeSlicing: whether the
+//                                                           driver applied the interval to the
+//                                                           hardware or it is advisory)
 //   ACCEL_DEVICE_<ID>_PARTITION_COUNT=<n>                  (only with SpacePartitioning)
 //   <extra key>=<extra value>                              (free-form, per device)
 // and once per claim, in the spec-level edits (applied whenever any device of the claim is given
 // to a container):
 //   ACCEL_VISIBLE_DEVICES=<deviceName>,<deviceName>,...    (all devices of the claim)
+//
+// Files a claim spec gives the container (spec-level read-only bind mounts, deduplicated):
+//   kInspectToolContainerPath     the inspect tool, when the plugin runs with --inspect-tool
+//   kDriverVersionContainerPath   the (simulated) driver's version file, for devices that have one
+// Device nodes keep their host path as hostPath; their container path is "/dev/" + what follows
+// the last "/dev/" of the host path (ContainerDevicePath), so a node that lives under another
+// root on the host ("/host/dev/nvidia0", "<run dir>/dev/accel-sim0") appears at its usual place.
 //
 // Why the device name and not a number is the key: one container can receive devices from several
 // claims; each claim spec is built on its own, so a per-claim counter ("ACCEL_DEVICE_0") would
@@ -43,6 +53,7 @@
 
 #include <sys/types.h>
 
+#include <compare>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -66,6 +77,13 @@ inline constexpr std::string_view kFloorVersion = "0.5.0";
 inline constexpr std::string_view kLatestVersion = "1.1.0";
 // File mode of spec files: the container runtime must be able to read them.
 inline constexpr mode_t kSpecFileMode = 0644;
+// Where a claim spec mounts the inspect tool (plugin flag --inspect-tool), read-only.
+inline constexpr std::string_view kInspectToolContainerPath = "/usr/local/bin/accel-dra-inspect";
+// Where a claim spec mounts the version file of a device's driver (simulated profiles'
+// driverVersionFile), read-only: the analogue of /sys/module/<module>/version.
+inline constexpr std::string_view kDriverVersionContainerPath = "/run/accel-dra/driver/version";
+// Mount options of a read-only bind of a single file (runc: bind, then remount read-only).
+inline constexpr std::string_view kReadOnlyBindOptions[] = {"ro", "nosuid", "nodev", "bind"};
 
 // ---- Spec model (field names follow the CDI JSON keys) -----------------------------------------
 
@@ -229,6 +247,21 @@ class CdiWriter {
 
 // ---- What the driver puts in a claim spec -----------------------------------------------------
 
+// A file or directory of the host bound read-only into the container.
+struct ReadOnlyMount {
+  std::string host_path;
+  std::string container_path;
+  auto operator<=>(const ReadOnlyMount&) const = default;
+  bool operator==(const ReadOnlyMount&) const = default;
+};
+// The CDI mount for `m`: type "bind", options kReadOnlyBindOptions.
+Mount ToCdiMount(const ReadOnlyMount& m);
+
+// The container path of a host device node: "/dev/" + the part after the last "/dev/" of
+// `host_path` ("/host/dev/nvidia0" -> "/dev/nvidia0", "/run/x/dev/dri/card1" -> "/dev/dri/card1",
+// "/dev/accel/accel0" unchanged). A path without "/dev/" is returned unchanged.
+std::string ContainerDevicePath(std::string_view host_path);
+
 struct ClaimInfo {
   std::string uid;
   std::string namespace_;
@@ -246,17 +279,37 @@ struct PreparedDevice {
   std::string sharing_strategy;
   std::string timeslice_interval;
   std::string partition_count;
+  // With TimeSlicing: whether the interval was applied to the hardware (..._TIMESLICE_ENFORCED).
+  bool timeslice_enforced = false;
+  // Files the device needs in the container (e.g. its driver's version file); they go into the
+  // spec-level edits, deduplicated across the claim's devices.
+  std::vector<ReadOnlyMount> read_only_mounts;
   // Extra per-device variables, emitted in order after the standard ones. Keys must be valid
   // variable names ([A-Za-z_][A-Za-z0-9_]*) and must not repeat a key of the same device.
   std::vector<std::pair<std::string, std::string>> extra_env;
 };
 
+// What every claim spec of the plugin gets besides its devices.
+struct ClaimSpecExtras {
+  // Spec-level read-only mounts (e.g. the inspect tool at kInspectToolContainerPath).
+  std::vector<ReadOnlyMount> read_only_mounts;
+  // TESTING ONLY (--testing-expose-all-devices): host device nodes of devices the claim does not
+  // hold, exposed in the spec-level edits, and their names appended to ACCEL_VISIBLE_DEVICES.
+  // A deliberate isolation breach for the conformance probe's negative test.
+  std::vector<std::string> unclaimed_device_node_paths;
+  std::vector<std::string> unclaimed_device_names;
+};
+
 // Builds the claim's spec: kind KindForDriver(driver), one CDI device "<claimUID>-<deviceName>"
-// per prepared device carrying that device's variables and device nodes (container path = host
-// path), plus ACCEL_VISIBLE_DEVICES in the spec-level edits. cdi_version is left empty (so the
-// minimum is written). Deterministic: equal inputs give equal specs, whatever the input order.
-// InvalidArgument for bad names, no devices, duplicate devices or colliding variable names.
+// per prepared device carrying that device's variables and device nodes (hostPath = the host path,
+// path = ContainerDevicePath(host path)), plus ACCEL_VISIBLE_DEVICES, the devices' read-only
+// mounts and `extras` in the spec-level edits (mounts sorted by container path, duplicates
+// merged). cdi_version is left empty (so the minimum is written). Deterministic: equal inputs
+// give equal specs, whatever the input order. InvalidArgument for bad names, no devices,
+// duplicate devices, colliding variable names, or two mounts with one container path and
+// different host paths.
 Expected<Spec> BuildClaimSpec(std::string_view driver_name, const ClaimInfo& claim,
-                              const std::vector<PreparedDevice>& devices);
+                              const std::vector<PreparedDevice>& devices,
+                              const ClaimSpecExtras& extras = {});
 
 }  // namespace accel_dra::cdi

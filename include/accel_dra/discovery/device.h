@@ -39,6 +39,20 @@ class AttrValue {
   std::string str_;
 };
 
+// A host file the container of a claim holding the device gets read-only (e.g. the version file
+// of the device's driver), at `container_path`.
+struct FileMount {
+  std::string host_path;
+  std::string container_path;
+  bool operator==(const FileMount& o) const = default;
+};
+
+// How the device's time-slice interval (DeviceConfig TimeSlicing) can be applied.
+enum class TimeSliceControl {
+  kNone,       // not controllable: the setting is advisory
+  kNvidiaSmi,  // `nvidia-smi compute-policy -i <id> --set-timeslice <0..3>`
+};
+
 struct Device {
   // DNS label, unique on the node; stable across restarts for the same hardware.
   std::string name;
@@ -48,6 +62,12 @@ struct Device {
   std::map<std::string, std::string> capacity;
   // Host device nodes that give access to this device (absolute paths as the runtime sees them).
   std::vector<std::string> device_nodes;
+  // Host files bound read-only into containers that get the device.
+  std::vector<FileMount> read_only_mounts;
+  // How a TimeSlicing interval is applied, and the identifier the tool takes (`-i`: the UUID,
+  // else the PCI bus ID).
+  TimeSliceControl timeslice_control = TimeSliceControl::kNone;
+  std::string timeslice_target;
   bool operator==(const Device& o) const = default;
 };
 

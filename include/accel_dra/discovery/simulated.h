@@ -4,6 +4,7 @@
 // deterministic for a given node name and profile, so restarts publish identical slices.
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,13 +20,23 @@ struct SimDeviceGroup {
   std::string product_name = "Simulated Accelerator 80GB";
   std::string memory = "80Gi";
   std::string driver_version = "1.0.0";
-  int numa_nodes = 2;  // devices are spread round-robin over this many NUMA nodes
+  bool driver_version_set = false;  // driverVersion was given (it then beats driverVersionFile)
+  int numa_nodes = 2;               // devices are spread round-robin over this many NUMA nodes
   // Host device node pattern; "{index}" is replaced by the device index. Empty: no device node.
   std::string device_node;
+  // How TimeSlicing is applied to these devices (TimeSliceControl): none (advisory) or
+  // nvidia-smi (a stand-in nvidia-smi on the plugin's PATH records the calls).
+  TimeSliceControl timeslice_control = TimeSliceControl::kNone;
 };
 
 struct SimProfile {
   std::vector<SimDeviceGroup> groups;
+  // Host file holding the simulated driver's version string (the analogue of
+  // /sys/module/<module>/version). When set, devices without an explicit driverVersion publish
+  // its content (trimmed and normalised like a real driver's version; an unreadable or
+  // unparsable file: no driverVersion, logged once per content), and every device mounts the
+  // file read-only at cdi::kDriverVersionContainerPath in the containers that get it.
+  std::string driver_version_file;
 };
 
 // A profile of `count` default devices.
@@ -39,13 +50,16 @@ SimProfile DefaultSimProfile(int count);
 //     driverVersion: 1.2.3
 //     numaNodes: 2
 //     deviceNode: /dev/accel-sim{index}
+//     timeSliceControl: none | nvidia-smi
+//   driverVersionFile: /run/accel-sim/version      # optional, absolute
 // Unknown keys and bad values are errors that name the file, the key and what is accepted.
 Expected<SimProfile> ParseSimProfile(const std::string& yaml, const std::string& source);
 
 class SimulatedBackend : public Backend {
  public:
   // With a profile file, the file is re-read when it changes (MaybeChanged); a file that becomes
-  // invalid keeps the last good profile and logs the error once per change.
+  // invalid keeps the last good profile and logs the error once per change. MaybeChanged also
+  // reports a change of the profile's driverVersionFile content.
   SimulatedBackend(Env* env, std::string node_name, SimProfile profile,
                    std::filesystem::path profile_file = {});
   std::string Name() const override { return "simulated"; }
@@ -58,6 +72,9 @@ class SimulatedBackend : public Backend {
   SimProfile profile_;
   std::filesystem::path profile_file_;
   std::string last_file_content_;
+  // The driverVersionFile content Discover() last used (nullopt: unreadable or not read yet).
+  std::optional<std::string> last_version_content_;
+  bool version_read_ = false;
 };
 
 }  // namespace accel_dra::discovery

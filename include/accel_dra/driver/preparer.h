@@ -26,7 +26,8 @@
 //    that no checkpoint entry owns, and re-creates the CDI spec of a PrepareCompleted claim whose
 //    file is missing (the CDI root is usually a tmpfs that a reboot empties, and kubelet does not
 //    prepare a claim again that it considers prepared; a crash inside Unprepare can also leave
-//    it so). The checkpoint records what that needs (sharing settings, device nodes). Afterwards
+//    it so). The checkpoint records what that needs (sharing settings, device nodes, the
+//    devices' read-only file mounts). Afterwards
 //    a claim's spec file exists iff the checkpoint holds the claim PrepareCompleted. Recover()
 //    goes through every claim even when one step fails, then reports the first failure.
 //  - CleanupStale() unprepares claims whose ResourceClaim is gone or was re-created with another
@@ -65,6 +66,13 @@ struct PreparerOptions {
   // spec never exists without its entry while a prepare or unprepare runs). After a reboot no
   // other process can be mid-operation, so the full recovery runs.
   bool shared_checkpoint = false;
+  // Host path of the inspect tool (--inspect-tool): every claim spec mounts it read-only at
+  // cdi::kInspectToolContainerPath. Empty: no such mount.
+  std::string inspect_tool;
+  // TESTING ONLY (--testing-expose-all-devices): every claim spec also exposes the device nodes
+  // of all other devices of the node and lists them in ACCEL_VISIBLE_DEVICES (an isolation
+  // breach on purpose, for the conformance probe's negative test).
+  bool testing_expose_all_devices = false;
 };
 
 struct RecoveryReport {
@@ -93,6 +101,11 @@ class Preparer : public plugin::ClaimPreparer {
   std::string UnprepareOne(const plugin::ClaimRef& claim);
   Expected<std::vector<plugin::PreparedDevice>> PrepareLocked(const plugin::ClaimRef& claim);
   Status UnprepareLocked(const std::string& uid);
+  // The claim's CDI spec from its checkpointed devices plus the options' extras.
+  Expected<cdi::Spec> BuildSpec(const std::string& uid, const std::string& ns,
+                                const std::string& name,
+                                const std::vector<checkpoint::PreparedDevice>& devices,
+                                const discovery::Inventory* inventory) const;
   std::mutex& ClaimMutex(const std::string& uid);
 
   PreparerOptions options_;

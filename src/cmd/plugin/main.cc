@@ -1,9 +1,11 @@
 // accel-dra-plugin: the per-node DRA driver process. Flag parsing and wiring only.
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -55,7 +57,28 @@ struct Flags {
   double startup_timeout_s = 60;
   double rediscover_interval_s = 0.5;
   std::string output = "yaml";
+  std::string inspect_tool;
+  bool testing_expose_all_devices = false;
 };
+
+// --inspect-tool must name an executable regular file (checked at start, not at the first
+// prepare, so a typo fails the rollout instead of every pod).
+Status CheckInspectTool(const std::string& path) {
+  struct stat st {};
+  if (path.empty() || path.front() != '/') {
+    return InvalidArgument("--inspect-tool " + path + ": must be an absolute host path");
+  }
+  if (::stat(path.c_str(), &st) != 0) {
+    return ErrnoStatus("--inspect-tool " + path, errno);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return InvalidArgument("--inspect-tool " + path + ": not a regular file");
+  }
+  if (::access(path.c_str(), X_OK) != 0 || (st.st_mode & 0111) == 0) {
+    return InvalidArgument("--inspect-tool " + path + ": not executable (chmod +x it)");
+  }
+  return Status();
+}
 
 // The latest device snapshot, shared between the discovery loop and gRPC threads.
 class InventoryHolder {
@@ -149,6 +172,15 @@ int RunPlugin(const Flags& f) {
     return Fail("--node-name (or NODE_NAME) is required: the name of the Node this plugin runs on");
   }
   auto t0 = std::chrono::steady_clock::now();
+  if (!f.inspect_tool.empty()) {
+    if (Status st = CheckInspectTool(f.inspect_tool); !st.ok()) return Fail(st.message());
+  }
+  if (f.testing_expose_all_devices) {
+    spdlog::warn(
+        "TESTING ONLY: --testing-expose-all-devices is set: every claim's containers get the "
+        "device nodes of ALL devices of this node, also devices they did not claim. Device "
+        "isolation is broken on purpose; never use this outside tests.");
+  }
   auto devices = MakeDevices(f, f.node_name);
   if (!devices.ok()) return Fail(devices.status().message());
 
@@ -209,6 +241,8 @@ int RunPlugin(const Flags& f) {
   prep_opts.driver_name = f.driver_name;
   prep_opts.pool_name = f.node_name;
   prep_opts.shared_checkpoint = copts.shared;
+  prep_opts.inspect_tool = f.inspect_tool;
+  prep_opts.testing_expose_all_devices = f.testing_expose_all_devices;
   auto preparer = std::make_shared<driver::Preparer>(
       prep_opts,
       [&api](const std::string& ns, const std::string& name) {
@@ -376,6 +410,15 @@ int main(int argc, char** argv) {
                  "seconds between cheap device-change checks")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_option("--inspect-tool", f.inspect_tool,
+                 "host path of a static inspect binary that every claim's containers get "
+                 "read-only at " +
+                     std::string(accel_dra::cdi::kInspectToolContainerPath))
+      ->envname("ACCEL_DRA_INSPECT_TOOL");
+  // Hidden (empty group): a deliberate isolation breach for the conformance probe's negative test.
+  app.add_flag("--testing-expose-all-devices", f.testing_expose_all_devices,
+               "TESTING ONLY: give every claim the device nodes of all devices")
+      ->group("");
   auto* discover = app.add_subcommand(
       "discover", "print the ResourceSlices this node would publish (no cluster needed)");
   discover->fallthrough();  // global flags may follow the subcommand

@@ -165,6 +165,95 @@ TEST(CdiClaimSpec, Errors) {
   expect_error({badenv}, "set twice", claim);
 }
 
+TEST(CdiClaimSpec, ContainerDevicePathIsWhatFollowsTheLastDev) {
+  EXPECT_EQ(ContainerDevicePath("/run/e2e/dev/accel-sim0"), "/dev/accel-sim0");
+  EXPECT_EQ(ContainerDevicePath("/host/dev/nvidia0"), "/dev/nvidia0");
+  EXPECT_EQ(ContainerDevicePath("/dev/dri/renderD128"), "/dev/dri/renderD128");
+  EXPECT_EQ(ContainerDevicePath("/a/dev/b/dev/dri/card1"), "/dev/dri/card1");
+  EXPECT_EQ(ContainerDevicePath("/srv/accel0"), "/srv/accel0");  // no /dev/: unchanged
+  EXPECT_EQ(ContainerDevicePath("/devices/x"), "/devices/x");
+}
+
+TEST(CdiClaimSpec, DeviceNodeOutsideDevGetsHostPath) {
+  auto spec = BuildClaimSpec("accel-dra.dev", {kUid, "ns", "c"},
+                             {Dev("accel-0", 0, {"/tmp/run/dev/accel-sim0", "/dev/accel/ctl"})});
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  const auto& nodes = spec->devices[0].container_edits.device_nodes;
+  ASSERT_EQ(nodes.size(), 2u);
+  EXPECT_EQ(nodes[0].path, "/dev/accel-sim0");
+  EXPECT_EQ(nodes[0].host_path, "/tmp/run/dev/accel-sim0");
+  EXPECT_EQ(nodes[1].path, "/dev/accel/ctl");
+  EXPECT_EQ(nodes[1].host_path, "");  // same path: not repeated
+  auto json = ToJson(*spec);
+  ASSERT_TRUE(json.ok());
+  EXPECT_NE(json->find(R"("hostPath": "/tmp/run/dev/accel-sim0")"), std::string::npos) << *json;
+}
+
+TEST(CdiClaimSpec, ReadOnlyMountsAreSpecLevelSortedAndDeduplicated) {
+  PreparedDevice a = Dev("accel-0", 0);
+  a.read_only_mounts = {{"/run/sim/version", std::string(kDriverVersionContainerPath)}};
+  PreparedDevice b = Dev("accel-1", 1);
+  b.read_only_mounts = a.read_only_mounts;
+  ClaimSpecExtras extras;
+  extras.read_only_mounts = {{"/opt/inspect", std::string(kInspectToolContainerPath)}};
+  auto spec = BuildClaimSpec("accel-dra.dev", {kUid, "ns", "c"}, {b, a}, extras);
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  const auto& m = spec->container_edits.mounts;
+  ASSERT_EQ(m.size(), 2u);
+  EXPECT_EQ(m[0].host_path, "/run/sim/version");
+  EXPECT_EQ(m[0].container_path, "/run/accel-dra/driver/version");
+  EXPECT_EQ(m[1].host_path, "/opt/inspect");
+  EXPECT_EQ(m[1].container_path, "/usr/local/bin/accel-dra-inspect");
+  for (const auto& x : m) {
+    EXPECT_EQ(x.type, "bind");
+    EXPECT_EQ(x.options, (std::vector<std::string>{"ro", "nosuid", "nodev", "bind"}));
+  }
+  for (const auto& d : spec->devices) EXPECT_TRUE(d.container_edits.mounts.empty());
+
+  // Two different files at one container path: an error naming both.
+  b.read_only_mounts = {{"/other/version", std::string(kDriverVersionContainerPath)}};
+  auto clash = BuildClaimSpec("accel-dra.dev", {kUid, "ns", "c"}, {a, b});
+  ASSERT_FALSE(clash.ok());
+  EXPECT_NE(clash.status().message().find("/other/version"), std::string::npos)
+      << clash.status().message();
+  b.read_only_mounts = {{"relative", "/x"}};
+  EXPECT_FALSE(BuildClaimSpec("accel-dra.dev", {kUid, "ns", "c"}, {b}).ok());
+}
+
+TEST(CdiClaimSpec, TimeSliceEnforcedVariable) {
+  PreparedDevice ts = Dev("accel-0", 0);
+  ts.sharing_strategy = "TimeSlicing";
+  ts.timeslice_interval = "Medium";
+  auto advisory = BuildClaimSpec("accel-dra.dev", {kUid, "ns", "c"}, {ts});
+  ASSERT_TRUE(advisory.ok());
+  EXPECT_EQ(
+      EnvOf(*advisory, std::string(kUid) + "-accel-0")["ACCEL_DEVICE_ACCEL_0_TIMESLICE_ENFORCED"],
+      "false");
+  ts.timeslice_enforced = true;
+  auto applied = BuildClaimSpec("accel-dra.dev", {kUid, "ns", "c"}, {ts});
+  ASSERT_TRUE(applied.ok());
+  EXPECT_EQ(
+      EnvOf(*applied, std::string(kUid) + "-accel-0")["ACCEL_DEVICE_ACCEL_0_TIMESLICE_ENFORCED"],
+      "true");
+  auto exclusive = BuildClaimSpec("accel-dra.dev", {kUid, "ns", "c"}, {Dev("accel-0", 0)});
+  EXPECT_EQ(EnvOf(*exclusive, std::string(kUid) + "-accel-0")
+                .count("ACCEL_DEVICE_ACCEL_0_TIMESLICE_ENFORCED"),
+            0u);
+}
+
+TEST(CdiClaimSpec, UnclaimedDevicesForTheTestingBreach) {
+  ClaimSpecExtras extras;
+  extras.unclaimed_device_names = {"accel-1", "accel-2"};
+  extras.unclaimed_device_node_paths = {"/run/x/dev/accel-sim1", "/run/x/dev/accel-sim2"};
+  auto spec = BuildClaimSpec("accel-dra.dev", {kUid, "ns", "c"},
+                             {Dev("accel-0", 0, {"/run/x/dev/accel-sim0"})}, extras);
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_EQ(EnvOf(*spec)["ACCEL_VISIBLE_DEVICES"], "accel-0,accel-1,accel-2");
+  ASSERT_EQ(spec->container_edits.device_nodes.size(), 2u);
+  EXPECT_EQ(spec->container_edits.device_nodes[1].path, "/dev/accel-sim2");
+  EXPECT_EQ(spec->container_edits.device_nodes[1].host_path, "/run/x/dev/accel-sim2");
+}
+
 // ---- Schema validation of generated specs ---------------------------------------------------
 
 class CdiSchemaTest : public ::testing::Test {
@@ -215,6 +304,15 @@ TEST_F(CdiSchemaTest, GeneratedSpecsAreValid) {
   add("mixed.json",
       BuildClaimSpec("accel-dra.dev", claim, {Dev("accel-0", 0, {"/dev/accel/accel0"}), ts, sp})
           .value());
+  // Device nodes under another root, mounts (the probe's files), the testing breach.
+  PreparedDevice run = Dev("accel-3", 3, {"/tmp/run/dev/accel-sim3"});
+  run.read_only_mounts = {
+      {"/tmp/run/sim-driver/version", std::string(kDriverVersionContainerPath)}};
+  ClaimSpecExtras extras;
+  extras.read_only_mounts = {{"/opt/inspect", std::string(kInspectToolContainerPath)}};
+  extras.unclaimed_device_names = {"accel-4"};
+  extras.unclaimed_device_node_paths = {"/tmp/run/dev/accel-sim4"};
+  add("mounts.json", BuildClaimSpec("accel-dra.dev", claim, {run}, extras).value());
   // A name starting with a letter and another driver name.
   add("other.json", BuildClaimSpec("gpu.example.com", {"claim-uid", "ns", "c"}, {ts}).value());
   ASSERT_FALSE(HasFatalFailure());

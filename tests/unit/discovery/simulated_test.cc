@@ -88,6 +88,10 @@ TEST(SimulatedTest, ProfileErrorsNameTheProblem) {
            Case{"devices: {a: 1}", "\"devices\" list"},
            Case{"devices: [{count: x}]", "devices[0]"},
            Case{"devices: [\n  - count: 1\n bad", "invalid YAML"},
+           Case{"devices: []\ndriverVersionFile: rel/version", "must be an absolute path"},
+           Case{"devices: []\ndriverVersionFile: [a]", "driverVersionFile must be a path"},
+           Case{"devices: []\ndriverVersion: 1.0.0", "accepted: devices, driverVersionFile"},
+           Case{"devices: [{count: 1, timeSliceControl: nvml}]", "timeSliceControl \"nvml\""},
        }) {
     auto p = ParseSimProfile(c.yaml, "f.yaml");
     ASSERT_FALSE(p.ok()) << c.yaml;
@@ -117,6 +121,71 @@ TEST(SimulatedTest, ProfileFileChangesAreNoticed) {
   EXPECT_FALSE(mgr.MaybeChanged());
   EXPECT_EQ(mgr.Refresh()->devices().size(), 3u);
   fs::remove(f);
+}
+
+// driverVersionFile: the simulated driver's version, published by devices without an explicit
+// driverVersion, mounted into containers, re-read when it changes.
+TEST(SimulatedTest, DriverVersionFile) {
+  fs::path dir = fs::temp_directory_path() / ("sim-version-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  fs::path version = dir / "version";
+  Env* env = Env::Default();
+  ASSERT_TRUE(env->WriteFileAtomic(version, "  535.104.05\n").ok());
+  auto profile = ParseSimProfile("driverVersionFile: " + version.string() +
+                                     "\ndevices:\n- count: 1\n- count: 1\n  driverVersion: 9.9.9\n"
+                                     "  timeSliceControl: nvidia-smi\n",
+                                 "p.yaml");
+  ASSERT_TRUE(profile.ok()) << profile.status().ToString();
+  EXPECT_EQ(profile->driver_version_file, version.string());
+  DeviceManager mgr;
+  mgr.AddBackend(std::make_unique<SimulatedBackend>(env, "n", *profile));
+  auto inv = mgr.Refresh();
+  ASSERT_EQ(inv->devices().size(), 2u);
+  const Device& from_file = inv->devices()[0];
+  const Device& explicit_version = inv->devices()[1];
+  // Trimmed and normalised like a real driver's version.
+  EXPECT_EQ(from_file.attributes.at("driverVersion").string_value(), "535.104.5");
+  EXPECT_EQ(explicit_version.attributes.at("driverVersion").string_value(), "9.9.9");
+  std::vector<FileMount> want = {{version.string(), "/run/accel-dra/driver/version"}};
+  EXPECT_EQ(from_file.read_only_mounts, want);
+  EXPECT_EQ(explicit_version.read_only_mounts, want);  // containers still see the file
+  EXPECT_EQ(from_file.timeslice_control, TimeSliceControl::kNone);
+  EXPECT_EQ(explicit_version.timeslice_control, TimeSliceControl::kNvidiaSmi);
+  EXPECT_EQ(explicit_version.timeslice_target,
+            explicit_version.attributes.at("uuid").string_value());
+  EXPECT_FALSE(mgr.MaybeChanged());
+
+  // A new version is noticed and published.
+  ASSERT_TRUE(env->WriteFileAtomic(version, "1.2\n").ok());
+  EXPECT_TRUE(mgr.MaybeChanged());
+  inv = mgr.Refresh();
+  EXPECT_EQ(inv->devices()[0].attributes.at("driverVersion").string_value(), "1.2.0");
+  EXPECT_FALSE(mgr.MaybeChanged());
+
+  // Not a version: no driverVersion (the file is still mounted).
+  ASSERT_TRUE(env->WriteFileAtomic(version, "custom build\n").ok());
+  EXPECT_TRUE(mgr.MaybeChanged());
+  inv = mgr.Refresh();
+  EXPECT_EQ(inv->devices()[0].attributes.count("driverVersion"), 0u);
+  EXPECT_EQ(inv->devices()[0].read_only_mounts, want);
+
+  // Gone: no driverVersion and no mount (a bind of a missing file would fail the container).
+  fs::remove(version);
+  EXPECT_TRUE(mgr.MaybeChanged());
+  inv = mgr.Refresh();
+  EXPECT_EQ(inv->devices()[0].attributes.count("driverVersion"), 0u);
+  EXPECT_TRUE(inv->devices()[0].read_only_mounts.empty());
+  EXPECT_EQ(inv->devices()[1].attributes.at("driverVersion").string_value(), "9.9.9");
+  fs::remove_all(dir);
+}
+
+TEST(SimulatedTest, WithoutDriverVersionFileNothingChanges) {
+  SimulatedBackend sim(Env::Default(), "n", DefaultSimProfile(1));
+  auto devs = sim.Discover().value();
+  EXPECT_EQ(devs[0].attributes.at("driverVersion").string_value(), "1.0.0");
+  EXPECT_TRUE(devs[0].read_only_mounts.empty());
+  EXPECT_EQ(devs[0].timeslice_control, TimeSliceControl::kNone);
 }
 
 }  // namespace

@@ -284,7 +284,7 @@ class PreparerTestBase : public ::testing::Test {
     ASSERT_TRUE(cp.ok()) << cp.status().ToString();
     checkpoint_ = std::move(cp).value();
     writer_ = std::make_unique<cdi::CdiWriter>(&env_, dirs_->cdi(), kDriver);
-    PreparerOptions opts;
+    PreparerOptions opts = base_opts_;
     opts.driver_name = kDriver;
     opts.pool_name = kNode;
     opts.shared_checkpoint = shared_;
@@ -359,7 +359,8 @@ class PreparerTestBase : public ::testing::Test {
 
   TestEnv env_;
   FakeClaims claims_;
-  bool shared_ = false;  // open the checkpoint shared, as with --pod-uid
+  bool shared_ = false;        // open the checkpoint shared, as with --pod-uid
+  PreparerOptions base_opts_;  // further options for the Preparer of the next Open()
   std::unique_ptr<NodeDirs> dirs_;
   discovery::InventoryPtr inventory_;
   std::unique_ptr<checkpoint::Checkpoint> checkpoint_;
