@@ -37,7 +37,9 @@ constexpr const char* kSecureAccessDescription =
     "by the Kubernetes resource management framework (device plugin or DRA) and container "
     "runtime, preventing unauthorized access or interference between workloads.";
 
-std::string Quote(std::string_view s) { return Json(std::string(s)).dump(); }
+std::string Quote(std::string_view s) {
+  return Json(std::string(s)).dump(-1, ' ', false, Json::error_handler_t::replace);
+}
 
 std::string XmlEscape(std::string_view s) {
   std::string out;
@@ -205,7 +207,7 @@ std::string RenderJson(const Report& r) {
             {"passed", AllPassed(r)},
             {"cleanup", r.cleanup},
             {"checks", checks}};
-  return j.dump(2) + "\n";
+  return j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
 std::string RenderJunit(const Report& r) {

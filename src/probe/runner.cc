@@ -88,6 +88,21 @@ std::string Attr(const Json& device, const std::string& driver, const std::strin
   return "";
 }
 
+// The accelerator device nodes that stand for one device each: without shared control nodes
+// (/dev/nvidiactl, /dev/nvidia-uvm*, /dev/nvidia-modeset, /dev/nvidia-caps/*, /dev/kfd) and without
+// /dev/dri/renderD* (the render node of a /dev/dri/card*).
+std::vector<std::string> PerDeviceNodes(const std::vector<std::string>& nodes) {
+  std::vector<std::string> out;
+  for (const auto& n : nodes) {
+    if (n == "/dev/nvidiactl" || n.starts_with("/dev/nvidia-") || n == "/dev/kfd" ||
+        n.starts_with("/dev/dri/renderD")) {
+      continue;
+    }
+    out.push_back(n);
+  }
+  return out;
+}
+
 std::string Visible(const InspectResult& r) {
   auto it = r.accel_env.find("ACCEL_VISIBLE_DEVICES");
   return it == r.accel_env.end() ? "" : it->second;
@@ -522,11 +537,10 @@ bool Runner::RequireDevices(CheckResult& c) {
     return false;
   }
   if (inv->usable_by_node.empty()) {
-    Fail(c, inv->pools.empty()
-                ? "no ResourceSlices of driver " + opt_.driver +
-                      " are published (is the driver's kubelet plugin running?)"
-                : "no complete ResourceSlice pool of driver " + opt_.driver +
-                      " on a Ready (selected) node");
+    Fail(c, inv->pools.empty() ? "no ResourceSlices of driver " + opt_.driver +
+                                     " are published (is the driver's kubelet plugin running?)"
+                               : "no complete ResourceSlice pool of driver " + opt_.driver +
+                                     " on a Ready (selected) node");
     return false;
   }
   return true;
@@ -640,7 +654,9 @@ void Runner::DriverRuntime(CheckResult& c) {
     std::string node_runtime = Str(info, {"containerRuntimeVersion"});
     std::string line = "node " + node + ": " + std::to_string(devices.size()) + " devices";
     for (const char* a : {"driverVersion", "containerRuntime", "containerRuntimeVersion"}) {
-      std::vector<std::string> vs(values[a].begin(), values[a].end());
+      auto it = values.find(a);
+      std::vector<std::string> vs;
+      if (it != values.end()) vs.assign(it->second.begin(), it->second.end());
       line += ", " + std::string(a) + "=" + (vs.empty() ? "(missing)" : Join(vs, "|"));
     }
     line += "; nodeInfo.containerRuntimeVersion=" + node_runtime +
@@ -953,19 +969,32 @@ void Runner::SecureAccess(CheckResult& c) {
       }
       continue;
     }
+    // Devices it is told about: ACCEL_DEVICE_<KEY> values and ACCEL_VISIBLE_DEVICES entries.
+    std::set<std::string> named(env_devices.begin(), env_devices.end());
+    std::stringstream visible(Visible(s.out));
+    for (std::string item; std::getline(visible, item, ',');) {
+      if (!item.empty()) named.insert(item);
+    }
     std::vector<std::string> extra;
-    std::set_difference(env_devices.begin(), env_devices.end(), s.allocated.begin(),
-                        s.allocated.end(), std::back_inserter(extra));
+    std::set_difference(named.begin(), named.end(), s.allocated.begin(), s.allocated.end(),
+                        std::back_inserter(extra));
     if (!extra.empty()) {
       return Fail(c, who + " sees extra device(s) " + Join(extra) +
-                         " (ACCEL_VISIBLE_DEVICES=" + Visible(s.out) + ")");
+                         " (ACCEL_VISIBLE_DEVICES=" + Visible(s.out) + ", device nodes [" +
+                         Join(s.out.accelerator_devices) + "])");
     }
-    if (Visible(s.out) != Join(s.allocated)) {
+    if (named != std::set<std::string>(s.allocated.begin(), s.allocated.end())) {
       return Fail(c, who + " sees ACCEL_VISIBLE_DEVICES=" + Visible(s.out) + ", expected " +
                          Join(s.allocated));
     }
-    if (s.out.accelerator_devices.size() != s.allocated.size()) {
-      return Fail(c, who + " sees " + std::to_string(s.out.accelerator_devices.size()) +
+    const auto per_device = PerDeviceNodes(s.out.accelerator_devices);
+    if (per_device.size() > s.allocated.size()) {
+      return Fail(c, who + " sees extra device node(s): " + std::to_string(per_device.size()) +
+                         " accelerator device nodes [" + Join(s.out.accelerator_devices) +
+                         "] for " + std::to_string(s.allocated.size()) + " allocated device(s)");
+    }
+    if (per_device.size() < s.allocated.size()) {
+      return Fail(c, who + " sees only " + std::to_string(per_device.size()) +
                          " accelerator device nodes [" + Join(s.out.accelerator_devices) +
                          "] for " + std::to_string(s.allocated.size()) + " allocated device(s)");
     }
@@ -974,9 +1003,9 @@ void Runner::SecureAccess(CheckResult& c) {
     const auto& a = seen[0];
     const auto& b = seen.back();
     std::vector<std::string> common;
-    std::set_intersection(a.out.accelerator_devices.begin(), a.out.accelerator_devices.end(),
-                          b.out.accelerator_devices.begin(), b.out.accelerator_devices.end(),
-                          std::back_inserter(common));
+    const auto na = PerDeviceNodes(a.out.accelerator_devices);
+    const auto nb = PerDeviceNodes(b.out.accelerator_devices);
+    std::set_intersection(na.begin(), na.end(), nb.begin(), nb.end(), std::back_inserter(common));
     if (!common.empty() || a.allocated == b.allocated) {
       return Fail(c, "pods holder and second, each with its own claim, both see device node(s) [" +
                          Join(common) + "] (devices " + Join(a.allocated) + " / " +

@@ -179,9 +179,10 @@ def test_probe_fails_when_claims_expose_all_devices(cluster, kubectl, node, prob
 
 def test_probe_fails_when_published_driver_version_differs(cluster, kubectl, node, probe_plugin):
     (node.dir / "probe-driver-version").write_text("2.0.0\n")
-    profile = (f"devices:\n- count: {DEVICES}\n  driverVersion: 1.0.0\n"
-               f"  driverVersionFile: @RUN_DIR@/probe-driver-version\n"
-               f"  deviceNode: @RUN_DIR@/dev/accel-sim{{index}}\n")
+    # An explicit driverVersion beats the file's content for what the devices publish.
+    profile = ("driverVersionFile: @RUN_DIR@/probe-driver-version\n"
+               f"devices:\n- count: {DEVICES}\n  driverVersion: 1.0.0\n"
+               "  deviceNode: @RUN_DIR@/dev/accel-sim{index}\n")
     start_plugin(node, profile=profile)
     try:
         p, _ = run_probe(cluster, "--only", "driver_runtime_management", timeout=30)
