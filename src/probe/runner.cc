@@ -203,7 +203,9 @@ class Runner {
   Expected<std::string> WaitUnschedulable(const std::string& name);
   Expected<InspectResult> WaitInspect(const std::string& pod, const std::string& container);
   Expected<Json> PodClaim(const Json& pod);
-  std::vector<std::string> AllocatedDevices(const Json& claim);  // "pool/device"
+  std::vector<std::string> AllocatedDevices(const Json& claim);  // "pool/device", sorted
+  // The devices allocated to the claim of a pod that should be pending ("" when none).
+  std::string PendingClaimDevices(const std::string& pod_name);
   Expected<Inventory> LoadInventory();
   Status ResetNamespace();
   std::string PlainClass() const { return base_class_; }
@@ -433,6 +435,14 @@ Expected<Json> Runner::PodClaim(const Json& pod) {
   }
   if (claim.empty()) return NotFound("pod " + Str(pod, {"metadata", "name"}) + " has no claim");
   return res_->GetObject("resourceclaims", ns_, claim);
+}
+
+std::string Runner::PendingClaimDevices(const std::string& pod_name) {
+  auto pod = core_->GetPod(ns_, pod_name);
+  if (!pod.ok()) return "";
+  auto claim = PodClaim(*pod);
+  if (!claim.ok()) return "";  // not even created: certainly unallocated
+  return Join(AllocatedDevices(*claim));
 }
 
 std::vector<std::string> Runner::AllocatedDevices(const Json& claim) {
@@ -764,6 +774,10 @@ void Runner::DriverRuntime(CheckResult& c) {
   if (!reason.ok()) return Fail(c, "class " + over_class + ": " + reason.status().message());
   c.observed.push_back("pod over-driver (class " + over_class +
                        ", driverVersion >= " + over_version + ") stays Pending: " + *reason);
+  if (std::string held = PendingClaimDevices("over-driver"); !held.empty()) {
+    return Fail(c, "the claim of pending pod over-driver (driverVersion >= " + over_version +
+                       ") was allocated " + held);
+  }
   c.status = CheckStatus::kPass;
   c.message = "published driver version " + max_version +
               " matches what containers see; CEL minimum-version selection honoured";
@@ -1052,6 +1066,9 @@ void Runner::SecureAccess(CheckResult& c) {
     return Fail(c,
                 "with every device of node " + node + " allocated: " + reason.status().message());
   c.observed.push_back("pod extra stays Pending: " + *reason);
+  if (std::string held = PendingClaimDevices("extra"); !held.empty()) {
+    return Fail(c, "the claim of pending pod extra was allocated " + held);
+  }
 
   size_t risky = 0;
   for (const auto& pod : pods_created_) {

@@ -10,6 +10,7 @@
 
 #include "accel_dra/config/device_config.h"
 #include "accel_dra/probe/inspect.h"
+#include "accel_dra/probe/runner.h"
 
 namespace accel_dra::probe {
 namespace {
@@ -124,6 +125,25 @@ TEST(ProbeShellFallback, PrintsParseableResults) {
   for (const auto& d : r.device_nodes) {
     EXPECT_FALSE(IsRuntimeDefaultDevice(d)) << d;
   }
+}
+
+}  // namespace
+}  // namespace accel_dra::probe
+
+namespace accel_dra::probe {
+namespace {
+
+TEST(ProbeOptions, ValidationNamesTheOption) {
+  RunOptions o;
+  EXPECT_TRUE(ValidateRunOptions(o).ok());
+  o.only = {"gpu_sharing", "no_such_check"};
+  Status st = ValidateRunOptions(o);
+  EXPECT_FALSE(st.ok());
+  EXPECT_THAT(st.message(), HasSubstr("--only: unknown check \"no_such_check\""));
+  EXPECT_THAT(st.message(), HasSubstr("secure_accelerator_access"));
+  o.only.clear();
+  o.sharing_pods = 1;
+  EXPECT_THAT(ValidateRunOptions(o).message(), HasSubstr("--sharing-pods"));
 }
 
 }  // namespace
