@@ -628,6 +628,12 @@ void Runner::DraSupport(CheckResult& c) {
   c.observed.push_back(
       "inside the container: ACCEL_VISIBLE_DEVICES=" + out->accel_env["ACCEL_VISIBLE_DEVICES"] +
       ", device nodes [" + Join(out->accelerator_devices) + "] (inspect: " + out->tool + ")");
+  const std::string dev = devices[0].substr(devices[0].find('/') + 1);
+  if (Visible(*out) != dev || out->accelerator_devices.empty()) {
+    return Fail(c, "the container of pod dra-support, allocated " + dev +
+                       ", sees ACCEL_VISIBLE_DEVICES=\"" + Visible(*out) + "\" and device nodes [" +
+                       Join(out->accelerator_devices) + "]: the driver's injection is missing");
+  }
   c.status = CheckStatus::kPass;
   c.message = "resource.k8s.io/v1 served; " + std::to_string(inv->usable_by_node.size()) +
               " node(s) with complete pools; claim allocated and reserved";

@@ -184,5 +184,22 @@ TEST(InspectTool, IsStaticAndRuns) {
   EXPECT_TRUE(r.device_nodes.empty());
 }
 
+// `accel-dra-probe inspect` is the same in-pod mode.
+TEST(InspectTool, ProbeSubcommandPrintsTheSameKeys) {
+  const std::string probe = std::string(ACCEL_DRA_BINARY_DIR) + "/src/probe/accel-dra-probe";
+  FILE* p = ::popen(
+      ("ACCEL_VISIBLE_DEVICES=gpu-3 " + probe + " inspect --root /nonexistent").c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[512];
+  while (fgets(buf, sizeof(buf), p) != nullptr) out += buf;
+  EXPECT_EQ(::pclose(p), 0) << out;
+  InspectResult r = ParseResult(out);
+  EXPECT_TRUE(r.done) << out;
+  EXPECT_EQ(r.tool, "binary");
+  EXPECT_EQ(r.accel_env["ACCEL_VISIBLE_DEVICES"], "gpu-3");
+  EXPECT_THAT(out, HasSubstr("RESULT: DRIVER_VERSION_SOURCE=none\n"));
+}
+
 }  // namespace
 }  // namespace accel_dra::probe
