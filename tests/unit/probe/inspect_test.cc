@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "run_command.h"
+
 namespace accel_dra::probe {
 namespace {
 namespace fs = std::filesystem;
@@ -172,12 +174,10 @@ TEST(InspectTool, IsStaticAndRuns) {
     EXPECT_NE(ph.p_type, static_cast<uint32_t>(PT_INTERP)) << tool << " is dynamically linked";
     EXPECT_NE(ph.p_type, static_cast<uint32_t>(PT_DYNAMIC)) << tool << " is dynamically linked";
   }
-  FILE* p = ::popen(("ACCEL_PROBE_TEST=yes " + tool + " --root /nonexistent").c_str(), "r");
-  ASSERT_NE(p, nullptr);
-  std::string out;
-  char buf[512];
-  while (fgets(buf, sizeof(buf), p) != nullptr) out += buf;
-  EXPECT_EQ(::pclose(p), 0);
+  int rc = 0;
+  std::string out =
+      testing::RunCommand(("ACCEL_PROBE_TEST=yes " + tool + " --root /nonexistent"), &rc);
+  EXPECT_EQ(rc, 0) << out;
   InspectResult r = ParseResult(out);
   EXPECT_TRUE(r.done) << out;
   EXPECT_EQ(r.accel_env["ACCEL_PROBE_TEST"], "yes");
@@ -187,13 +187,10 @@ TEST(InspectTool, IsStaticAndRuns) {
 // `accel-dra-probe inspect` is the same in-pod mode.
 TEST(InspectTool, ProbeSubcommandPrintsTheSameKeys) {
   const std::string probe = std::string(ACCEL_DRA_BINARY_DIR) + "/src/probe/accel-dra-probe";
-  FILE* p = ::popen(
-      ("ACCEL_VISIBLE_DEVICES=gpu-3 " + probe + " inspect --root /nonexistent").c_str(), "r");
-  ASSERT_NE(p, nullptr);
-  std::string out;
-  char buf[512];
-  while (fgets(buf, sizeof(buf), p) != nullptr) out += buf;
-  EXPECT_EQ(::pclose(p), 0) << out;
+  int rc = 0;
+  std::string out = testing::RunCommand(
+      ("ACCEL_VISIBLE_DEVICES=gpu-3 " + probe + " inspect --root /nonexistent"), &rc);
+  EXPECT_EQ(rc, 0) << out;
   InspectResult r = ParseResult(out);
   EXPECT_TRUE(r.done) << out;
   EXPECT_EQ(r.tool, "binary");

@@ -11,6 +11,7 @@
 #include "accel_dra/config/device_config.h"
 #include "accel_dra/probe/inspect.h"
 #include "accel_dra/probe/runner.h"
+#include "run_command.h"
 
 namespace accel_dra::probe {
 namespace {
@@ -105,13 +106,10 @@ TEST(ProbeShellFallback, PrintsParseableResults) {
   ASSERT_NE(f, nullptr);
   std::fputs(script.c_str(), f);
   std::fclose(f);
-  FILE* p =
-      ::popen(("env -i PATH=/usr/bin:/bin ACCEL_VISIBLE_DEVICES=gpu-9 sh " + path).c_str(), "r");
-  ASSERT_NE(p, nullptr);
-  std::string out;
-  char buf[512];
-  while (fgets(buf, sizeof(buf), p) != nullptr) out += buf;
-  EXPECT_EQ(::pclose(p), 0) << out;
+  int rc = 0;
+  std::string out =
+      testing::RunCommand("env -i PATH=/usr/bin:/bin ACCEL_VISIBLE_DEVICES=gpu-9 sh " + path, &rc);
+  EXPECT_EQ(rc, 0) << out;
   InspectResult r = ParseResult(out);
   EXPECT_TRUE(r.done) << out;
   EXPECT_EQ(r.tool, "shell");
