@@ -461,6 +461,10 @@ size_t EnrichWithNvml(std::vector<Device>& devices, const NvmlInfo& info) {
       d.attributes.insert_or_assign(k, std::move(v));
     };
     if (!g.uuid.empty()) set("uuid", AttrValue::String(g.uuid));
+    // nvidia-smi -i takes the UUID, which is stable across reboots and re-enumeration.
+    if (d.timeslice_control == TimeSliceControl::kNvidiaSmi && !g.uuid.empty()) {
+      d.timeslice_target = g.uuid;
+    }
     if (!g.name.empty()) set("productName", AttrValue::String(g.name));
     if (driver) {
       set("driverVersion", AttrValue::Version(*driver));

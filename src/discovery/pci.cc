@@ -484,6 +484,12 @@ std::optional<PciBackend::Found> PciBackend::Probe(const std::string& bdf_in) {
   a.emplace("vendor", AttrValue::String(vi->key));
   a.emplace("vendorID", AttrValue::String(Hex(*vendor, 4)));
   a.emplace("pciBusID", AttrValue::String(bdf));
+  // NVIDIA display-class GPUs: TimeSlicing is applied with nvidia-smi (-i takes the bus ID; NVML
+  // enrichment replaces it with the UUID).
+  if (*vendor == 0x10de && cls && (*cls >> 16) == 0x03) {
+    d.timeslice_control = TimeSliceControl::kNvidiaSmi;
+    d.timeslice_target = bdf;
+  }
   if (pcie_root) {
     a.emplace("resource.kubernetes.io/pcieRoot", AttrValue::String(*pcie_root));
   } else {

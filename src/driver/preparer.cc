@@ -5,6 +5,7 @@
 #include <functional>
 #include <future>
 #include <initializer_list>
+#include <optional>
 #include <set>
 #include <system_error>
 #include <utility>
@@ -100,6 +101,9 @@ Expected<std::vector<cdi::PreparedDevice>> CdiDevicesFor(
       cd.timeslice_interval = StrAt(*s, "interval");
       cd.partition_count = StrAt(*s, "partitionCount");
     }
+    if (const Json* ts = At(d.config, {"timeSlice"}); ts != nullptr) {
+      cd.timeslice_enforced = StrAt(*ts, "control") == "nvidia-smi";
+    }
     const discovery::Device* dev = inventory ? inventory->Find(d.device) : nullptr;
     if (const Json* nodes = At(d.config, {"deviceNodes"}); nodes != nullptr && nodes->is_array()) {
       for (const auto& n : *nodes) {
@@ -137,6 +141,45 @@ Expected<std::vector<cdi::PreparedDevice>> CdiDevicesFor(
   return out;
 }
 
+// What the checkpoint records about a TimeSlicing device: how its time slice is set, on which
+// device identifier, and the nvidia-smi setting (Default=0, Short=1, Medium=2, Long=3).
+Json TimeSliceRecord(const discovery::Device& dev, config::TimeSliceInterval interval) {
+  int setting = 0;
+  switch (interval) {
+    case config::TimeSliceInterval::kDefault:
+      setting = 0;
+      break;
+    case config::TimeSliceInterval::kShort:
+      setting = 1;
+      break;
+    case config::TimeSliceInterval::kMedium:
+      setting = 2;
+      break;
+    case config::TimeSliceInterval::kLong:
+      setting = 3;
+      break;
+  }
+  bool smi = dev.timeslice_control == discovery::TimeSliceControl::kNvidiaSmi &&
+             !dev.timeslice_target.empty();
+  Json j = {{"control", smi ? "nvidia-smi" : "none"}, {"setting", setting}};
+  if (smi) j["target"] = dev.timeslice_target;
+  return j;
+}
+
+// The time slice a checkpointed device had applied with nvidia-smi: {target, setting}.
+struct AppliedTimeSlice {
+  std::string target;
+  int setting = 0;
+};
+std::optional<AppliedTimeSlice> AppliedTimeSliceOf(const checkpoint::PreparedDevice& d) {
+  const Json* ts = At(d.config, {"timeSlice"});
+  if (ts == nullptr || StrAt(*ts, "control") != "nvidia-smi") return std::nullopt;
+  const Json* setting = At(*ts, {"setting"});
+  return AppliedTimeSlice{StrAt(*ts, "target"), setting != nullptr && setting->is_number_integer()
+                                                    ? setting->get<int>()
+                                                    : 0};
+}
+
 Json MountsJson(const std::vector<discovery::FileMount>& mounts) {
   Json out = Json::array();
   for (const auto& m : mounts) {
@@ -159,6 +202,51 @@ Preparer::Preparer(PreparerOptions options, ClaimGetter get_claim, InventorySour
       inventory_(std::move(inventory)),
       checkpoint_(checkpoint),
       cdi_(cdi) {}
+
+Status Preparer::SetTimeSlice(const std::string& target, int setting) {
+  CommandRunner* runner = options_.runner != nullptr ? options_.runner : CommandRunner::Default();
+  std::vector<std::string> argv = {options_.nvidia_smi, "compute-policy",       "-i", target,
+                                   "--set-timeslice",   std::to_string(setting)};
+  const std::string shown = CommandLineForDisplay(argv);
+  auto r = runner->Run(argv, options_.command_timeout);
+  if (!r.ok()) {
+    return Status(r.status().code() == Code::kDeadlineExceeded ? Code::kDeadlineExceeded
+                                                               : Code::kFailedPrecondition,
+                  r.status().message() +
+                      " (install the NVIDIA driver's nvidia-smi or point --nvidia-smi at it)");
+  }
+  if (r->exit_code != 0) {
+    std::string tail = OutputTail(r->output);
+    return FailedPrecondition(shown + " failed with exit code " + std::to_string(r->exit_code) +
+                              (tail.empty() ? "" : ": " + tail) +
+                              " (the GPU may not support time-slice settings; use the Default "
+                              "interval or another strategy)");
+  }
+  spdlog::info("time slice of device {} set to {} ({})", target, setting, shown);
+  return Status();
+}
+
+Status Preparer::ResetTimeSlices(const std::string& uid,
+                                 const std::vector<checkpoint::PreparedDevice>& devices) {
+  std::set<std::string> targets;
+  for (const auto& d : devices) {
+    if (auto ts = AppliedTimeSliceOf(d)) targets.insert(ts->target);
+  }
+  if (targets.empty()) return Status();
+  // Devices another claim still has a setting on keep it.
+  for (const auto& [other_uid, other] : checkpoint_->Snapshot().claims) {
+    if (other_uid == uid) continue;
+    for (const auto& d : other.devices) {
+      if (auto ts = AppliedTimeSliceOf(d)) targets.erase(ts->target);
+    }
+  }
+  Status first;
+  for (const auto& t : targets) {
+    Status st = SetTimeSlice(t, 0);
+    if (!st.ok() && first.ok()) first = st.WithContext("resetting the time slice of device " + t);
+  }
+  return first;
+}
 
 Expected<cdi::Spec> Preparer::BuildSpec(const std::string& uid, const std::string& ns,
                                         const std::string& name,
@@ -291,6 +379,7 @@ Expected<std::vector<plugin::PreparedDevice>> Preparer::PrepareLocked(
 
   auto inventory = inventory_();
   std::vector<checkpoint::PreparedDevice> ck_devices;
+  std::set<std::string> advisory;  // TimeSlicing devices whose time slice cannot be set
   std::set<std::string> other_drivers;
   for (const auto& res : results) {
     std::string driver = StrAt(res, "driver");
@@ -325,6 +414,11 @@ Expected<std::vector<plugin::PreparedDevice>> Preparer::PrepareLocked(
     if (!id.ok()) return id.status().WithContext(who);
     ck.cdi_device_ids = {*id};
     // Everything needed to re-create the CDI spec without the claim (see Recover()).
+    Json timeslice = nullptr;
+    if (cfg.strategy == config::SharingStrategy::kTimeSlicing) {
+      timeslice = TimeSliceRecord(*dev, cfg.interval);
+      if (timeslice["control"] == "none") advisory.insert(device);
+    }
     ck.config = {{"sharing",
                   {{"strategy", cfg.StrategyName()},
                    {"interval", cfg.IntervalName()},
@@ -332,6 +426,7 @@ Expected<std::vector<plugin::PreparedDevice>> Preparer::PrepareLocked(
                  {"adminAccess", BoolAt(res, "adminAccess")},
                  {"deviceNodes", dev->device_nodes},
                  {"mounts", MountsJson(dev->read_only_mounts)}};
+    if (!timeslice.is_null()) ck.config["timeSlice"] = std::move(timeslice);
     ck_devices.push_back(std::move(ck));
   }
   if (ck_devices.empty()) {
@@ -339,6 +434,14 @@ Expected<std::vector<plugin::PreparedDevice>> Preparer::PrepareLocked(
     for (const auto& d : other_drivers) others += (others.empty() ? "" : ", ") + d;
     return FailedPrecondition(who + " has no devices of driver " + options_.driver_name +
                               (others.empty() ? "" : " (its devices belong to: " + others + ")"));
+  }
+  if (!advisory.empty()) {
+    std::string names;
+    for (const auto& d : advisory) names += (names.empty() ? "" : ", ") + d;
+    spdlog::info(
+        "{}: the TimeSlicing interval is advisory on device(s) {}: their time slice cannot be "
+        "set by the driver (containers see ..._TIMESLICE_ENFORCED=false)",
+        who, names);
   }
   auto spec = BuildSpec(claim.uid, claim.ns, claim.name, ck_devices, inventory.get());
   if (!spec.ok()) return spec.status().WithContext(who);
@@ -375,9 +478,28 @@ Expected<std::vector<plugin::PreparedDevice>> Preparer::PrepareLocked(
   }
   CrashPoint("prepare-after-checkpoint-started");
 
+  // Device settings, recorded in the PrepareStarted entry (so a crash from here on is undone).
+  std::set<std::string> applied;
+  auto undo_settings = [&] {
+    Status undo = ResetTimeSlices(claim.uid, ck_devices);
+    if (!undo.ok()) spdlog::error("{}: {}", who, undo.message());
+  };
+  for (const auto& d : ck_devices) {
+    auto ts = AppliedTimeSliceOf(d);
+    if (!ts || !applied.insert(ts->target).second) continue;
+    st = SetTimeSlice(ts->target, ts->setting);
+    if (!st.ok()) {
+      undo_settings();
+      roll_back();
+      return st.WithContext(who + ": applying the TimeSlicing interval to device " + d.device);
+    }
+  }
+  CrashPoint("prepare-after-device-settings");
+
   st = cdi_->WriteClaimSpec(claim.uid, *spec);
   if (!st.ok()) {
-    // An atomic write that failed left no file; nothing else to undo.
+    // An atomic write that failed left no file; undo the device settings.
+    undo_settings();
     roll_back();
     return st.WithContext(who + ": writing the CDI spec");
   }
@@ -425,13 +547,19 @@ std::string Preparer::UnprepareOne(const plugin::ClaimRef& claim) {
   return "";
 }
 
-Status Preparer::UnprepareLocked(const std::string& uid) {
-  if (!checkpoint_->Find(uid)) {
+Status Preparer::UnprepareLocked(const std::string& uid, bool strict) {
+  auto entry = checkpoint_->Find(uid);
+  if (!entry) {
     // Never prepared here (kubelet may ask): success, once memory and disk agree.
     return checkpoint_->Sync().WithContext("checkpoint");
   }
   RETURN_IF_ERROR(cdi_->RemoveClaimSpec(uid).WithContext("removing the CDI spec"));
   CrashPoint("unprepare-after-cdi-remove");
+  if (Status st = ResetTimeSlices(uid, entry->devices); !st.ok()) {
+    if (strict) return st;
+    spdlog::error("ResourceClaim {}/{} (uid {}): {}; the claim is removed anyway", entry->ns,
+                  entry->name, uid, st.message());
+  }
   return checkpoint_->Update([&](checkpoint::State& s) { s.claims.erase(uid); })
       .WithContext("removing the claim from the checkpoint");
 }
@@ -462,7 +590,7 @@ Expected<RecoveryReport> Preparer::Recover() {
     std::lock_guard<std::mutex> lock(ClaimMutex(uid));
     auto now = checkpoint_->Find(uid);
     if (!now || now->state != ClaimState::kPrepareStarted) continue;  // changed meanwhile
-    Status st = UnprepareLocked(uid);
+    Status st = UnprepareLocked(uid, /*strict=*/false);
     if (!st.ok()) {
       failed(st.WithContext("rolling back ResourceClaim " + claim.ns + "/" + claim.name));
       continue;
@@ -487,7 +615,24 @@ Expected<RecoveryReport> Preparer::Recover() {
     report.orphan_specs_removed++;
   }
 
-  // 3. Prepared claims keep their spec; re-create it when it is gone (the CDI root is usually a
+  // 3. Device settings do not survive a reboot: apply those of prepared claims again.
+  if (checkpoint_->load_report().rebooted && exclusive) {
+    std::set<std::string> done;
+    for (const auto& [uid, claim] : checkpoint_->Snapshot().claims) {
+      if (claim.state != ClaimState::kPrepareCompleted) continue;
+      for (const auto& d : claim.devices) {
+        auto ts = AppliedTimeSliceOf(d);
+        if (!ts || !done.insert(ts->target).second) continue;
+        Status st = SetTimeSlice(ts->target, ts->setting);
+        if (!st.ok()) {
+          failed(st.WithContext("re-applying the time slice of ResourceClaim " + claim.ns + "/" +
+                                claim.name + " after a reboot"));
+        }
+      }
+    }
+  }
+
+  // 4. Prepared claims keep their spec; re-create it when it is gone (the CDI root is usually a
   //    tmpfs that a reboot empties; or a crash in Unprepare removed it, and kubelet will retry).
   discovery::InventoryPtr inventory;
   for (const auto& [uid, claim] : checkpoint_->Snapshot().claims) {

@@ -161,16 +161,19 @@ class PluginHandle:
         return self.node.pid("plugin")
 
     def start(self, restart: bool = False, inspect_tool: Optional[Path] = None,
-              extra: tuple[str, ...] = ()) -> int:
-        cmd = [LOCAL_CLUSTER / "plugin-up.sh", "--dir", self.node.dir, "--plugin", plugin_binary(),
-               "--devices", str(DEVICES)]
+              extra: tuple[str, ...] = (), profile: Optional[Path] = None,
+              env: Optional[dict] = None) -> int:
+        """(Re)starts the plugin with DEVICES default devices, or with `profile` (plugin-up.sh
+        --profile), extra plugin flags, and `env` added to its environment."""
+        cmd = [LOCAL_CLUSTER / "plugin-up.sh", "--dir", self.node.dir, "--plugin", plugin_binary()]
+        cmd += ["--profile", profile] if profile is not None else ["--devices", str(DEVICES)]
         if restart:
             cmd.append("--restart")
         if inspect_tool is not None:
             cmd += ["--inspect-tool", inspect_tool]
         if extra:
             cmd += ["--", *extra]
-        p = run(cmd, timeout=120)
+        p = run(cmd, timeout=120, env=env)
         assert p.returncode == 0, f"plugin-up.sh failed (exit {p.returncode}):\n{p.stdout}"
         return self.pid()
 

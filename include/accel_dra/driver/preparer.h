@@ -21,6 +21,19 @@
 //    successful write or by Recover()).
 //  - Two results of one claim may name the same device (shares, admin access): they get one CDI
 //    device, and must then agree on the sharing settings.
+//  - TimeSlicing on a device whose time slice the driver controls (discovery::TimeSliceControl,
+//    e.g. NVIDIA GPUs: `nvidia-smi compute-policy -i <id> --set-timeslice <0..3>`, Default=0,
+//    Short=1, Medium=2, Long=3) is applied after PrepareStarted is recorded (the record names
+//    the device and setting) and before the CDI spec is written; the container gets
+//    ACCEL_DEVICE_<ID>_TIMESLICE_ENFORCED=true. On other devices the setting is advisory: logged
+//    once per claim, ..._TIMESLICE_ENFORCED=false. A failing command fails the claim with the
+//    command and its output tail; what was applied is reset (see below) and the claim rolled back.
+//  - The time slice of a device is reset to the default (0) when the last claim in the checkpoint
+//    that applied one to it is unprepared or rolled back (also by Recover(): a crash between
+//    applying and PrepareCompleted leaves no non-default setting behind). A failing reset fails
+//    the unprepare (the entry is kept so that kubelet's retry resets it), except in Recover(),
+//    which logs it and goes on. After a reboot Recover() applies the settings of prepared claims
+//    again (they do not survive a reboot).
 //  - Unprepare removes the CDI spec and the checkpoint entry; an unknown claim succeeds.
 //  - Recover() (at start) rolls back claims left PrepareStarted by a crash, removes CDI specs
 //    that no checkpoint entry owns, and re-creates the CDI spec of a PrepareCompleted claim whose
@@ -46,6 +59,7 @@
 
 #include "accel_dra/cdi/cdi.h"
 #include "accel_dra/checkpoint/checkpoint.h"
+#include "accel_dra/common/command.h"
 #include "accel_dra/discovery/device.h"
 #include "accel_dra/plugin/claim_preparer.h"
 
@@ -73,6 +87,11 @@ struct PreparerOptions {
   // of all other devices of the node and lists them in ACCEL_VISIBLE_DEVICES (an isolation
   // breach on purpose, for the conformance probe's negative test).
   bool testing_expose_all_devices = false;
+  // Runs nvidia-smi for TimeSlicing on devices with TimeSliceControl::kNvidiaSmi; null: the real
+  // runner. `nvidia_smi` is the program (searched on PATH unless it has a '/').
+  CommandRunner* runner = nullptr;
+  std::string nvidia_smi = "nvidia-smi";
+  std::chrono::milliseconds command_timeout{30000};
 };
 
 struct RecoveryReport {
@@ -100,7 +119,14 @@ class Preparer : public plugin::ClaimPreparer {
   plugin::PrepareResult PrepareOne(const plugin::ClaimRef& claim);
   std::string UnprepareOne(const plugin::ClaimRef& claim);
   Expected<std::vector<plugin::PreparedDevice>> PrepareLocked(const plugin::ClaimRef& claim);
-  Status UnprepareLocked(const std::string& uid);
+  // `strict`: a failing time-slice reset fails the unprepare (else it is logged).
+  Status UnprepareLocked(const std::string& uid, bool strict = true);
+  // Runs nvidia-smi to set `setting` (0..3) on `target`.
+  Status SetTimeSlice(const std::string& target, int setting);
+  // Resets the time slice of the devices of `devices` that no other claim than `uid` in the
+  // checkpoint has a setting on. Returns the first failure (after trying all).
+  Status ResetTimeSlices(const std::string& uid,
+                         const std::vector<checkpoint::PreparedDevice>& devices);
   // The claim's CDI spec from its checkpointed devices plus the options' extras.
   Expected<cdi::Spec> BuildSpec(const std::string& uid, const std::string& ns,
                                 const std::string& name,

@@ -59,6 +59,7 @@ struct Flags {
   std::string output = "yaml";
   std::string inspect_tool;
   bool testing_expose_all_devices = false;
+  std::string nvidia_smi = "nvidia-smi";
 };
 
 // --inspect-tool must name an executable regular file (checked at start, not at the first
@@ -243,6 +244,7 @@ int RunPlugin(const Flags& f) {
   prep_opts.shared_checkpoint = copts.shared;
   prep_opts.inspect_tool = f.inspect_tool;
   prep_opts.testing_expose_all_devices = f.testing_expose_all_devices;
+  prep_opts.nvidia_smi = f.nvidia_smi;
   auto preparer = std::make_shared<driver::Preparer>(
       prep_opts,
       [&api](const std::string& ns, const std::string& name) {
@@ -415,6 +417,11 @@ int main(int argc, char** argv) {
                  "read-only at " +
                      std::string(accel_dra::cdi::kInspectToolContainerPath))
       ->envname("ACCEL_DRA_INSPECT_TOOL");
+  app.add_option("--nvidia-smi", f.nvidia_smi,
+                 "nvidia-smi program that applies TimeSlicing intervals to NVIDIA GPUs (searched "
+                 "on PATH unless it contains a '/')")
+      ->envname("NVIDIA_SMI")
+      ->capture_default_str();
   // Hidden (empty group): a deliberate isolation breach for the conformance probe's negative test.
   app.add_flag("--testing-expose-all-devices", f.testing_expose_all_devices,
                "TESTING ONLY: give every claim the device nodes of all devices")

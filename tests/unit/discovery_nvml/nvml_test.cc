@@ -176,6 +176,14 @@ TEST_F(NvmlTest, NvmlEnrichesPciDevicesByBusId) {
   EXPECT_EQ(devices[9], vfio);
   EXPECT_EQ(devices[10], no_bus);
 
+  // nvidia-smi -i gets the UUID once NVML knows it (only devices with that control).
+  std::vector<Device> controlled = PciDevices();
+  controlled[0].timeslice_control = TimeSliceControl::kNvidiaSmi;
+  controlled[0].timeslice_target = "0000:18:00.0";
+  EnrichWithNvml(controlled, *info);
+  EXPECT_EQ(controlled[0].timeslice_target, Uuid(0));
+  EXPECT_EQ(controlled[1].timeslice_target, "");
+
   // Idempotent: enriching again changes nothing.
   auto again = devices;
   EnrichWithNvml(again, *info);

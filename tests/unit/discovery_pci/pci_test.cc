@@ -126,6 +126,19 @@ TEST(PciDiscoveryTest, H100x8) {
   EXPECT_EQ(devs[0].attributes.at("pciBusID").string_value(), "0000:18:00.0");
 }
 
+// NVIDIA display-class GPUs take TimeSlicing through nvidia-smi (-i <bus ID> until NVML gives the
+// UUID); other vendors' devices do not.
+TEST(PciDiscoveryTest, TimeSliceControlOnlyForNvidiaGpus) {
+  for (const auto& d : DiscoverHost("h100x8")) {
+    EXPECT_EQ(d.timeslice_control, TimeSliceControl::kNvidiaSmi) << d.name;
+    EXPECT_EQ(d.timeslice_target, d.attributes.at("pciBusID").string_value()) << d.name;
+  }
+  for (const auto& d : DiscoverHost("mi300x")) {
+    EXPECT_EQ(d.timeslice_control, TimeSliceControl::kNone) << d.name;
+    EXPECT_EQ(d.timeslice_target, "") << d.name;
+  }
+}
+
 TEST(PciDiscoveryTest, Mi300xHasKfdDriNodesAndVram) {
   auto devs = DiscoverHost("mi300x");
   ASSERT_EQ(devs.size(), 2u);
