@@ -86,6 +86,25 @@ Status Client::Delete(const std::string& path) {
 
 Expected<Json> Client::Call(const std::string& method, const std::string& path,
                             const std::string& body, const std::string& content_type) {
+  auto raw = CallRaw(method, path, body, content_type);
+  if (!raw.ok()) return raw.status();
+  if (raw->empty()) return Json::object();
+  try {
+    return Json::parse(*raw);
+  } catch (const Json::exception& e) {
+    Status st =
+        DataLoss("invalid JSON from apiserver for " + method + " " + path + ": " + e.what());
+    st.set_http_status(200);
+    return st;
+  }
+}
+
+Expected<std::string> Client::GetText(const std::string& path) {
+  return CallRaw("GET", path, "", "");
+}
+
+Expected<std::string> Client::CallRaw(const std::string& method, const std::string& path,
+                                      const std::string& body, const std::string& content_type) {
   const auto start = Clock::now();
   const auto deadline = start + timeout_;
   const int max_attempts = std::max(1, retry_.max_attempts);
@@ -112,15 +131,7 @@ Expected<Json> Client::Call(const std::string& method, const std::string& path,
       last.set_http_status(0);
       retryable = last.code() == Code::kUnavailable || last.code() == Code::kDeadlineExceeded;
     } else if (resp->status >= 200 && resp->status <= 299) {
-      if (resp->body.empty()) return Json::object();
-      try {
-        return Json::parse(resp->body);
-      } catch (const Json::exception& e) {
-        Status st =
-            DataLoss("invalid JSON from apiserver for " + method + " " + path + ": " + e.what());
-        st.set_http_status(resp->status);
-        return st;
-      }
+      return std::move(resp->body);
     } else {
       last = internal::StatusFromHttp(method, path, resp->status, resp->body);
       retryable = IsRetryableHttp(resp->status);
@@ -128,6 +139,9 @@ Expected<Json> Client::Call(const std::string& method, const std::string& path,
     }
     last_retryable = retryable;
     if (!retryable || attempt >= max_attempts) break;
+    // Each attempt gets all the time that is left: one that timed out used up the deadline (the
+    // transport may give up a hair early; another try in that sliver would only hide the cause).
+    if (last.code() == Code::kDeadlineExceeded) break;
 
     milliseconds backoff =
         retry_after ? std::min(*retry_after, retry_.max_backoff) : JitteredBackoff(retry_, attempt);

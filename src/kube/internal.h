@@ -30,5 +30,7 @@ Status StatusFromHttp(const std::string& method, const std::string& path, int ht
 Json SliceToWire(const Json& v1_slice, const std::string& version);
 Json SliceFromWire(const Json& wire_slice, const std::string& version);
 Json ClaimFromWire(const Json& wire_claim, const std::string& version);
+// v1 ResourceClaim or ResourceClaimTemplate → the served version (v1beta1: "exactly" inlined).
+Json ClaimToWire(const Json& v1_obj, const std::string& version);
 
 }  // namespace accel_dra::kube::internal

@@ -25,6 +25,18 @@ Json* FindPath(Json& root, std::initializer_list<const char*> keys) {
   return cur;
 }
 
+// Moves the members of obj[key] (an object) into obj itself and removes obj[key].
+void InlineMember(Json& obj, const char* key) {
+  if (!obj.is_object()) return;
+  auto it = obj.find(key);
+  if (it == obj.end()) return;
+  Json fields = std::move(*it);
+  obj.erase(key);
+  if (fields.is_object()) {
+    for (auto& [k, value] : fields.items()) obj[k] = std::move(value);
+  }
+}
+
 void SetTypeMeta(Json& obj, std::string_view version, std::string_view kind) {
   if (!obj.is_object()) return;
   obj["apiVersion"] = std::string(kGroup) + "/" + std::string(version);
@@ -62,16 +74,7 @@ Json SliceFromWire(const Json& wire_slice, const std::string& version) {
   if (version != "v1beta1") return out;
   Json* devices = FindPath(out, {"spec", "devices"});
   if (devices == nullptr || !devices->is_array()) return out;
-  for (Json& device : *devices) {
-    if (!device.is_object()) continue;
-    auto basic = device.find("basic");
-    if (basic == device.end()) continue;
-    Json fields = std::move(*basic);
-    device.erase("basic");
-    if (fields.is_object()) {
-      for (auto& [key, value] : fields.items()) device[key] = std::move(value);
-    }
-  }
+  for (Json& device : *devices) InlineMember(device, "basic");
   return out;
 }
 
@@ -258,6 +261,108 @@ Status ResourceApi::WatchNode(const std::string& name, const std::string& resour
     path = internal::AddQuery(path, "resourceVersion", resource_version);
   }
   return client_->Watch(path, on_event, timeout, stop);
+}
+
+}  // namespace accel_dra::kube
+
+namespace accel_dra::kube {
+namespace internal {
+
+Json ClaimToWire(const Json& v1_obj, const std::string& version) {
+  Json out = v1_obj;
+  if (out.is_object()) {
+    out["apiVersion"] = "resource.k8s.io/" + version;
+  }
+  if (version != "v1beta1" || !out.is_object()) return out;
+  const bool is_template = out.value("kind", "") == "ResourceClaimTemplate";
+  Json* requests = is_template ? FindPath(out, {"spec", "spec", "devices", "requests"})
+                               : FindPath(out, {"spec", "devices", "requests"});
+  if (requests == nullptr || !requests->is_array()) return out;
+  for (Json& request : *requests) InlineMember(request, "exactly");
+  return out;
+}
+
+}  // namespace internal
+
+std::string ResourceApi::ObjectPath(const std::string& resource, const std::string& ns,
+                                    const std::string& name) {
+  std::string path = Base();
+  if (!ns.empty()) path += "/namespaces/" + internal::UrlEncode(ns);
+  path += "/" + resource;
+  if (!name.empty()) path += "/" + internal::UrlEncode(name);
+  return path;
+}
+
+namespace {
+bool IsClaimish(const std::string& resource) {
+  return resource == "resourceclaims" || resource == "resourceclaimtemplates";
+}
+}  // namespace
+
+Expected<Json> ResourceApi::CreateObject(const std::string& resource, const std::string& ns,
+                                         const Json& obj) {
+  ASSIGN_OR_RETURN(std::string version, Version());
+  Json wire = IsClaimish(resource) ? internal::ClaimToWire(obj, version) : obj;
+  if (wire.is_object()) wire["apiVersion"] = "resource.k8s.io/" + version;
+  ASSIGN_OR_RETURN(Json created, client_->Post(ObjectPath(resource, ns, ""), wire));
+  return resource == "resourceclaims" ? internal::ClaimFromWire(created, version) : created;
+}
+
+Expected<Json> ResourceApi::GetObject(const std::string& resource, const std::string& ns,
+                                      const std::string& name) {
+  if (name.empty()) return InvalidArgument("GetObject " + resource + ": empty name");
+  ASSIGN_OR_RETURN(std::string version, Version());
+  ASSIGN_OR_RETURN(Json obj, client_->Get(ObjectPath(resource, ns, name)));
+  if (resource == "resourceclaims") return internal::ClaimFromWire(obj, version);
+  if (resource == "resourceslices") return internal::SliceFromWire(obj, version);
+  return obj;
+}
+
+Expected<std::vector<Json>> ResourceApi::ListObjects(const std::string& resource,
+                                                     const std::string& ns,
+                                                     const std::string& label_selector) {
+  ASSIGN_OR_RETURN(std::string version, Version());
+  std::string path = ObjectPath(resource, ns, "");
+  if (!label_selector.empty()) path = internal::AddQuery(path, "labelSelector", label_selector);
+  ASSIGN_OR_RETURN(Json list, client_->Get(path));
+  std::vector<Json> out;
+  auto items = list.is_object() ? list.find("items") : list.end();
+  if (items != list.end() && items->is_array()) {
+    for (const Json& item : *items) {
+      if (resource == "resourceclaims") {
+        out.push_back(internal::ClaimFromWire(item, version));
+      } else if (resource == "resourceslices") {
+        out.push_back(internal::SliceFromWire(item, version));
+      } else {
+        out.push_back(item);
+      }
+    }
+  }
+  return out;
+}
+
+Status ResourceApi::DeleteObject(const std::string& resource, const std::string& ns,
+                                 const std::string& name) {
+  if (name.empty()) return InvalidArgument("DeleteObject " + resource + ": empty name");
+  auto version = Version();
+  if (!version.ok()) return version.status();
+  Status st = client_->Delete(ObjectPath(resource, ns, name));
+  return st.code() == Code::kNotFound ? Status::Ok() : st;
+}
+
+Expected<std::vector<std::string>> ResourceApi::ServedResources() {
+  ASSIGN_OR_RETURN(std::string version, Version());
+  ASSIGN_OR_RETURN(Json doc, client_->Get(Base()));
+  std::vector<std::string> out;
+  auto resources = doc.is_object() ? doc.find("resources") : doc.end();
+  if (resources != doc.end() && resources->is_array()) {
+    for (const Json& r : *resources) {
+      std::string name = r.is_object() ? r.value("name", "") : "";
+      if (!name.empty() && name.find('/') == std::string::npos) out.push_back(name);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 }  // namespace accel_dra::kube

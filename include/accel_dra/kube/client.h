@@ -112,6 +112,9 @@ class Client {
   Expected<Json> Patch(const std::string& path, const Json& body,
                        const std::string& content_type = "application/merge-patch+json");
   Status Delete(const std::string& path);
+  // A GET whose answer is not JSON (e.g. pod logs: /api/v1/namespaces/NS/pods/NAME/log); returns
+  // the body as is. Same retries and error mapping as the JSON calls.
+  Expected<std::string> GetText(const std::string& path);
 
   // Watches `path` (a collection URL; "watch=1" and "allowWatchBookmarks=true" are added, and
   // "timeoutSeconds" when `timeout` is at least 2 s). Calls on_event for every event until it
@@ -126,6 +129,8 @@ class Client {
  private:
   Expected<Json> Call(const std::string& method, const std::string& path, const std::string& body,
                       const std::string& content_type);
+  Expected<std::string> CallRaw(const std::string& method, const std::string& path,
+                                const std::string& body, const std::string& content_type);
   std::unique_ptr<Transport> transport_;
   RetryPolicy retry_;
   std::chrono::milliseconds timeout_;
@@ -168,11 +173,57 @@ class ResourceApi {
                    const std::function<bool(const WatchEvent&)>& on_event,
                    std::chrono::milliseconds timeout, const std::atomic<bool>* stop = nullptr);
 
+  // Any resource.k8s.io object in the v1 shape. `resource` is the plural ("deviceclasses",
+  // "resourceclaims", "resourceclaimtemplates", "resourceslices"); `ns` is empty for
+  // cluster-scoped ones. Claims and claim templates are converted to and from v1beta1 when that is
+  // what the server serves. ListObjects takes a label selector ("" for all).
+  Expected<Json> CreateObject(const std::string& resource, const std::string& ns, const Json& obj);
+  Expected<Json> GetObject(const std::string& resource, const std::string& ns,
+                           const std::string& name);
+  Expected<std::vector<Json>> ListObjects(const std::string& resource, const std::string& ns,
+                                          const std::string& label_selector = "");
+  // NotFound counts as success (the object is gone either way).
+  Status DeleteObject(const std::string& resource, const std::string& ns, const std::string& name);
+  // The resource names (plurals, without subresources) the discovered version serves.
+  Expected<std::vector<std::string>> ServedResources();
+
  private:
   std::string Base();
+  std::string ObjectPath(const std::string& resource, const std::string& ns,
+                         const std::string& name);
   Client* client_;
   std::mutex mu_;
   std::string version_;
+};
+
+// The core (v1) objects the conformance probe uses. Thread-safe.
+class CoreApi {
+ public:
+  explicit CoreApi(Client* client) : client_(client) {}
+
+  // GET /version (gitVersion, major, minor, ...).
+  Expected<Json> ServerVersion();
+  Expected<Json> CreateNamespace(const std::string& name, const Json& labels = Json::object());
+  Expected<Json> GetNamespace(const std::string& name);
+  // NotFound counts as success.
+  Status DeleteNamespace(const std::string& name);
+  Expected<Json> GetServiceAccount(const std::string& ns, const std::string& name);
+  Expected<Json> CreatePod(const std::string& ns, const Json& pod);
+  Expected<Json> GetPod(const std::string& ns, const std::string& name);
+  Expected<std::vector<Json>> ListPods(const std::string& ns,
+                                       const std::string& label_selector = "");
+  // Deletes with the given grace period (seconds; negative: the pod's own). NotFound is success.
+  Status DeletePod(const std::string& ns, const std::string& name, int grace_seconds = -1);
+  // GET /api/v1/namespaces/NS/pods/NAME/log?container=C (container may be empty).
+  Expected<std::string> PodLogs(const std::string& ns, const std::string& name,
+                                const std::string& container);
+  Expected<std::vector<Json>> ListNodes(const std::string& label_selector = "");
+  // Events of one namespace, optionally filtered ("involvedObject.name=x").
+  Expected<std::vector<Json>> ListEvents(const std::string& ns,
+                                         const std::string& field_selector = "");
+
+ private:
+  Client* client_;
 };
 
 }  // namespace accel_dra::kube

@@ -259,7 +259,7 @@ TEST_F(KubeWireTest, SlowServerHitsTheDeadline) {
   auto r = client->Get("/api/v1/nodes/n1");
   auto elapsed = Clock::now() - start;
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), Code::kDeadlineExceeded);
+  EXPECT_EQ(r.status().code(), Code::kDeadlineExceeded) << r.status().ToString();
   EXPECT_LT(elapsed, milliseconds(1000));
 }
 

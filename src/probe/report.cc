@@ -1,0 +1,382 @@
+// Report rendering: summary, JSON, JUnit XML, Markdown evidence, PRODUCT.yaml fragment.
+
+#include "accel_dra/probe/report.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace accel_dra::probe {
+namespace {
+
+using Json = nlohmann::json;
+
+constexpr const char* kDraDescription =
+    "Support Dynamic Resource Allocation (DRA) APIs to enable more flexible and fine-grained "
+    "resource requests beyond simple counts.";
+constexpr const char* kDriverRuntimeDescription =
+    "Provide a verifiable mechanism for ensuring that compatible accelerator drivers and "
+    "corresponding container runtime configurations are correctly installed and maintained on "
+    "nodes with accelerators. Once the accelerator supports exposing driver and runtime version "
+    "information as part of DRA, then the platform should use the DRA mechanism for verification.";
+constexpr const char* kGpuSharingDescription =
+    "For accelerators that support static GPU sharing, provide well-defined mechanisms for at "
+    "least one GPU sharing strategy to improve utilization for workloads that do not require a "
+    "full dedicated GPU. If hardware-level partitioning is supported, then these fractional GPU "
+    "resources should be exposed as schedulable resources. If software-based sharing (e.g. "
+    "time-slicing) is supported, then oversubscription of GPUs should be allowed. Forward-looking: "
+    "Once the accelerator supports static GPU sharing as part of DRA, the platform should expose "
+    "the DRA mechanism to allow users to leverage static GPU sharing. Once the accelerator "
+    "supports dynamic GPU sharing as part of DRA and the partitionable devices feature is GA, the "
+    "platform should expose the DRA mechanism to allow users to leverage dynamic GPU sharing.";
+constexpr const char* kSecureAccessDescription =
+    "Ensure that access to accelerators from within containers is properly isolated and mediated "
+    "by the Kubernetes resource management framework (device plugin or DRA) and container "
+    "runtime, preventing unauthorized access or interference between workloads.";
+
+std::string Quote(std::string_view s) {
+  return Json(std::string(s)).dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+std::string XmlEscape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t') {
+          out += ' ';
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out;
+}
+
+std::string Seconds(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.3f", s);
+  return buf;
+}
+
+const ChecklistItem* FindItem(const std::vector<ChecklistItem>& items, std::string_view id) {
+  for (const auto& i : items) {
+    if (i.id == id) return &i;
+  }
+  return nullptr;
+}
+
+std::string ProductStatus(CheckStatus s) {
+  switch (s) {
+    case CheckStatus::kPass:
+      return "Implemented";
+    case CheckStatus::kFail:
+      return "Not Implemented";
+    case CheckStatus::kSkip:
+      return "";
+  }
+  return "";
+}
+
+// Markdown-safe inline text for table cells.
+std::string Cell(std::string_view s) {
+  std::string out;
+  for (char c : s) out += c == '|' ? std::string("\\|") : std::string(1, c == '\n' ? ' ' : c);
+  return out;
+}
+
+}  // namespace
+
+std::string_view CheckStatusName(CheckStatus s) {
+  switch (s) {
+    case CheckStatus::kPass:
+      return "pass";
+    case CheckStatus::kFail:
+      return "fail";
+    case CheckStatus::kSkip:
+      return "skip";
+  }
+  return "?";
+}
+
+bool AllPassed(const Report& report) {
+  return !report.checks.empty() &&
+         std::all_of(report.checks.begin(), report.checks.end(),
+                     [](const CheckResult& c) { return c.status == CheckStatus::kPass; });
+}
+
+std::string MinorVersion(std::string_view v) {
+  if (!v.empty() && v[0] == 'v') v.remove_prefix(1);
+  size_t i = 0;
+  auto digits = [&] {
+    size_t start = i;
+    while (i < v.size() && v[i] >= '0' && v[i] <= '9') ++i;
+    return std::string(v.substr(start, i - start));
+  };
+  std::string major = digits();
+  if (major.empty() || i >= v.size() || v[i] != '.') return "";
+  ++i;
+  std::string minor = digits();
+  if (minor.empty()) return "";
+  return major + "." + minor;
+}
+
+std::vector<ChecklistItem> ChecklistFor(std::string_view minor, std::string* used) {
+  int m = 36;
+  if (minor.size() > 2 && minor.substr(0, 2) == "1.") {
+    try {
+      m = std::stoi(std::string(minor.substr(2)));
+    } catch (...) {
+      m = 36;
+    }
+  }
+  m = std::clamp(m, 33, 36);
+  if (used != nullptr) *used = "1." + std::to_string(m);
+  std::vector<ChecklistItem> out;
+  if (m <= 35) {
+    out.push_back({"dra_support", "accelerators", m == 33 ? "SHOULD" : "MUST", kDraDescription});
+  }
+  if (m >= 35) {
+    out.push_back(
+        {"driver_runtime_management", "accelerators", "SHOULD", kDriverRuntimeDescription});
+    out.push_back({"gpu_sharing", "accelerators", "SHOULD", kGpuSharingDescription});
+  }
+  out.push_back({"secure_accelerator_access", "security", "MUST", kSecureAccessDescription});
+  return out;
+}
+
+std::string RenderSummary(const Report& r) {
+  std::ostringstream o;
+  o << "accel-dra-probe " << r.probe_version << ": driver " << r.driver << ", Kubernetes "
+    << (r.server_version.empty() ? "(unknown)" : r.server_version) << "\n";
+  for (const auto& c : r.checks) {
+    std::string st(CheckStatusName(c.status));
+    std::transform(st.begin(), st.end(), st.begin(), ::toupper);
+    o << "  " << st << "  " << c.id << " (" << Seconds(c.seconds) << " s)";
+    if (!c.message.empty()) o << ": " << c.message;
+    o << "\n";
+  }
+  size_t pass = 0, fail = 0, skip = 0;
+  for (const auto& c : r.checks) {
+    (c.status == CheckStatus::kPass ? pass : c.status == CheckStatus::kFail ? fail : skip)++;
+  }
+  o << "result: " << (AllPassed(r) ? "PASS" : "FAIL") << " (" << pass << " passed, " << fail
+    << " failed, " << skip << " skipped" << (r.interrupted ? ", interrupted" : "") << ") in "
+    << Seconds(r.seconds) << " s\n";
+  return o.str();
+}
+
+std::string RenderJson(const Report& r) {
+  Json checks = Json::array();
+  for (const auto& c : r.checks) {
+    Json manifests = Json::array();
+    for (const auto& m : c.manifests) manifests.push_back({{"title", m.title}, {"yaml", m.yaml}});
+    checks.push_back({{"id", c.id},
+                      {"status", std::string(CheckStatusName(c.status))},
+                      {"message", c.message},
+                      {"seconds", c.seconds},
+                      {"ran", c.ran},
+                      {"manifests", manifests},
+                      {"observed", c.observed}});
+  }
+  Json j = {{"probeVersion", r.probe_version},
+            {"driver", r.driver},
+            {"kubernetesVersion", r.server_version},
+            {"namespace", r.namespace_},
+            {"startedAt", r.started_at},
+            {"seconds", r.seconds},
+            {"interrupted", r.interrupted},
+            {"passed", AllPassed(r)},
+            {"cleanup", r.cleanup},
+            {"checks", checks}};
+  return j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+std::string RenderJunit(const Report& r) {
+  size_t failures = 0, skipped = 0;
+  for (const auto& c : r.checks) {
+    if (c.status == CheckStatus::kFail) ++failures;
+    if (c.status == CheckStatus::kSkip) ++skipped;
+  }
+  std::ostringstream o;
+  o << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+  o << "<testsuites name=\"accel-dra-probe\" tests=\"" << r.checks.size() << "\" failures=\""
+    << failures << "\" skipped=\"" << skipped << "\" time=\"" << Seconds(r.seconds) << "\">\n";
+  o << "  <testsuite name=\"accel-dra-probe\" tests=\"" << r.checks.size() << "\" failures=\""
+    << failures << "\" errors=\"0\" skipped=\"" << skipped << "\" time=\"" << Seconds(r.seconds)
+    << "\" timestamp=\"" << XmlEscape(r.started_at) << "\">\n";
+  o << "    <properties>\n";
+  o << "      <property name=\"driver\" value=\"" << XmlEscape(r.driver) << "\"/>\n";
+  o << "      <property name=\"kubernetesVersion\" value=\"" << XmlEscape(r.server_version)
+    << "\"/>\n";
+  o << "    </properties>\n";
+  for (const auto& c : r.checks) {
+    o << "    <testcase classname=\"accel-dra-probe\" name=\"" << XmlEscape(c.id) << "\" time=\""
+      << Seconds(c.seconds) << "\">\n";
+    if (c.status == CheckStatus::kFail) {
+      o << "      <failure message=\"" << XmlEscape(c.message) << "\" type=\"CheckFailed\">"
+        << XmlEscape(c.message) << "</failure>\n";
+    } else if (c.status == CheckStatus::kSkip) {
+      o << "      <skipped message=\"" << XmlEscape(c.message) << "\"/>\n";
+    }
+    o << "      <system-out>";
+    for (const auto& line : c.observed) o << XmlEscape(line) << "\n";
+    o << "</system-out>\n";
+    o << "    </testcase>\n";
+  }
+  o << "  </testsuite>\n</testsuites>\n";
+  return o.str();
+}
+
+std::string RenderEvidence(const Report& r) {
+  std::string used;
+  auto items = ChecklistFor(MinorVersion(r.server_version), &used);
+  std::ostringstream o;
+  o << "# accel-dra-probe evidence\n\n";
+  o << "| | |\n|---|---|\n";
+  o << "| Probe | accel-dra-probe " << Cell(r.probe_version) << " |\n";
+  o << "| DRA driver | `" << Cell(r.driver) << "` |\n";
+  o << "| Kubernetes | " << Cell(r.server_version) << " (AI-conformance checklist v" << used
+    << ") |\n";
+  o << "| Started | " << Cell(r.started_at) << " |\n";
+  o << "| Duration | " << Seconds(r.seconds) << " s |\n";
+  o << "| Namespace | `" << Cell(r.namespace_) << "` (deleted afterwards) |\n";
+  o << "| Result | **" << (AllPassed(r) ? "PASS" : "FAIL") << "**"
+    << (r.interrupted ? " (interrupted)" : "") << " |\n\n";
+  o << "| Requirement | Level | Result | Message |\n|---|---|---|---|\n";
+  for (const auto& c : r.checks) {
+    const ChecklistItem* item = FindItem(items, c.id);
+    o << "| [" << c.id << "](#" << c.id << ") | "
+      << (item ? item->level : std::string("not in v" + used)) << " | " << CheckStatusName(c.status)
+      << " | " << Cell(c.message) << " |\n";
+  }
+  o << "\nNo test pod used privileged mode or hostPath volumes; every pod used "
+       "`terminationGracePeriodSeconds: 1`.\n";
+  for (const auto& c : r.checks) {
+    const ChecklistItem* item = FindItem(items, c.id);
+    o << "\n<a id=\"" << c.id << "\"></a>\n## " << c.id << "\n\n";
+    if (item != nullptr) {
+      o << "**Level (v" << used << "):** " << item->level << "\n\n> " << item->description
+        << "\n\n";
+    } else {
+      o << "*Not listed in the v" << used << " checklist; reported for completeness.*\n\n";
+    }
+    o << "**Result:** " << CheckStatusName(c.status) << " in " << Seconds(c.seconds) << " s";
+    if (!c.message.empty()) o << " — " << c.message;
+    o << "\n\n### What was run\n\n";
+    if (c.ran.empty()) o << "(nothing)\n";
+    for (const auto& s : c.ran) o << "- " << s << "\n";
+    for (const auto& m : c.manifests) {
+      o << "\n<details><summary>" << XmlEscape(m.title) << "</summary>\n\n```yaml\n" << m.yaml;
+      if (!m.yaml.empty() && m.yaml.back() != '\n') o << "\n";
+      o << "```\n\n</details>\n";
+    }
+    o << "\n### What was seen\n\n";
+    if (c.observed.empty()) o << "(nothing)\n";
+    for (const auto& s : c.observed) o << "- `" << s << "`\n";
+  }
+  if (!r.cleanup.empty()) {
+    o << "\n## Clean-up\n\n";
+    for (const auto& s : r.cleanup) o << "- " << s << "\n";
+  }
+  return o.str();
+}
+
+std::string RenderProductYaml(const Report& r) {
+  std::string minor = MinorVersion(r.server_version);
+  std::string used;
+  auto items = ChecklistFor(minor, &used);
+  std::ostringstream o;
+  o << "# Kubernetes AI Conformance checklist v" << used
+    << " — fragment generated by accel-dra-probe " << r.probe_version << "\n";
+  o << "# against Kubernetes " << (r.server_version.empty() ? "(unknown)" : r.server_version)
+    << " with DRA driver " << r.driver << " at " << r.started_at << ".\n";
+  if (minor != used) {
+    o << "# The cluster's version " << (minor.empty() ? "(unknown)" : minor)
+      << " has no checklist here; the nearest one (v" << used << ") is used.\n";
+  }
+  o << "# Copy these entries into your PRODUCT.yaml; do not change id, description or level.\n";
+  for (const auto& c : r.checks) {
+    if (FindItem(items, c.id) == nullptr) {
+      o << "# " << c.id << " (" << CheckStatusName(c.status) << ") is not in the v" << used
+        << " checklist; see " << kEvidenceMd << "#" << c.id << ".\n";
+    }
+  }
+  o << "metadata:\n  kubernetesVersion: v" << used << "\nspec:\n";
+  std::string category;
+  for (const auto& item : items) {
+    const CheckResult* res = nullptr;
+    for (const auto& c : r.checks) {
+      if (c.id == item.id) res = &c;
+    }
+    if (item.category != category) {
+      category = item.category;
+      o << "  " << category << ":\n";
+    }
+    o << "    - id: " << item.id << "\n";
+    o << "      description: " << Quote(item.description) << "\n";
+    o << "      level: " << item.level << "\n";
+    std::string notes;
+    if (res == nullptr) {
+      o << "      status: \"\"\n      evidence: []\n";
+      notes = "not run by accel-dra-probe (not selected with --only)";
+    } else {
+      o << "      status: " << Quote(ProductStatus(res->status)) << "\n";
+      o << "      evidence:\n";
+      o << "        - " << Quote(std::string(kEvidenceMd) + "#" + item.id) << "\n";
+      o << "        - " << Quote(kJunitXml) << "\n";
+      o << "        - " << Quote(kReportJson) << "\n";
+      notes = "accel-dra-probe " + std::string(CheckStatusName(res->status)) +
+              (res->message.empty() ? "" : ": " + res->message);
+    }
+    o << "      notes: " << Quote(notes) << "\n";
+  }
+  return o.str();
+}
+
+Status WriteReports(const Report& report, const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return InvalidArgument("cannot create output directory " + dir + ": " + ec.message());
+  const std::pair<std::string_view, std::string> files[] = {
+      {kReportJson, RenderJson(report)},
+      {kJunitXml, RenderJunit(report)},
+      {kEvidenceMd, RenderEvidence(report)},
+      {kProductYaml, RenderProductYaml(report)}};
+  for (const auto& [name, content] : files) {
+    std::filesystem::path path = std::filesystem::path(dir) / name;
+    std::filesystem::path tmp = path;
+    tmp += ".tmp";
+    {
+      std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+      f << content;
+      f.flush();
+      if (!f) return Internal("cannot write " + tmp.string());
+    }
+    std::filesystem::rename(tmp, path, ec);
+    if (ec)
+      return Internal("cannot rename " + tmp.string() + " to " + path.string() + ": " +
+                      ec.message());
+  }
+  return Status::Ok();
+}
+
+}  // namespace accel_dra::probe

@@ -1,0 +1,189 @@
+// Report files: summary, JSON, JUnit, Markdown evidence and the PRODUCT.yaml fragment per
+// Kubernetes version 1.33–1.36.
+
+#include "accel_dra/probe/report.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace accel_dra::probe {
+namespace {
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+Report Sample(const std::string& version) {
+  Report r;
+  r.probe_version = "0.1.0";
+  r.driver = "accel-dra.dev";
+  r.server_version = version;
+  r.namespace_ = "accel-dra-probe-abcde";
+  r.started_at = "2026-11-22T10:00:00Z";
+  r.seconds = 42.5;
+  r.cleanup = {"deleted namespace accel-dra-probe-abcde"};
+  CheckResult a;
+  a.id = "dra_support";
+  a.status = CheckStatus::kPass;
+  a.message = "resource.k8s.io/v1 served";
+  a.ran = {"a pod with a ResourceClaimTemplate"};
+  a.manifests = {{"DeviceClass x", "kind: DeviceClass\n"}};
+  a.observed = {"pool node-0: generation 1, 1/1 slices (complete)"};
+  CheckResult b;
+  b.id = "driver_runtime_management";
+  b.status = CheckStatus::kFail;
+  b.message = "node node-0 publishes driverVersion 1.0.0 but the container sees 9.9.9 <&>";
+  CheckResult c;
+  c.id = "gpu_sharing";
+  c.status = CheckStatus::kSkip;
+  c.message = "not run: the probe was interrupted";
+  CheckResult d;
+  d.id = "secure_accelerator_access";
+  d.status = CheckStatus::kPass;
+  d.observed = {"pod extra stays Pending: 0/1 nodes are available: 1 cannot allocate all claims"};
+  r.checks = {a, b, c, d};
+  return r;
+}
+
+std::map<std::string, YAML::Node> Entries(const YAML::Node& doc) {
+  std::map<std::string, YAML::Node> out;
+  for (const auto& cat : doc["spec"]) {
+    for (const auto& item : cat.second) {
+      const YAML::Node& node = item;
+      out.emplace(node["id"].as<std::string>(), node);
+    }
+  }
+  return out;
+}
+
+TEST(ProbeReport, MinorVersion) {
+  EXPECT_EQ(MinorVersion("v1.35.4"), "1.35");
+  EXPECT_EQ(MinorVersion("1.36"), "1.36");
+  EXPECT_EQ(MinorVersion("v1.34.0-rc.1+abc"), "1.34");
+  EXPECT_EQ(MinorVersion("garbage"), "");
+}
+
+TEST(ProbeReport, ChecklistLevelsPerVersion) {
+  auto level = [](const std::string& v, const std::string& id) -> std::string {
+    for (const auto& i : ChecklistFor(v)) {
+      if (i.id == id) return i.level;
+    }
+    return "-";
+  };
+  EXPECT_EQ(level("1.33", "dra_support"), "SHOULD");
+  EXPECT_EQ(level("1.34", "dra_support"), "MUST");
+  EXPECT_EQ(level("1.35", "dra_support"), "MUST");
+  EXPECT_EQ(level("1.36", "dra_support"), "-");
+  for (const char* v : {"1.33", "1.34"}) {
+    EXPECT_EQ(level(v, "driver_runtime_management"), "-") << v;
+    EXPECT_EQ(level(v, "gpu_sharing"), "-") << v;
+  }
+  for (const char* v : {"1.35", "1.36"}) {
+    EXPECT_EQ(level(v, "driver_runtime_management"), "SHOULD") << v;
+    EXPECT_EQ(level(v, "gpu_sharing"), "SHOULD") << v;
+  }
+  for (const char* v : {"1.33", "1.34", "1.35", "1.36"}) {
+    EXPECT_EQ(level(v, "secure_accelerator_access"), "MUST") << v;
+  }
+  std::string used;
+  ChecklistFor("1.30", &used);
+  EXPECT_EQ(used, "1.33");
+  ChecklistFor("1.40", &used);
+  EXPECT_EQ(used, "1.36");
+}
+
+TEST(ProbeReport, ProductYamlPerVersion) {
+  for (const char* v : {"v1.33.2", "v1.34.1", "v1.35.4", "v1.36.0"}) {
+    SCOPED_TRACE(v);
+    std::string text = RenderProductYaml(Sample(v));
+    YAML::Node doc = YAML::Load(text);
+    std::string minor = MinorVersion(v);
+    EXPECT_EQ(doc["metadata"]["kubernetesVersion"].as<std::string>(), "v" + minor);
+    auto entries = Entries(doc);
+    auto items = ChecklistFor(minor);
+    ASSERT_EQ(entries.size(), items.size());
+    for (const auto& item : items) {
+      ASSERT_TRUE(entries.count(item.id)) << item.id;
+      const YAML::Node& e = entries[item.id];
+      EXPECT_EQ(e["level"].as<std::string>(), item.level);
+      EXPECT_EQ(e["description"].as<std::string>(), item.description);
+      EXPECT_TRUE(doc["spec"][item.category].IsSequence()) << item.category;
+    }
+    EXPECT_EQ(entries["secure_accelerator_access"]["status"].as<std::string>(), "Implemented");
+    EXPECT_EQ(entries["secure_accelerator_access"]["evidence"][0].as<std::string>(),
+              "evidence.md#secure_accelerator_access");
+    EXPECT_EQ(entries["secure_accelerator_access"]["evidence"][1].as<std::string>(), "junit.xml");
+    if (minor == "1.36") {
+      EXPECT_THAT(text, HasSubstr("# dra_support (pass) is not in the v1.36 checklist"));
+    } else {
+      EXPECT_EQ(entries["dra_support"]["status"].as<std::string>(), "Implemented");
+    }
+    if (minor >= "1.35") {
+      EXPECT_EQ(entries["driver_runtime_management"]["status"].as<std::string>(),
+                "Not Implemented");
+      EXPECT_THAT(entries["driver_runtime_management"]["notes"].as<std::string>(),
+                  HasSubstr("container sees 9.9.9"));
+      EXPECT_EQ(entries["gpu_sharing"]["status"].as<std::string>(), "");
+    }
+  }
+}
+
+TEST(ProbeReport, JunitCountsAndEscapes) {
+  std::string x = RenderJunit(Sample("v1.35.4"));
+  EXPECT_THAT(x, HasSubstr("tests=\"4\" failures=\"1\" errors=\"0\" skipped=\"1\""));
+  EXPECT_THAT(x, HasSubstr("<testcase classname=\"accel-dra-probe\" name=\"dra_support\""));
+  EXPECT_THAT(x, HasSubstr("<failure message=\"node node-0 publishes driverVersion 1.0.0 but the "
+                           "container sees 9.9.9 &lt;&amp;&gt;\""));
+  EXPECT_THAT(x, HasSubstr("<skipped message=\"not run: the probe was interrupted\"/>"));
+  EXPECT_THAT(x, Not(HasSubstr("<&>")));
+}
+
+TEST(ProbeReport, EvidenceHasOneSectionPerRequirement) {
+  std::string md = RenderEvidence(Sample("v1.35.4"));
+  for (const char* id :
+       {"dra_support", "driver_runtime_management", "gpu_sharing", "secure_accelerator_access"}) {
+    EXPECT_THAT(md, HasSubstr(std::string("\n## ") + id + "\n")) << id;
+  }
+  EXPECT_THAT(md, HasSubstr("**Level (v1.35):** MUST"));
+  EXPECT_THAT(md, HasSubstr("### What was run"));
+  EXPECT_THAT(md, HasSubstr("- a pod with a ResourceClaimTemplate"));
+  EXPECT_THAT(md, HasSubstr("```yaml\nkind: DeviceClass\n```"));
+  EXPECT_THAT(md, HasSubstr("### What was seen"));
+  EXPECT_THAT(md, HasSubstr("- `pod extra stays Pending: 0/1 nodes are available"));
+  EXPECT_THAT(md, HasSubstr("| Result | **FAIL** |"));
+  EXPECT_THAT(RenderEvidence(Sample("v1.36.0")), HasSubstr("Not listed in the v1.36 checklist"));
+}
+
+TEST(ProbeReport, JsonAndSummary) {
+  Report r = Sample("v1.35.4");
+  auto j = nlohmann::json::parse(RenderJson(r));
+  EXPECT_EQ(j["passed"], false);
+  EXPECT_EQ(j["kubernetesVersion"], "v1.35.4");
+  ASSERT_EQ(j["checks"].size(), 4u);
+  EXPECT_EQ(j["checks"][1]["status"], "fail");
+  EXPECT_EQ(j["checks"][0]["manifests"][0]["title"], "DeviceClass x");
+  std::string s = RenderSummary(r);
+  EXPECT_THAT(s, HasSubstr("FAIL  driver_runtime_management"));
+  EXPECT_THAT(s, HasSubstr("result: FAIL (2 passed, 1 failed, 1 skipped)"));
+  EXPECT_FALSE(AllPassed(r));
+  r.checks = {r.checks[0]};
+  EXPECT_TRUE(AllPassed(r));
+  EXPECT_FALSE(AllPassed(Report{}));
+}
+
+TEST(ProbeReport, WriteReportsWritesFourFiles) {
+  auto dir = std::filesystem::path(::testing::TempDir()) / "probe-report-out";
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(WriteReports(Sample("v1.35.4"), (dir / "sub").string()).ok());
+  for (const char* f : {"report.json", "junit.xml", "evidence.md", "PRODUCT.yaml"}) {
+    EXPECT_TRUE(std::filesystem::is_regular_file(dir / "sub" / f)) << f;
+  }
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace accel_dra::probe
