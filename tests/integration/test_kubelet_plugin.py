@@ -531,7 +531,7 @@ def test_crash_recovery(bed, kp, point):
     if written is not None:
         # The interrupted unprepare had removed the spec of a claim kubelet still considers
         # prepared: recovery writes the same spec again.
-        assert f"re-creating the CDI spec of prepared ResourceClaim {bed.ns}/plain (uid {uid})" \
+        assert f"re-created the CDI spec of prepared ResourceClaim {bed.ns}/plain (uid {uid})" \
             in p.log(), p.log()
         assert d.spec_path(uid).read_text() == written
     if uid in completed:
