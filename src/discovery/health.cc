@@ -35,7 +35,11 @@ InventoryPtr WithUnhealthyTaints(const InventoryPtr& inventory,
 HealthProblem DeviceHealthTracker::Check(const Device& d, const std::string& key,
                                          const NvmlInfo* nvml) {
   Memory& m = memory_[key];
-  m.nodes.insert(d.device_nodes.begin(), d.device_nodes.end());
+  // Only nodes that exist are remembered: a node the device never had (e.g. a simulated device
+  // whose profile names a path nobody created) says nothing about its health.
+  for (const auto& n : d.device_nodes) {
+    if (m.nodes.count(n) == 0 && env_->Exists(root_.Path(n))) m.nodes.insert(n);
+  }
   for (const auto& n : m.nodes) {
     if (!env_->Exists(root_.Path(n))) {
       return {"DeviceNodeMissing", "device node " + n + " is missing"};

@@ -4,8 +4,8 @@
 //
 // Promises:
 // - Update() checks every device of an inventory now, under the HostRoot through the Env:
-//     * every device node the device has had (remembered across updates, keyed by PCI bus ID or
-//       name) must exist: DeviceNodeMissing "device node /dev/nvidia3 is missing";
+//     * every device node the device has had (seen existing; remembered across updates, keyed by
+//       PCI bus ID or name) must exist: DeviceNodeMissing "device node /dev/nvidia3 is missing";
 //     * a PCI device that was bound to a kernel driver must still be: DriverUnbound;
 //     * with NVML usable, an NVIDIA GPU bound to the nvidia driver must be among the GPUs NVML
 //       lists (NVML leaves out a GPU whose handle it cannot get, e.g. a GPU that fell off the

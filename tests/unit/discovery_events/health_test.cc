@@ -158,6 +158,26 @@ TEST(DeviceHealthTracker, SimulatedDeviceIsHealthyUnlessItsNodeIsMissing) {
   EXPECT_EQ(bad.begin()->first, "sim-1");
 }
 
+// A simulated profile may name device nodes nobody created (plain --simulate): a node the device
+// never had says nothing about its health.
+TEST(DeviceHealthTracker, NodeThatNeverExistedIsNotAProblem) {
+  FixtureCopy host("none");
+  DeviceHealthTracker t(Env::Default(), HostRoot(host.root()), "p");
+  Device d;
+  d.name = "sim-0";
+  d.device_nodes = {"/dev/accel-sim0"};
+  Inventory inv({d});
+  t.Update(inv);
+  EXPECT_TRUE(t.Unhealthy().empty());
+  fs::create_directories(host / "dev");
+  std::ofstream(host / "dev/accel-sim0").put('\n');
+  t.Update(inv);
+  EXPECT_TRUE(t.Unhealthy().empty());
+  fs::remove(host / "dev/accel-sim0");  // now it had it, and lost it
+  t.Update(inv);
+  EXPECT_EQ(t.Unhealthy().size(), 1u);
+}
+
 TEST(DeviceHealthTracker, TaintsGoIntoTheSliceAndDoNotCountAsAttributes) {
   Host h("h100x8");
   h.Update();
