@@ -244,6 +244,22 @@ def make_node(cluster: Cluster, kubectl: Kubectl):
             kubectl("delete", "node", n, "--ignore-not-found", "--wait=false", check=False)
 
 
+def device_class(name: str, expression: str) -> str:
+    """YAML of a resource.k8s.io/v1 DeviceClass with one CEL selector (`expression` may span
+    lines; CEL treats newlines as blanks)."""
+    body = "\n".join("        " + line.strip() for line in expression.strip().splitlines())
+    return f"""apiVersion: resource.k8s.io/v1
+kind: DeviceClass
+metadata:
+  name: {name}
+spec:
+  selectors:
+  - cel:
+      expression: |-
+{body}
+"""
+
+
 @pytest.fixture
 def apply(kubectl: Kubectl, namespace: str):
     """apply(yaml_str, namespace=<the test's namespace>) runs kubectl apply and returns the applied

@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 
 from host_tree import PCI_IDS, HostCopy
+from conftest import device_class
 from plugin_proc import run_plugin  # noqa: F401 - fixture
 
 DRIVER = "accel-dra.dev"
@@ -87,16 +88,9 @@ def test_unhealthy_device_is_tainted_and_not_allocated(cluster, kubectl, make_no
     assert all("taints" not in d for n, d in devices(kubectl, node).items() if n != "gpu-3")
 
     cls = f"{namespace}-gpu"
-    apply(f"""
-apiVersion: resource.k8s.io/v1
-kind: DeviceClass
-metadata:
-  name: {cls}
-spec:
-  selectors:
-  - cel:
-      expression: device.driver == "{DRIVER}"
-""", namespace=None)
+    apply(device_class(cls, f"""
+device.driver == "{DRIVER}"
+"""), namespace=None)
     apply(claim_and_pod("healthy", cls, node, 2) + "---" + claim_and_pod("tainted", cls, node, 3))
 
     def allocation(name):

@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import SOURCE_DIR
+from conftest import SOURCE_DIR, device_class
 from plugin_proc import plugin_binary, run_plugin  # noqa: F401 - fixture
 
 DRIVER = "accel-dra.dev"
@@ -99,19 +99,11 @@ def test_fixture_host_slices_pass_validation_and_schedule_by_attributes(
                     15, "8 discovered devices accepted by the apiserver")
     assert attrs(devs[0])["vendor"] == "nvidia"
     cls = f"{namespace}-nvidia-550"
-    apply(f"""
-apiVersion: resource.k8s.io/v1
-kind: DeviceClass
-metadata:
-  name: {cls}
-spec:
-  selectors:
-  - cel:
-      expression: >-
-        device.driver == "{DRIVER}" && device.attributes["{DRIVER}"].vendor == "nvidia" &&
-        device.attributes["{DRIVER}"].driverVersion.compareTo(semver("550.0.0")) >= 0 &&
-        device.attributes["{DRIVER}"].numaNode == 1
----
+    apply(device_class(cls, f"""
+device.driver == "{DRIVER}" && device.attributes["{DRIVER}"].vendor == "nvidia" &&
+device.attributes["{DRIVER}"].driverVersion.compareTo(semver("550.0.0")) >= 0 &&
+device.attributes["{DRIVER}"].numaNode == 1
+""") + f"""---
 apiVersion: resource.k8s.io/v1
 kind: ResourceClaim
 metadata:

@@ -9,7 +9,7 @@ import json
 import subprocess
 import time
 
-from conftest import SOURCE_DIR
+from conftest import SOURCE_DIR, device_class
 from plugin_proc import plugin_binary, run_plugin  # noqa: F401 - fixture
 
 DRIVER = "accel-dra.dev"
@@ -94,22 +94,14 @@ def test_driver_and_runtime_select_only_matching_node(
         "driverVersion": "570.86.10"}, 2, absent=("driverVersionRaw",))
 
     cls = f"{namespace}-drv550-containerd"
-    apply(f"""
-apiVersion: resource.k8s.io/v1
-kind: DeviceClass
-metadata:
-  name: {cls}
-spec:
-  selectors:
-  - cel:
-      expression: >-
-        device.driver == "{DRIVER}" &&
-        device.attributes["{DRIVER}"].driverVersion.compareTo(semver("550.0.0")) >= 0 &&
-        device.attributes["{DRIVER}"].containerRuntime == "containerd" &&
-        "cdiEnabled" in device.attributes["{DRIVER}"] &&
-        device.attributes["{DRIVER}"].cdiEnabled &&
-        device.attributes["{DRIVER}"].sharingMode.contains("TimeSlicing")
-""")
+    apply(device_class(cls, f"""
+device.driver == "{DRIVER}" &&
+device.attributes["{DRIVER}"].driverVersion.compareTo(semver("550.0.0")) >= 0 &&
+device.attributes["{DRIVER}"].containerRuntime == "containerd" &&
+"cdiEnabled" in device.attributes["{DRIVER}"] &&
+device.attributes["{DRIVER}"].cdiEnabled &&
+device.attributes["{DRIVER}"].sharingMode.contains("TimeSlicing")
+"""))
     # Three claims, each used by a pod the scheduler may place on any node: only A has devices
     # that match, and only two of them.
     for i in range(3):
