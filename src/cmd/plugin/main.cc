@@ -255,12 +255,18 @@ int RunPlugin(const Flags& f) {
   inventory.Set(devices->Refresh());
   auto health = std::make_shared<discovery::DeviceHealthTracker>(
       Env::Default(), HostRoot(f.host_root), f.node_name);
-  // What is published: the inventory, with a taint on unhealthy devices when --device-taints.
-  auto check_health = [&]() -> discovery::InventoryPtr {
-    auto inv = inventory.Get();
+  // Re-checks device health (a few stat()s); main loop thread only. True when it changed.
+  auto check_health = [&]() -> bool {
+    const uint64_t before = health->generation();
     std::optional<discovery::NvmlInfo> nv;
     if (nvml != nullptr) nv = nvml->last_info();
-    health->Update(*inv, nv ? &*nv : nullptr);
+    health->Update(*inventory.Get(), nv ? &*nv : nullptr);
+    return health->generation() != before;
+  };
+  check_health();
+  // What is published: the inventory, with a taint on unhealthy devices when --device-taints.
+  auto with_health = [&]() -> discovery::InventoryPtr {
+    auto inv = inventory.Get();
     if (!f.device_taints) return inv;
     return discovery::WithUnhealthyTaints(inv, health->Unhealthy(), f.driver_name);
   };
@@ -315,7 +321,7 @@ int RunPlugin(const Flags& f) {
     std::lock_guard<std::mutex> lock(publish_mu);
     std::vector<std::string> left_out;
     auto composed = std::make_shared<const discovery::Inventory>(discovery::WithNodeAttributes(
-        *check_health(), node_attrs, slices::kMaxAttributesAndCapacities, &left_out));
+        *with_health(), node_attrs, slices::kMaxAttributesAndCapacities, &left_out));
     for (const auto& name : left_out) {
       if (left_out_logged.insert(name).second) {
         spdlog::warn(
@@ -412,10 +418,10 @@ int RunPlugin(const Flags& f) {
       inventory.Set(devices->Refresh());
       if (events) events->Rearm();
     }
-    if (rescan || tick) {
-      // Health is re-checked on every rescan and every check tick (a few stat()s).
-      publish();
-    }
+    // Health is re-checked on every rescan and every check tick; the slices are recomposed only
+    // when the inventory or a device's health changed.
+    bool health_changed = (rescan || tick) && check_health();
+    if (rescan || health_changed) publish();
     if (now >= next_cleanup) {
       preparer->CleanupStale();
       next_cleanup = Clock::now() + cleanup_every;
