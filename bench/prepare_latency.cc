@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "accel_dra/plugin/kubelet_client.h"
+#include "accel_dra/kubelet/kubelet_client.h"
 
 namespace {
 
@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
   app.add_option("--api", api, "v1 or v1beta1")->check(CLI::IsMember({"v1", "v1beta1"}));
   CLI11_PARSE(app, argc, argv);
 
-  std::vector<accel_dra::plugin::ClaimRef> claims;
+  std::vector<accel_dra::model::ClaimRef> claims;
   std::ifstream in(claims_file);
   for (std::string line; std::getline(in, line);) {
     auto a = line.find('/');
@@ -55,8 +55,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "no claims in %s\n", claims_file.c_str());
     return 2;
   }
-  auto version = api == "v1" ? accel_dra::plugin::DraApiVersion::kV1
-                             : accel_dra::plugin::DraApiVersion::kV1beta1;
+  auto version = api == "v1" ? accel_dra::kubelet::DraApiVersion::kV1
+                             : accel_dra::kubelet::DraApiVersion::kV1beta1;
 
   std::mutex mu;
   std::vector<double> prepare_ms;
@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
   std::atomic<int> errors{0};
   std::string first_error;
   // One shared client (kubelet keeps one connection per plugin).
-  accel_dra::plugin::DraClient client(socket, version);
+  accel_dra::kubelet::DraClient client(socket, version);
   auto t0 = Clock::now();
   std::vector<std::thread> workers;
   for (int w = 0; w < concurrency; ++w) {

@@ -23,13 +23,13 @@ export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1 second_deadlock_stack=1}"
 if [ "$mode" = normal ] && [ "${ACCEL_DRA_SKIP_TSAN:-0}" != 1 ]; then
   t0=$SECONDS
   tsan_dir="$REPO_ROOT/build-tsan"
-  log "ThreadSanitizer phase: building driver_test and checkpoint_test in $tsan_dir"
+  log "ThreadSanitizer phase: building claims_test and checkpoint_test in $tsan_dir"
   mkdir -p "$tsan_dir"
   cmake -S "$REPO_ROOT" -B "$tsan_dir" -G Ninja -DACCEL_DRA_TSAN=ON -DACCEL_DRA_BUILD_BENCH=OFF \
     >"$tsan_dir/configure.log" 2>&1 || { tail -30 "$tsan_dir/configure.log"; die "TSan configure failed"; }
-  cmake --build "$tsan_dir" -j"$(nproc)" --target driver_test checkpoint_test >"$tsan_dir/build.log" 2>&1 \
+  cmake --build "$tsan_dir" -j"$(nproc)" --target claims_test checkpoint_test >"$tsan_dir/build.log" 2>&1 \
     || { tail -40 "$tsan_dir/build.log"; die "TSan build failed (log: $tsan_dir/build.log)"; }
-  for t in driver/driver_test checkpoint/checkpoint_test; do
+  for t in claims/claims_test checkpoint/checkpoint_test; do
     log "  $t under TSan"
     "$tsan_dir/tests/unit/$t" --gtest_brief=1 || die "$t failed under ThreadSanitizer"
   done

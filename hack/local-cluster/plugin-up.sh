@@ -16,7 +16,7 @@
 #                   "@RUN_DIR@" in it is replaced by the run dir. Copied to RUN_DIR/sim-profile.yaml.
 #   --inspect-tool PATH  the static inspect binary every claim's containers get at
 #                   /usr/local/bin/accel-dra-inspect (plugin flag --inspect-tool); default:
-#                   <build>/src/probe/accel-dra-inspect next to the plugin binary, when it exists
+#                   <build>/src/cmd/inspect/accel-dra-inspect next to the plugin binary, when it exists
 #   --restart       stop the plugin already running for RUN_DIR (SIGTERM) and start it again with
 #                   the same profile; without it, a running plugin is an error
 #
@@ -56,8 +56,8 @@ plugin="$(realpath "$plugin")"
 if [ -n "$inspect_tool" ]; then
   [ -x "$inspect_tool" ] || die "inspect tool $inspect_tool is missing or not executable"
   inspect_tool="$(realpath "$inspect_tool")"
-elif [ -x "$(dirname "$plugin")/../../probe/accel-dra-inspect" ]; then
-  inspect_tool="$(realpath "$(dirname "$plugin")/../../probe/accel-dra-inspect")"
+elif [ -x "$(dirname "$plugin")/../inspect/accel-dra-inspect" ]; then
+  inspect_tool="$(realpath "$(dirname "$plugin")/../inspect/accel-dra-inspect")"
 fi
 inspect_args=()
 [ -z "$inspect_tool" ] || inspect_args=(--inspect-tool="$inspect_tool")

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "accel_dra/cdi/cdi.h"
+#include "accel_dra/common/strings.h"
 
 namespace accel_dra::cdi {
 namespace {
@@ -12,8 +13,6 @@ namespace {
 bool IsLetter(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 bool IsAlnum(char c) { return IsLetter(c) || IsDigit(c); }
-
-std::string Quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 std::string DescribeChar(char c) {
   if (c >= 0x20 && c < 0x7f) return std::string("'") + c + "'";

@@ -4,11 +4,10 @@
 #include <string>
 
 #include "accel_dra/cdi/cdi.h"
+#include "accel_dra/common/strings.h"
 
 namespace accel_dra::cdi {
 namespace {
-
-std::string Quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 void Require(std::string& version, std::string_view needed) {
   if (CompareVersions(needed, version) > 0) version = std::string(needed);

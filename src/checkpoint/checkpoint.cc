@@ -15,6 +15,7 @@
 
 #include "accel_dra/build_info.h"
 #include "accel_dra/common/fault.h"
+#include "accel_dra/common/strings.h"
 
 namespace accel_dra::checkpoint {
 namespace fs = std::filesystem;
@@ -28,14 +29,6 @@ constexpr std::chrono::milliseconds kTxnPollInterval{10};
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers.
-
-std::string Trim(std::string_view s) {
-  const auto* ws = " \t\r\n";
-  size_t b = s.find_first_not_of(ws);
-  if (b == std::string_view::npos) return "";
-  size_t e = s.find_last_not_of(ws);
-  return std::string(s.substr(b, e - b + 1));
-}
 
 std::string Hex32(uint32_t v) {
   char buf[9];

@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "accel_dra/common/strings.h"
+
 namespace accel_dra::config {
 namespace {
 
@@ -51,15 +53,6 @@ std::string Suggest(std::string_view given, std::initializer_list<std::string_vi
   return best;
 }
 
-std::string Join(std::initializer_list<std::string_view> items) {
-  std::string out;
-  for (auto i : items) {
-    if (!out.empty()) out += ", ";
-    out += i;
-  }
-  return out;
-}
-
 // A short rendering of a JSON value for messages.
 std::string Show(const Json& v) {
   std::string s = v.dump(-1, ' ', false, Json::error_handler_t::replace);
@@ -83,7 +76,7 @@ Status CheckFields(const Json& obj, std::string_view path,
     std::string hint = Suggest(item.key(), known);
     if (!hint.empty()) msg += "; did you mean " + hint + "?";
     msg += " (known fields" + (path.empty() ? std::string() : " of " + std::string(path)) + ": " +
-           Join(known) + ")";
+           Join(known, ", ") + ")";
     return FieldError(Path(path, item.key()), msg);
   }
   return Status::Ok();

@@ -6,9 +6,9 @@
 
 namespace accel_dra::discovery {
 namespace {
-std::string StringAttr(const Device& d, const std::string& name) {
+std::string StringAttr(const model::Device& d, const std::string& name) {
   auto it = d.attributes.find(name);
-  if (it == d.attributes.end() || it->second.type() != AttrValue::Type::kString) return "";
+  if (it == d.attributes.end() || it->second.type() != model::AttrValue::Type::kString) return "";
   return it->second.string_value();
 }
 }  // namespace
@@ -16,23 +16,23 @@ std::string StringAttr(const Device& d, const std::string& name) {
 DeviceHealthTracker::DeviceHealthTracker(Env* env, HostRoot root, std::string pool)
     : env_(env), root_(std::move(root)), pool_(std::move(pool)) {}
 
-DeviceTaint UnhealthyTaint(const std::string& driver_name, const HealthProblem& problem) {
-  return DeviceTaint{driver_name + "/unhealthy", problem.reason, "NoSchedule"};
+model::DeviceTaint UnhealthyTaint(const std::string& driver_name, const HealthProblem& problem) {
+  return model::DeviceTaint{driver_name + "/unhealthy", problem.reason, "NoSchedule"};
 }
 
-InventoryPtr WithUnhealthyTaints(const InventoryPtr& inventory,
-                                 const std::map<std::string, HealthProblem>& unhealthy,
-                                 const std::string& driver_name) {
+model::InventoryPtr WithUnhealthyTaints(const model::InventoryPtr& inventory,
+                                        const std::map<std::string, HealthProblem>& unhealthy,
+                                        const std::string& driver_name) {
   if (unhealthy.empty()) return inventory;
-  std::vector<Device> devices = inventory->devices();
+  std::vector<model::Device> devices = inventory->devices();
   for (auto& d : devices) {
     auto it = unhealthy.find(d.name);
     if (it != unhealthy.end()) d.taints.push_back(UnhealthyTaint(driver_name, it->second));
   }
-  return std::make_shared<const Inventory>(std::move(devices));
+  return std::make_shared<const model::Inventory>(std::move(devices));
 }
 
-HealthProblem DeviceHealthTracker::Check(const Device& d, const std::string& key,
+HealthProblem DeviceHealthTracker::Check(const model::Device& d, const std::string& key,
                                          const NvmlInfo* nvml) {
   Memory& m = memory_[key];
   // Only nodes that exist are remembered: a node the device never had (e.g. a simulated device
@@ -65,7 +65,7 @@ HealthProblem DeviceHealthTracker::Check(const Device& d, const std::string& key
   return {};
 }
 
-void DeviceHealthTracker::Update(const Inventory& inventory, const NvmlInfo* nvml) {
+void DeviceHealthTracker::Update(const model::Inventory& inventory, const NvmlInfo* nvml) {
   std::vector<std::string> names;
   std::map<std::string, HealthProblem> unhealthy;
   std::set<std::string> keys;
@@ -98,16 +98,16 @@ void DeviceHealthTracker::Update(const Inventory& inventory, const NvmlInfo* nvm
   ++generation_;
 }
 
-plugin::DeviceHealthSnapshot DeviceHealthTracker::Snapshot() {
+model::DeviceHealthSnapshot DeviceHealthTracker::Snapshot() {
   std::lock_guard<std::mutex> lock(mu_);
-  plugin::DeviceHealthSnapshot s;
+  model::DeviceHealthSnapshot s;
   s.generation = generation_;
   for (const auto& n : names_) {
-    plugin::DeviceHealth h;
+    model::DeviceHealth h;
     h.pool = pool_;
     h.device = n;
-    h.health = unhealthy_.count(n) != 0 ? plugin::DeviceHealthStatus::kUnhealthy
-                                        : plugin::DeviceHealthStatus::kHealthy;
+    h.health = unhealthy_.count(n) != 0 ? model::DeviceHealthStatus::kUnhealthy
+                                        : model::DeviceHealthStatus::kHealthy;
     s.devices.push_back(std::move(h));
   }
   return s;

@@ -17,8 +17,8 @@ bool DeviceManager::MaybeChanged() {
   return changed;
 }
 
-InventoryPtr DeviceManager::Refresh() {
-  std::vector<Device> all;
+model::InventoryPtr DeviceManager::Refresh() {
+  std::vector<model::Device> all;
   std::set<std::string> names;
   for (size_t i = 0; i < backends_.size(); ++i) {
     auto found = backends_[i]->Discover();
@@ -40,7 +40,7 @@ InventoryPtr DeviceManager::Refresh() {
       all.push_back(std::move(d));
     }
   }
-  auto next = std::make_shared<const Inventory>(std::move(all));
+  auto next = std::make_shared<const model::Inventory>(std::move(all));
   if (!(*next == *current_)) current_ = std::move(next);
   return current_;
 }

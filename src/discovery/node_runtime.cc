@@ -6,17 +6,12 @@
 #include <set>
 
 #include "accel_dra/common/names.h"
+#include "accel_dra/common/strings.h"
 #include "accel_dra/discovery/pci.h"
 #include "accel_dra/discovery/version.h"
 
 namespace accel_dra::discovery {
 namespace {
-
-std::string_view TrimView(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())) != 0) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())) != 0) s.remove_suffix(1);
-  return s;
-}
 
 bool RuntimeNameChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
@@ -80,7 +75,7 @@ std::optional<bool> CdiEnabledFor(const ContainerRuntime& runtime, const Contain
 
 NodeAttributes DriverOnlyAttributes() {
   NodeAttributes out;
-  out.attributes.emplace_back("sharingMode", AttrValue::String(std::string(kSharingModes)));
+  out.attributes.emplace_back("sharingMode", model::AttrValue::String(std::string(kSharingModes)));
   return out;
 }
 
@@ -109,23 +104,23 @@ NodeAttributes NodeAttributesFromNode(const nlohmann::json& node, const Containe
                         "runtime attributes");
   } else if (rt = ParseContainerRuntimeVersion(raw); !rt) {
     out.notes.push_back("Node " + name + " status.nodeInfo.containerRuntimeVersion \"" +
-                        TruncateAttributeString(raw) +
+                        model::TruncateAttributeString(raw) +
                         "\" is not \"<runtime>://<version>\": no container runtime attributes");
   }
   if (rt) {
-    attrs.emplace_back("containerRuntime", AttrValue::String(rt->name));
-    std::map<std::string, AttrValue> version_attrs;
+    attrs.emplace_back("containerRuntime", model::AttrValue::String(rt->name));
+    std::map<std::string, model::AttrValue> version_attrs;
     auto outcome = SetVersionAttribute(version_attrs, "containerRuntimeVersion", rt->version);
     if (outcome == VersionOutcome::kRawOnly || outcome == VersionOutcome::kUnprintable) {
       out.notes.push_back("Node " + name + " container runtime version \"" +
-                          TruncateAttributeString(rt->version) +
+                          model::TruncateAttributeString(rt->version) +
                           "\" is not a version: publishing containerRuntimeVersionRaw only");
     }
     if (auto it = version_attrs.find("containerRuntimeVersion"); it != version_attrs.end()) {
       attrs.emplace_back(it->first, it->second);
     }
     if (auto cdi = CdiEnabledFor(*rt, config)) {
-      attrs.emplace_back("cdiEnabled", AttrValue::Bool(*cdi));
+      attrs.emplace_back("cdiEnabled", model::AttrValue::Bool(*cdi));
     }
     for (auto& kv : DriverOnlyAttributes().attributes) attrs.push_back(std::move(kv));
     if (auto it = version_attrs.find("containerRuntimeVersionRaw"); it != version_attrs.end()) {
@@ -137,9 +132,9 @@ NodeAttributes NodeAttributesFromNode(const nlohmann::json& node, const Containe
   return out;
 }
 
-Inventory WithNodeAttributes(const Inventory& inventory, const NodeAttributes& extra,
-                             size_t max_total, std::vector<std::string>* left_out) {
-  std::vector<Device> devices = inventory.devices();
+model::Inventory WithNodeAttributes(const model::Inventory& inventory, const NodeAttributes& extra,
+                                    size_t max_total, std::vector<std::string>* left_out) {
+  std::vector<model::Device> devices = inventory.devices();
   std::set<std::string> missed;
   for (auto& d : devices) {
     for (const auto& [name, value] : extra.attributes) {
@@ -156,7 +151,7 @@ Inventory WithNodeAttributes(const Inventory& inventory, const NodeAttributes& e
       if (missed.count(name) != 0) left_out->push_back(name);
     }
   }
-  return Inventory(std::move(devices));
+  return model::Inventory(std::move(devices));
 }
 
 }  // namespace accel_dra::discovery

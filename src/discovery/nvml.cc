@@ -12,6 +12,7 @@
 
 #include "accel_dra/common/log.h"
 #include "accel_dra/common/names.h"
+#include "accel_dra/common/strings.h"
 #include "accel_dra/discovery/pci.h"
 #include "accel_dra/discovery/version.h"
 
@@ -350,16 +351,10 @@ bool ParseHex(std::string_view s, size_t max_digits, unsigned long& out) {
   return true;
 }
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())) != 0) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())) != 0) s.remove_suffix(1);
-  return s;
-}
-
 }  // namespace
 
 std::optional<std::string> NormalizePciBusId(std::string_view bus_id) {
-  bus_id = Trim(bus_id);
+  bus_id = TrimView(bus_id);
   unsigned long domain = 0;
   unsigned long bus = 0;
   unsigned long dev = 0;
@@ -414,7 +409,7 @@ std::optional<std::string> NvmlArchitectureName(unsigned arch) {
   }
 }
 
-size_t EnrichWithNvml(std::vector<Device>& devices, const NvmlInfo& info) {
+size_t EnrichWithNvml(std::vector<model::Device>& devices, const NvmlInfo& info) {
   std::map<std::string, const NvmlGpu*> by_bus;
   for (const auto& g : info.gpus) {
     if (auto b = NormalizePciBusId(g.bus_id)) by_bus.emplace(*b, &g);
@@ -424,42 +419,43 @@ size_t EnrichWithNvml(std::vector<Device>& devices, const NvmlInfo& info) {
   for (auto& d : devices) {
     auto attr = d.attributes.find("pciBusID");
     if (attr == d.attributes.end()) attr = d.attributes.find("resource.kubernetes.io/pciBusID");
-    if (attr == d.attributes.end() || attr->second.type() != AttrValue::Type::kString) continue;
+    if (attr == d.attributes.end() || attr->second.type() != model::AttrValue::Type::kString)
+      continue;
     auto bus = NormalizePciBusId(attr->second.string_value());
     if (!bus) continue;
     auto it = by_bus.find(*bus);
     if (it == by_bus.end()) continue;
     const NvmlGpu& g = *it->second;
-    auto set = [&d](const std::string& k, AttrValue v) {
+    auto set = [&d](const std::string& k, model::AttrValue v) {
       d.attributes.insert_or_assign(k, std::move(v));
     };
-    if (!g.uuid.empty()) set("uuid", AttrValue::String(g.uuid));
+    if (!g.uuid.empty()) set("uuid", model::AttrValue::String(g.uuid));
     // nvidia-smi -i takes the UUID, which is stable across reboots and re-enumeration.
-    if (d.timeslice_control == TimeSliceControl::kNvidiaSmi && !g.uuid.empty()) {
+    if (d.timeslice_control == model::TimeSliceControl::kNvidiaSmi && !g.uuid.empty()) {
       d.timeslice_target = g.uuid;
     }
-    if (!g.name.empty()) set("productName", AttrValue::String(g.name));
+    if (!g.name.empty()) set("productName", model::AttrValue::String(g.name));
     if (!Trim(info.driver_version).empty()) {
       if (NormalizeVersion(info.driver_version) || d.attributes.count("driverVersion") == 0) {
         SetVersionAttribute(d.attributes, "driverVersion", info.driver_version);
       } else {
         // Not a version at all: a version PCI/sysfs found stays, NVML's string is kept raw.
         set("driverVersionRaw",
-            AttrValue::String(TruncateAttributeString(Trim(info.driver_version))));
+            model::AttrValue::String(model::TruncateAttributeString(Trim(info.driver_version))));
       }
     }
-    if (cuda) set("cudaDriverVersion", AttrValue::Version(*cuda));
+    if (cuda) set("cudaDriverVersion", model::AttrValue::Version(*cuda));
     if (g.cc_major && g.cc_minor && *g.cc_major >= 0 && *g.cc_minor >= 0) {
-      set("computeCapability", AttrValue::Version(std::to_string(*g.cc_major) + "." +
-                                                  std::to_string(*g.cc_minor) + ".0"));
+      set("computeCapability", model::AttrValue::Version(std::to_string(*g.cc_major) + "." +
+                                                         std::to_string(*g.cc_minor) + ".0"));
     }
     if (g.architecture) {
       if (auto name = NvmlArchitectureName(*g.architecture)) {
-        set("architecture", AttrValue::String(*name));
+        set("architecture", model::AttrValue::String(*name));
       }
     }
     if (g.memory_total > 0) {
-      d.capacity.insert_or_assign("memory", CanonicalBinaryQuantity(g.memory_total));
+      d.capacity.insert_or_assign("memory", model::CanonicalBinaryQuantity(g.memory_total));
     }
     ++enriched;
   }
@@ -473,8 +469,8 @@ NvmlEnrichedBackend::NvmlEnrichedBackend(std::unique_ptr<Backend> base, std::str
 
 std::string NvmlEnrichedBackend::Name() const { return base_->Name() + "+nvml"; }
 
-Expected<std::vector<Device>> NvmlEnrichedBackend::Discover() {
-  ASSIGN_OR_RETURN(std::vector<Device> devices, base_->Discover());
+Expected<std::vector<model::Device>> NvmlEnrichedBackend::Discover() {
+  ASSIGN_OR_RETURN(std::vector<model::Device> devices, base_->Discover());
   auto info = probe_.Probe();
   if (info) EnrichWithNvml(devices, *info);
   std::lock_guard<std::mutex> lock(mu_);

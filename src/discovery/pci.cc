@@ -1,5 +1,7 @@
 #include "accel_dra/discovery/pci.h"
 
+#include "accel_dra/common/strings.h"
+
 extern "C" {
 #include <pci/pci.h>
 }
@@ -101,15 +103,6 @@ bool IsQuietVendor(uint32_t id) {
   }
 }
 
-// ---- parsing helpers ----------------------------------------------------------------------------
-std::string Trim(std::string_view s) {
-  size_t b = 0;
-  size_t e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b])) != 0) ++b;
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1])) != 0) --e;
-  return std::string(s.substr(b, e - b));
-}
-
 // "0x10de" → 0x10de when it fits in max_digits hex digits.
 std::optional<uint32_t> ParseHexId(std::string_view s, size_t max_digits) {
   if (s.size() < 3 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X')) return std::nullopt;
@@ -192,50 +185,7 @@ std::optional<int> ParseDeviceMinor(std::string_view content) {
 }  // namespace
 
 // ---- public helpers -----------------------------------------------------------------------------
-namespace {
-// Cut to at most `max` bytes: UTF-8 safe, at a word boundary when one is not too far back, no
-// trailing blanks or punctuation.
-std::string_view CutAt(std::string_view s, size_t max) {
-  if (s.size() <= max) return s;
-  size_t cut = max;
-  // Never split a UTF-8 sequence: back up over continuation bytes.
-  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
-  std::string_view t = s.substr(0, cut);
-  if (std::isspace(static_cast<unsigned char>(s[cut])) == 0) {  // cut inside a word
-    size_t sp = t.find_last_of(' ');
-    if (sp != std::string_view::npos && sp >= max / 2) t = t.substr(0, sp);
-  }
-  while (!t.empty() && (std::isspace(static_cast<unsigned char>(t.back())) != 0 ||
-                        std::string_view(",;:-/([").find(t.back()) != std::string_view::npos)) {
-    t.remove_suffix(1);
-  }
-  return t;
-}
-
-// The closer for a bracket left open in `t` ('\0' when none).
-char UnclosedBracket(std::string_view t) {
-  std::string stack;
-  for (char c : t) {
-    if (c == '[' || c == '(') stack.push_back(c);
-    if ((c == ']' || c == ')') && !stack.empty()) stack.pop_back();
-  }
-  if (stack.empty()) return '\0';
-  return stack.back() == '[' ? ']' : ')';
-}
-}  // namespace
-
-std::string TruncateAttributeString(std::string_view s, size_t max) {
-  if (s.size() <= max) return std::string(s);
-  std::string_view t = CutAt(s, max);
-  if (UnclosedBracket(t) == '\0' || max < 2) return std::string(t);
-  // "Navi 31 [Radeon Pro W7900 With" → "Navi 31 [Radeon Pro W7900]": close what was cut open.
-  t = CutAt(s, max - 1);
-  std::string out(t);
-  if (char closer = UnclosedBracket(t); closer != '\0') out += closer;
-  return out;
-}
-
-nlohmann::json DevicesToJson(const std::vector<Device>& devices) {
+nlohmann::json DevicesToJson(const std::vector<model::Device>& devices) {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& d : devices) {
     nlohmann::json j = {{"name", d.name}};
@@ -263,7 +213,7 @@ struct PciBackend::Names {
 struct PciBackend::Found {
   std::string bdf;
   std::string type;
-  Device device;
+  model::Device device;
 };
 
 PciBackend::PciBackend(Env* env, HostRoot root, PciOptions options)
@@ -332,7 +282,7 @@ std::string PciBackend::ProductName(const std::string& vendor_display, uint32_t 
     return fallback;
   }
   if (name == nullptr || name[0] == '\0' || !Printable(name)) return fallback;
-  return TruncateAttributeString(Trim(name));
+  return model::TruncateAttributeString(Trim(name));
 }
 
 std::optional<PciBackend::Found> PciBackend::Probe(const std::string& bdf_in) {
@@ -360,15 +310,16 @@ std::optional<PciBackend::Found> PciBackend::Probe(const std::string& bdf_in) {
   if (!vendor_s) return std::nullopt;
   auto vendor = ParseHexId(*vendor_s, 4);
   if (!vendor) {
-    WarnOnce(bdf + "|vendor", bdf + ": malformed vendor \"" + TruncateAttributeString(*vendor_s) +
-                                  "\"; device skipped");
+    WarnOnce(bdf + "|vendor", bdf + ": malformed vendor \"" +
+                                  model::TruncateAttributeString(*vendor_s) + "\"; device skipped");
     return std::nullopt;
   }
   std::optional<uint32_t> cls;
   if (auto s = ReadTrimmed(bdf, dev / "class", false)) {
     cls = ParseHexId(*s, 6);
     if (!cls)
-      WarnOnce(bdf + "|class", bdf + ": malformed class \"" + TruncateAttributeString(*s) + "\"");
+      WarnOnce(bdf + "|class",
+               bdf + ": malformed class \"" + model::TruncateAttributeString(*s) + "\"");
   }
   const VendorInfo* vi = FindVendor(*vendor);
   if (vi == nullptr) {
@@ -410,20 +361,20 @@ std::optional<PciBackend::Found> PciBackend::Probe(const std::string& bdf_in) {
   Found f;
   f.bdf = bdf;
   f.type = type;
-  Device& d = f.device;
+  model::Device& d = f.device;
   auto& a = d.attributes;
-  a.emplace("type", AttrValue::String(type));
-  a.emplace("vendor", AttrValue::String(vi->key));
-  a.emplace("vendorID", AttrValue::String(Hex(*vendor, 4)));
-  a.emplace("pciBusID", AttrValue::String(bdf));
+  a.emplace("type", model::AttrValue::String(type));
+  a.emplace("vendor", model::AttrValue::String(vi->key));
+  a.emplace("vendorID", model::AttrValue::String(Hex(*vendor, 4)));
+  a.emplace("pciBusID", model::AttrValue::String(bdf));
   // NVIDIA display-class GPUs: TimeSlicing is applied with nvidia-smi (-i takes the bus ID; NVML
   // enrichment replaces it with the UUID).
   if (*vendor == 0x10de && cls && (*cls >> 16) == 0x03) {
-    d.timeslice_control = TimeSliceControl::kNvidiaSmi;
+    d.timeslice_control = model::TimeSliceControl::kNvidiaSmi;
     d.timeslice_target = bdf;
   }
   if (pcie_root) {
-    a.emplace("resource.kubernetes.io/pcieRoot", AttrValue::String(*pcie_root));
+    a.emplace("resource.kubernetes.io/pcieRoot", model::AttrValue::String(*pcie_root));
   } else {
     WarnOnce(bdf + "|pcieRoot", bdf + ": " + (devices_dir / bdf_in).string() +
                                     " does not lead under /sys/devices/pci*; no pcieRoot");
@@ -433,38 +384,38 @@ std::optional<PciBackend::Found> PciBackend::Probe(const std::string& bdf_in) {
   if (auto s = ReadTrimmed(bdf, dev / "device", false)) {
     if (auto id = ParseHexId(*s, 4)) {
       device_id = *id;
-      a.emplace("deviceID", AttrValue::String(Hex(*id, 4)));
+      a.emplace("deviceID", model::AttrValue::String(Hex(*id, 4)));
     } else {
       WarnOnce(bdf + "|device",
-               bdf + ": malformed device id \"" + TruncateAttributeString(*s) + "\"");
+               bdf + ": malformed device id \"" + model::TruncateAttributeString(*s) + "\"");
     }
   }
   for (const auto& [file, attr] : {std::pair{"subsystem_vendor", "subsystemVendorID"},
                                    std::pair{"subsystem_device", "subsystemDeviceID"}}) {
     if (auto s = ReadTrimmed(bdf, dev / file, true)) {
       if (auto id = ParseHexId(*s, 4)) {
-        a.emplace(attr, AttrValue::String(Hex(*id, 4)));
+        a.emplace(attr, model::AttrValue::String(Hex(*id, 4)));
       } else {
         WarnOnce(bdf + "|" + file,
-                 bdf + ": malformed " + file + " \"" + TruncateAttributeString(*s) + "\"");
+                 bdf + ": malformed " + file + " \"" + model::TruncateAttributeString(*s) + "\"");
       }
     }
   }
-  a.emplace("productName", AttrValue::String(ProductName(vi->display, *vendor, device_id)));
+  a.emplace("productName", model::AttrValue::String(ProductName(vi->display, *vendor, device_id)));
 
   if (auto s = ReadTrimmed(bdf, dev / "numa_node", true)) {
     auto n = ParseDec<int64_t>(*s);
     if (!n || *n < -1 || *n > 65535) {
-      WarnOnce(bdf + "|numa_node",
-               bdf + ": malformed numa_node \"" + TruncateAttributeString(*s) + "\"; no numaNode");
+      WarnOnce(bdf + "|numa_node", bdf + ": malformed numa_node \"" +
+                                       model::TruncateAttributeString(*s) + "\"; no numaNode");
     } else if (*n >= 0) {
-      a.emplace("numaNode", AttrValue::Int(*n));
+      a.emplace("numaNode", model::AttrValue::Int(*n));
     }
   }
 
   // Kernel driver and its version.
   if (!module.empty()) {
-    a.emplace("driverName", AttrValue::String(TruncateAttributeString(module)));
+    a.emplace("driverName", model::AttrValue::String(model::TruncateAttributeString(module)));
     std::optional<std::string> raw =
         ReadTrimmed(bdf, fs::path("/sys/module") / module / "version", true);
     if (!raw && module == "nvidia") {
@@ -472,7 +423,7 @@ std::optional<PciBackend::Found> PciBackend::Probe(const std::string& bdf_in) {
         raw = ParseNvrmVersion(*s);
         if (!raw) {
           WarnOnce("nvrm|version", "no version in /proc/driver/nvidia/version (\"" +
-                                       TruncateAttributeString(*s) + "\")");
+                                       model::TruncateAttributeString(*s) + "\")");
         }
       }
     }
@@ -480,7 +431,7 @@ std::optional<PciBackend::Found> PciBackend::Probe(const std::string& bdf_in) {
       switch (SetVersionAttribute(a, "driverVersion", *raw)) {
         case VersionOutcome::kRawOnly:
           WarnOnce("version|" + module + "|" + *raw,
-                   "driver " + module + " version \"" + TruncateAttributeString(*raw) +
+                   "driver " + module + " version \"" + model::TruncateAttributeString(*raw) +
                        "\" cannot be read as a semantic version; publishing only driverVersionRaw");
           break;
         case VersionOutcome::kUnprintable:
@@ -548,18 +499,18 @@ std::optional<PciBackend::Found> PciBackend::Probe(const std::string& bdf_in) {
     auto bytes = ParseDec<uint64_t>(*s);
     if (!bytes) {
       WarnOnce(bdf + "|" + p.string(), bdf + ": malformed " + p.filename().string() + " \"" +
-                                           TruncateAttributeString(*s) + "\"");
+                                           model::TruncateAttributeString(*s) + "\"");
       continue;
     }
     if (*bytes > 0) {
-      d.capacity.emplace("memory", CanonicalBinaryQuantity(*bytes));
+      d.capacity.emplace("memory", model::CanonicalBinaryQuantity(*bytes));
       break;
     }
   }
   return f;
 }
 
-Expected<std::vector<Device>> PciBackend::Discover() {
+Expected<std::vector<model::Device>> PciBackend::Discover() {
   std::lock_guard<std::mutex> lock(mu_);
   try {
     const fs::path dir = root_.Path("/sys/bus/pci/devices");
@@ -579,12 +530,12 @@ Expected<std::vector<Device>> PciBackend::Discover() {
     std::sort(found.begin(), found.end(),
               [](const Found& x, const Found& y) { return x.bdf < y.bdf; });
     std::map<std::string, int> per_type;
-    std::vector<Device> out;
+    std::vector<model::Device> out;
     out.reserve(found.size());
     for (auto& f : found) {
       int index = per_type[f.type]++;
       f.device.name = f.type + "-" + std::to_string(index);
-      f.device.attributes.emplace("index", AttrValue::Int(index));
+      f.device.attributes.emplace("index", model::AttrValue::Int(index));
       out.push_back(std::move(f.device));
     }
     return out;

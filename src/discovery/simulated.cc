@@ -5,9 +5,9 @@
 #include <cstdio>
 #include <set>
 
-#include "accel_dra/cdi/cdi.h"
 #include "accel_dra/common/log.h"
 #include "accel_dra/common/names.h"
+#include "accel_dra/common/strings.h"
 #include "accel_dra/discovery/pci.h"
 #include "accel_dra/discovery/version.h"
 
@@ -34,13 +34,6 @@ std::string SimUuid(const std::string& node, int index) {
                 static_cast<unsigned>(b >> 48),
                 static_cast<unsigned long long>(b & 0xffffffffffffULL));
   return buf;
-}
-
-std::string Trim(std::string_view s) {
-  const char* ws = " \t\r\n";
-  auto b = s.find_first_not_of(ws);
-  if (b == std::string_view::npos) return "";
-  return std::string(s.substr(b, s.find_last_not_of(ws) - b + 1));
 }
 
 }  // namespace
@@ -107,7 +100,7 @@ Expected<SimProfile> ParseSimProfile(const std::string& yaml, const std::string&
       if (item["timeSliceControl"]) {
         auto c = item["timeSliceControl"].as<std::string>();
         if (c == "nvidia-smi") {
-          g.timeslice_control = TimeSliceControl::kNvidiaSmi;
+          g.timeslice_control = model::TimeSliceControl::kNvidiaSmi;
         } else if (c != "none") {
           return err(where + ".timeSliceControl \"" + c + "\" is not accepted (none, nvidia-smi)");
         }
@@ -129,7 +122,7 @@ Expected<SimProfile> ParseSimProfile(const std::string& yaml, const std::string&
       return err(where + ".driverVersion \"" + g.driver_version +
                  "\" is not a version (e.g. 1.2.3 or 560.35.03; at most 64 characters)");
     }
-    if (auto q = ParseQuantityBytes(g.memory); !q.ok()) {
+    if (auto q = model::ParseQuantityBytes(g.memory); !q.ok()) {
       return err(where + ".memory: " + q.status().message());
     }
     if (g.product_name.size() > 64) return err(where + ".productName is longer than 64 characters");
@@ -184,7 +177,7 @@ bool SimulatedBackend::MaybeChanged() {
   return true;
 }
 
-Expected<std::vector<Device>> SimulatedBackend::Discover() {
+Expected<std::vector<model::Device>> SimulatedBackend::Discover() {
   // The version of the simulated driver, when the profile names a version file.
   std::optional<std::string> file_version;
   if (!profile_.driver_version_file.empty()) {
@@ -200,7 +193,7 @@ Expected<std::vector<Device>> SimulatedBackend::Discover() {
         spdlog::error(
             "simulated driver version file {}: \"{}\" is not a version (e.g. 1.2.3); devices "
             "without driverVersion publish none",
-            profile_.driver_version_file, TruncateAttributeString(Trim(*content)));
+            profile_.driver_version_file, model::TruncateAttributeString(Trim(*content)));
       }
     } else if (changed) {
       spdlog::error(
@@ -209,14 +202,14 @@ Expected<std::vector<Device>> SimulatedBackend::Discover() {
           profile_.driver_version_file, v.status().message());
     }
   }
-  std::vector<Device> out;
+  std::vector<model::Device> out;
   int index = 0;
   std::map<std::string, int> per_type;
   for (const auto& g : profile_.groups) {
-    uint64_t mem = ParseQuantityBytes(g.memory).value_or(0);
+    uint64_t mem = model::ParseQuantityBytes(g.memory).value_or(0);
     for (int k = 0; k < g.count; ++k, ++index) {
       int type_index = per_type[g.type]++;
-      Device d;
+      model::Device d;
       d.name = g.type + "-" + std::to_string(type_index);
       // PCI addresses: one bus per device under one root complex per NUMA node.
       int numa = index % g.numa_nodes;
@@ -225,11 +218,11 @@ Expected<std::vector<Device>> SimulatedBackend::Discover() {
       std::snprintf(bdf, sizeof(bdf), "%04x:%02x:00.0", index / 200, bus % 256);
       char root[32];
       std::snprintf(root, sizeof(root), "pci%04x:%02x", index / 200, numa * 0x80);
-      d.attributes.emplace("type", AttrValue::String(g.type));
-      d.attributes.emplace("vendor", AttrValue::String("simulated"));
-      d.attributes.emplace("productName", AttrValue::String(g.product_name));
-      d.attributes.emplace("uuid", AttrValue::String(SimUuid(node_name_, index)));
-      d.attributes.emplace("index", AttrValue::Int(type_index));
+      d.attributes.emplace("type", model::AttrValue::String(g.type));
+      d.attributes.emplace("vendor", model::AttrValue::String("simulated"));
+      d.attributes.emplace("productName", model::AttrValue::String(g.product_name));
+      d.attributes.emplace("uuid", model::AttrValue::String(SimUuid(node_name_, index)));
+      d.attributes.emplace("index", model::AttrValue::Int(type_index));
       if (g.driver_version_set || profile_.driver_version_file.empty()) {
         SetVersionAttribute(d.attributes, "driverVersion", g.driver_version);
       } else if (file_version) {
@@ -237,18 +230,18 @@ Expected<std::vector<Device>> SimulatedBackend::Discover() {
       }
       if (!profile_.driver_version_file.empty() && last_version_content_) {
         d.read_only_mounts.push_back(
-            {profile_.driver_version_file, std::string(cdi::kDriverVersionContainerPath)});
+            {profile_.driver_version_file, std::string(model::kDriverVersionContainerPath)});
       }
       d.timeslice_control = g.timeslice_control;
-      if (g.timeslice_control != TimeSliceControl::kNone) {
+      if (g.timeslice_control != model::TimeSliceControl::kNone) {
         d.timeslice_target = d.attributes.at("uuid").string_value();
       }
-      d.attributes.emplace("driverName", AttrValue::String("accel-sim"));
-      d.attributes.emplace("pciBusID", AttrValue::String(bdf));
-      d.attributes.emplace("resource.kubernetes.io/pcieRoot", AttrValue::String(root));
-      d.attributes.emplace("numaNode", AttrValue::Int(numa));
-      d.attributes.emplace("simulated", AttrValue::Bool(true));
-      d.capacity.emplace("memory", CanonicalBinaryQuantity(mem));
+      d.attributes.emplace("driverName", model::AttrValue::String("accel-sim"));
+      d.attributes.emplace("pciBusID", model::AttrValue::String(bdf));
+      d.attributes.emplace("resource.kubernetes.io/pcieRoot", model::AttrValue::String(root));
+      d.attributes.emplace("numaNode", model::AttrValue::Int(numa));
+      d.attributes.emplace("simulated", model::AttrValue::Bool(true));
+      d.capacity.emplace("memory", model::CanonicalBinaryQuantity(mem));
       if (!g.device_node.empty()) {
         std::string path = g.device_node;
         auto pos = path.find("{index}");

@@ -5,20 +5,14 @@
 #include <vector>
 
 #include "accel_dra/common/names.h"
+#include "accel_dra/common/strings.h"
 #include "accel_dra/discovery/pci.h"
 
 namespace accel_dra::discovery {
 namespace {
 
 bool IsDigit(char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; }
-bool IsSpace(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; }
 bool IsIdentChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-'; }
-
-std::string_view TrimView(std::string_view s) {
-  while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
-  while (!s.empty() && IsSpace(s.back())) s.remove_suffix(1);
-  return s;
-}
 
 // A dot-separated semver identifier list; numeric identifiers lose leading zeros when
 // `strip_zeros` (prerelease), build metadata keeps them. nullopt when not valid.
@@ -100,8 +94,8 @@ std::optional<std::string> NormalizeVersion(std::string_view raw) {
   return out;
 }
 
-VersionOutcome SetVersionAttribute(std::map<std::string, AttrValue>& attrs, const std::string& name,
-                                   std::string_view raw_in) {
+VersionOutcome SetVersionAttribute(std::map<std::string, model::AttrValue>& attrs,
+                                   const std::string& name, std::string_view raw_in) {
   const std::string raw_name = name + "Raw";
   std::string_view raw = TrimView(raw_in);
   if (raw.empty()) {
@@ -111,7 +105,7 @@ VersionOutcome SetVersionAttribute(std::map<std::string, AttrValue>& attrs, cons
   }
   auto norm = NormalizeVersion(raw);
   if (norm && IsSemver(*norm)) {
-    attrs.insert_or_assign(name, AttrValue::Version(*norm));
+    attrs.insert_or_assign(name, model::AttrValue::Version(*norm));
   } else {
     norm.reset();
     attrs.erase(name);
@@ -124,7 +118,7 @@ VersionOutcome SetVersionAttribute(std::map<std::string, AttrValue>& attrs, cons
     attrs.erase(raw_name);
     return VersionOutcome::kExact;
   }
-  attrs.insert_or_assign(raw_name, AttrValue::String(TruncateAttributeString(raw)));
+  attrs.insert_or_assign(raw_name, model::AttrValue::String(model::TruncateAttributeString(raw)));
   return norm ? VersionOutcome::kNormalized : VersionOutcome::kRawOnly;
 }
 

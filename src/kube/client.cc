@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "accel_dra/common/log.h"
+#include "accel_dra/common/strings.h"
 #include "internal.h"
 
 namespace accel_dra::kube {
@@ -38,14 +39,6 @@ milliseconds JitteredBackoff(const RetryPolicy& policy, int attempt) {
   if (ceiling <= 0) return milliseconds(0);
   std::uniform_int_distribution<int64_t> dist(0, ceiling);
   return milliseconds(dist(rng));
-}
-
-std::string TrimLine(std::string_view line) {
-  while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) {
-    line.remove_suffix(1);
-  }
-  while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
-  return std::string(line);
 }
 
 }  // namespace
@@ -179,7 +172,7 @@ Status Client::Watch(const std::string& path,
 
   // Returns false when the watch must end (handler said so, or an error was recorded).
   auto handle_line = [&](std::string_view raw) -> bool {
-    std::string line = TrimLine(raw);
+    std::string line = Trim(raw);
     if (line.empty()) return true;
     Json parsed;
     try {

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "accel_dra/common/env.h"
+#include "accel_dra/common/strings.h"
 #include "accel_dra/kube/client.h"
 #include "internal.h"
 
@@ -16,8 +17,6 @@ namespace accel_dra::kube {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string Quote(const std::string& s) { return "\"" + s + "\""; }
 
 // Everything below runs inside one try block in LoadKubeconfig; yaml-cpp exceptions never escape.
 class KubeconfigReader {

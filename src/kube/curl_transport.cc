@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "accel_dra/common/env.h"
+#include "accel_dra/common/strings.h"
 #include "accel_dra/kube/client.h"
 
 namespace accel_dra::kube {
@@ -24,22 +25,12 @@ void GlobalInit() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
-std::string TrimToken(std::string s) {
-  while (!s.empty() &&
-         (s.back() == '\n' || s.back() == '\r' || s.back() == ' ' || s.back() == '\t')) {
-    s.pop_back();
-  }
-  size_t start = 0;
-  while (start < s.size() && (s[start] == ' ' || s[start] == '\t')) ++start;
-  return s.substr(start);
-}
-
 // The bearer token: a fixed string, or a file that is re-read whenever its identity, size or
 // mtime changes (projected service-account tokens are rotated by the kubelet).
 class TokenSource {
  public:
   TokenSource(std::string file, std::string fixed)
-      : file_(std::move(file)), fixed_(TrimToken(std::move(fixed))) {}
+      : file_(std::move(file)), fixed_(Trim(std::move(fixed))) {}
 
   Expected<std::string> Get() {
     if (file_.empty()) return fixed_;
@@ -61,7 +52,7 @@ class TokenSource {
       if (loaded_) return token_;
       return Status(Code::kUnauthenticated, "bearer token file: " + data.status().message());
     }
-    std::string token = TrimToken(std::move(data).value());
+    std::string token = Trim(std::move(data).value());
     if (token.empty()) {
       if (loaded_) return token_;
       return Status(Code::kUnauthenticated, "bearer token file " + file_ + " is empty");

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "accel_dra/common/json_path.h"
 #include "accel_dra/kube/client.h"
 #include "internal.h"
 
@@ -13,17 +14,6 @@ namespace internal {
 namespace {
 
 constexpr std::string_view kGroup = "resource.k8s.io";
-
-Json* FindPath(Json& root, std::initializer_list<const char*> keys) {
-  Json* cur = &root;
-  for (const char* key : keys) {
-    if (!cur->is_object()) return nullptr;
-    auto it = cur->find(key);
-    if (it == cur->end()) return nullptr;
-    cur = &*it;
-  }
-  return cur;
-}
 
 // Moves the members of obj[key] (an object) into obj itself and removes obj[key].
 void InlineMember(Json& obj, const char* key) {
@@ -49,7 +39,7 @@ Json SliceToWire(const Json& v1_slice, const std::string& version) {
   Json out = v1_slice;
   SetTypeMeta(out, version, "ResourceSlice");
   if (version != "v1beta1") return out;
-  Json* devices = FindPath(out, {"spec", "devices"});
+  Json* devices = JsonAt(out, {"spec", "devices"});
   if (devices == nullptr || !devices->is_array()) return out;
   for (Json& device : *devices) {
     if (!device.is_object() || device.contains("basic")) continue;
@@ -72,7 +62,7 @@ Json SliceFromWire(const Json& wire_slice, const std::string& version) {
   Json out = wire_slice;
   SetTypeMeta(out, "v1", "ResourceSlice");
   if (version != "v1beta1") return out;
-  Json* devices = FindPath(out, {"spec", "devices"});
+  Json* devices = JsonAt(out, {"spec", "devices"});
   if (devices == nullptr || !devices->is_array()) return out;
   for (Json& device : *devices) InlineMember(device, "basic");
   return out;
@@ -83,7 +73,7 @@ Json ClaimFromWire(const Json& wire_claim, const std::string& version) {
   SetTypeMeta(out, "v1", "ResourceClaim");
   if (version != "v1beta1") return out;
   // v1beta1 requests carry the "exactly" fields inline; v1 nests them under "exactly".
-  Json* requests = FindPath(out, {"spec", "devices", "requests"});
+  Json* requests = JsonAt(out, {"spec", "devices", "requests"});
   if (requests == nullptr || !requests->is_array()) return out;
   for (Json& request : *requests) {
     if (!request.is_object() || request.contains("exactly") || request.contains("firstAvailable")) {
@@ -275,8 +265,8 @@ Json ClaimToWire(const Json& v1_obj, const std::string& version) {
   }
   if (version != "v1beta1" || !out.is_object()) return out;
   const bool is_template = out.value("kind", "") == "ResourceClaimTemplate";
-  Json* requests = is_template ? FindPath(out, {"spec", "spec", "devices", "requests"})
-                               : FindPath(out, {"spec", "devices", "requests"});
+  Json* requests = is_template ? JsonAt(out, {"spec", "spec", "devices", "requests"})
+                               : JsonAt(out, {"spec", "devices", "requests"});
   if (requests == nullptr || !requests->is_array()) return out;
   for (Json& request : *requests) InlineMember(request, "exactly");
   return out;

@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "accel_dra/common/strings.h"
+
 namespace accel_dra::probe {
 namespace {
 
@@ -36,10 +38,6 @@ constexpr const char* kSecureAccessDescription =
     "Ensure that access to accelerators from within containers is properly isolated and mediated "
     "by the Kubernetes resource management framework (device plugin or DRA) and container "
     "runtime, preventing unauthorized access or interference between workloads.";
-
-std::string Quote(std::string_view s) {
-  return Json(std::string(s)).dump(-1, ' ', false, Json::error_handler_t::replace);
-}
 
 std::string XmlEscape(std::string_view s) {
   std::string out;

@@ -10,6 +10,8 @@
 #include <sstream>
 #include <thread>
 
+#include "accel_dra/common/json_path.h"
+#include "accel_dra/common/strings.h"
 #include "accel_dra/common/yaml.h"
 #include "accel_dra/kube/client.h"
 #include "accel_dra/probe/inspect.h"
@@ -21,12 +23,6 @@ namespace {
 using kube::Json;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
-
-std::string Join(const std::vector<std::string>& v, std::string_view sep = ",") {
-  std::string out;
-  for (const auto& s : v) out += (out.empty() ? "" : std::string(sep)) + s;
-  return out;
-}
 
 std::string Str(const Json& j, std::initializer_list<const char*> path) {
   const Json* cur = &j;
@@ -40,18 +36,6 @@ std::string Str(const Json& j, std::initializer_list<const char*> path) {
   if (cur->is_number_integer()) return std::to_string(cur->get<int64_t>());
   if (cur->is_boolean()) return cur->get<bool>() ? "true" : "false";
   return "";
-}
-
-const Json& Field(const Json& j, std::initializer_list<const char*> path) {
-  static const Json kNull;
-  const Json* cur = &j;
-  for (const char* k : path) {
-    if (!cur->is_object()) return kNull;
-    auto it = cur->find(k);
-    if (it == cur->end()) return kNull;
-    cur = &*it;
-  }
-  return *cur;
 }
 
 std::string RandomSuffix() {
@@ -73,7 +57,7 @@ std::string NowRfc3339() {
 
 // A device attribute of our driver as a string (bare or "<driver>/" qualified name).
 std::string Attr(const Json& device, const std::string& driver, const std::string& name) {
-  const Json& attrs = Field(device, {"attributes"});
+  const Json& attrs = JsonOrNull(device, {"attributes"});
   if (!attrs.is_object()) return "";
   for (const std::string& key : {name, driver + "/" + name}) {
     auto it = attrs.find(key);
@@ -326,14 +310,14 @@ std::string Runner::PodState(const std::string& name) {
   if (!pod.ok()) return pod.status().message();
   std::vector<std::string> parts;
   parts.push_back("phase " + Str(*pod, {"status", "phase"}));
-  for (const auto& cond : Field(*pod, {"status", "conditions"})) {
+  for (const auto& cond : JsonOrNull(*pod, {"status", "conditions"})) {
     if (Str(cond, {"status"}) == "True") continue;
     std::string s = Str(cond, {"type"}) + "=False";
     if (!Str(cond, {"reason"}).empty()) s += " (" + Str(cond, {"reason"}) + ")";
     if (!Str(cond, {"message"}).empty()) s += ": " + Str(cond, {"message"});
     parts.push_back(s);
   }
-  for (const auto& cs : Field(*pod, {"status", "containerStatuses"})) {
+  for (const auto& cs : JsonOrNull(*pod, {"status", "containerStatuses"})) {
     std::string reason = Str(cs, {"state", "waiting", "reason"});
     if (!reason.empty()) {
       parts.push_back("container " + Str(cs, {"name"}) + " waiting: " + reason + " " +
@@ -363,7 +347,7 @@ Expected<Json> Runner::WaitRunning(const std::string& name) {
           return FailedPrecondition("pod " + name + " ended (" + phase + "): " + PodState(name));
         }
         bool ready = phase == "Running";
-        for (const auto& cs : Field(*pod, {"status", "containerStatuses"})) {
+        for (const auto& cs : JsonOrNull(*pod, {"status", "containerStatuses"})) {
           if (!cs.value("ready", false)) ready = false;
         }
         if (ready) return std::optional<Json>(*pod);
@@ -394,7 +378,7 @@ Expected<std::string> Runner::WaitUnschedulable(const std::string& name) {
           return FailedPrecondition("pod " + name + " was scheduled to node " + node +
                                     " although no device should be available for it");
         }
-        for (const auto& cond : Field(*pod, {"status", "conditions"})) {
+        for (const auto& cond : JsonOrNull(*pod, {"status", "conditions"})) {
           if (Str(cond, {"type"}) == "PodScheduled" && Str(cond, {"status"}) == "False" &&
               Str(cond, {"reason"}) == "Unschedulable") {
             return std::optional<std::string>(Str(cond, {"message"}));
@@ -425,10 +409,10 @@ Expected<InspectResult> Runner::WaitInspect(const std::string& pod, const std::s
 
 Expected<Json> Runner::PodClaim(const Json& pod) {
   std::string claim;
-  for (const auto& s : Field(pod, {"status", "resourceClaimStatuses"})) {
+  for (const auto& s : JsonOrNull(pod, {"status", "resourceClaimStatuses"})) {
     if (Str(s, {"name"}) == kClaimRef) claim = Str(s, {"resourceClaimName"});
   }
-  for (const auto& s : Field(pod, {"spec", "resourceClaims"})) {
+  for (const auto& s : JsonOrNull(pod, {"spec", "resourceClaims"})) {
     if (Str(s, {"name"}) == kClaimRef && !Str(s, {"resourceClaimName"}).empty()) {
       claim = Str(s, {"resourceClaimName"});
     }
@@ -447,7 +431,7 @@ std::string Runner::PendingClaimDevices(const std::string& pod_name) {
 
 std::vector<std::string> Runner::AllocatedDevices(const Json& claim) {
   std::vector<std::string> out;
-  for (const auto& r : Field(claim, {"status", "allocation", "devices", "results"})) {
+  for (const auto& r : JsonOrNull(claim, {"status", "allocation", "devices", "results"})) {
     if (Str(r, {"driver"}) == opt_.driver)
       out.push_back(Str(r, {"pool"}) + "/" + Str(r, {"device"}));
   }
@@ -471,7 +455,7 @@ Expected<Inventory> Runner::LoadInventory() {
     info.name = Str(n, {"metadata", "name"});
     info.raw = n;
     info.selected = selector.empty() || selected.count(info.name) > 0;
-    for (const auto& cond : Field(n, {"status", "conditions"})) {
+    for (const auto& cond : JsonOrNull(n, {"status", "conditions"})) {
       if (Str(cond, {"type"}) == "Ready") info.ready = Str(cond, {"status"}) == "True";
     }
     inv.nodes[info.name] = info;
@@ -481,11 +465,11 @@ Expected<Inventory> Runner::LoadInventory() {
     std::string pool_name = Str(s, {"spec", "pool", "name"});
     PoolInfo& p = inv.pools[pool_name];
     p.name = pool_name;
-    int64_t gen = Field(s, {"spec", "pool", "generation"}).is_number()
-                      ? Field(s, {"spec", "pool", "generation"}).get<int64_t>()
+    int64_t gen = JsonOrNull(s, {"spec", "pool", "generation"}).is_number()
+                      ? JsonOrNull(s, {"spec", "pool", "generation"}).get<int64_t>()
                       : 0;
-    int64_t count = Field(s, {"spec", "pool", "resourceSliceCount"}).is_number()
-                        ? Field(s, {"spec", "pool", "resourceSliceCount"}).get<int64_t>()
+    int64_t count = JsonOrNull(s, {"spec", "pool", "resourceSliceCount"}).is_number()
+                        ? JsonOrNull(s, {"spec", "pool", "resourceSliceCount"}).get<int64_t>()
                         : 0;
     if (gen > p.generation) {
       p.generation = gen;
@@ -496,7 +480,7 @@ Expected<Inventory> Runner::LoadInventory() {
     if (gen < p.generation) continue;
     ++p.slices_at_generation;
     if (!Str(s, {"spec", "nodeName"}).empty()) p.node = Str(s, {"spec", "nodeName"});
-    for (const auto& d : Field(s, {"spec", "devices"})) {
+    for (const auto& d : JsonOrNull(s, {"spec", "devices"})) {
       p.devices.push_back({pool_name, Str(d, {"name"}), d});
     }
   }
@@ -613,7 +597,7 @@ void Runner::DraSupport(CheckResult& c) {
   auto devices = AllocatedDevices(*claim);
   std::string claim_name = Str(*claim, {"metadata", "name"});
   bool reserved = false;
-  for (const auto& r : Field(*claim, {"status", "reservedFor"})) {
+  for (const auto& r : JsonOrNull(*claim, {"status", "reservedFor"})) {
     if (Str(r, {"uid"}) == Str(*running, {"metadata", "uid"})) reserved = true;
   }
   c.observed.push_back("pod dra-support Running on node " + Str(*running, {"spec", "nodeName"}) +
@@ -666,7 +650,7 @@ void Runner::DriverRuntime(CheckResult& c) {
           without_driver_version.push_back(d.name);
       }
     }
-    const Json& info = Field(inv->nodes[node].raw, {"status", "nodeInfo"});
+    const Json& info = JsonOrNull(inv->nodes[node].raw, {"status", "nodeInfo"});
     std::string node_runtime = Str(info, {"containerRuntimeVersion"});
     std::string line = "node " + node + ": " + std::to_string(devices.size()) + " devices";
     for (const char* a : {"driverVersion", "containerRuntime", "containerRuntimeVersion"}) {
@@ -824,7 +808,7 @@ void Runner::GpuSharing(CheckResult& c) {
   auto got = res_->GetObject("resourceclaims", ns_, "time-sliced");
   if (!got.ok()) return Fail(c, got.status().message());
   auto devices = AllocatedDevices(*got);
-  size_t reserved = Field(*got, {"status", "reservedFor"}).size();
+  size_t reserved = JsonOrNull(*got, {"status", "reservedFor"}).size();
   c.observed.push_back("claim time-sliced: allocated [" + Join(devices) + "], reserved for " +
                        std::to_string(reserved) + " pods, on node(s) " +
                        Join(std::vector<std::string>(nodes.begin(), nodes.end())));

@@ -15,7 +15,7 @@ bool ValidQualifiedName(const std::string& name) {
 
 }  // namespace
 
-SanitizeResult SanitizeDevice(discovery::Device& d) {
+SanitizeResult SanitizeDevice(model::Device& d) {
   SanitizeResult r;
   if (!IsDnsLabel(d.name)) {
     r.keep = false;
@@ -24,7 +24,7 @@ SanitizeResult SanitizeDevice(discovery::Device& d) {
                          "device not published");
     return r;
   }
-  using Type = discovery::AttrValue::Type;
+  using Type = model::AttrValue::Type;
   for (auto it = d.attributes.begin(); it != d.attributes.end();) {
     const auto& [name, value] = *it;
     std::string why;
@@ -44,7 +44,7 @@ SanitizeResult SanitizeDevice(discovery::Device& d) {
     }
   }
   for (auto it = d.capacity.begin(); it != d.capacity.end();) {
-    if (!ValidQualifiedName(it->first) || !discovery::ParseQuantityBytes(it->second).ok()) {
+    if (!ValidQualifiedName(it->first) || !model::ParseQuantityBytes(it->second).ok()) {
       r.problems.push_back("capacity " + it->first + " dropped: invalid name or quantity \"" +
                            it->second + "\"");
       it = d.capacity.erase(it);
@@ -63,7 +63,7 @@ SanitizeResult SanitizeDevice(discovery::Device& d) {
   return r;
 }
 
-Json DeviceToJson(const discovery::Device& d) {
+Json DeviceToJson(const model::Device& d) {
   Json j = {{"name", d.name}};
   if (!d.attributes.empty()) {
     Json attrs = Json::object();
@@ -87,12 +87,12 @@ Json DeviceToJson(const discovery::Device& d) {
   return j;
 }
 
-DesiredPool BuildPool(const discovery::Inventory& inventory, const PoolOptions& options) {
+DesiredPool BuildPool(const model::Inventory& inventory, const PoolOptions& options) {
   DesiredPool pool;
   std::vector<Json> current;
   size_t per_slice =
       options.max_devices_per_slice == 0 ? kMaxDevicesPerSlice : options.max_devices_per_slice;
-  for (discovery::Device d : inventory.devices()) {
+  for (model::Device d : inventory.devices()) {
     auto r = SanitizeDevice(d);
     for (auto& p : r.problems) pool.problems.push_back(d.name + ": " + p);
     if (!r.keep) continue;

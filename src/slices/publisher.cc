@@ -105,7 +105,7 @@ void SlicePublisher::Start() {
   watch_thread_ = std::thread([this] { WatchLoop(); });
 }
 
-void SlicePublisher::Update(discovery::InventoryPtr inventory) {
+void SlicePublisher::Update(model::InventoryPtr inventory) {
   std::lock_guard<std::mutex> lock(mu_);
   if (desired_ && inventory && *desired_ == *inventory) return;
   desired_ = std::move(inventory);
@@ -147,7 +147,7 @@ void SlicePublisher::ReconcileLoop() {
   auto next_resync = std::chrono::steady_clock::now() + options_.resync;
   bool retry = false;
   while (true) {
-    discovery::InventoryPtr want;
+    model::InventoryPtr want;
     {
       std::unique_lock<std::mutex> lock(mu_);
       auto wake = [this] {
@@ -185,7 +185,7 @@ void SlicePublisher::ReconcileLoop() {
   }
 }
 
-Status SlicePublisher::Reconcile(const discovery::InventoryPtr& inventory) {
+Status SlicePublisher::Reconcile(const model::InventoryPtr& inventory) {
   DesiredPool desired = BuildPool(*inventory, options_.pool);
   for (const auto& p : desired.problems) spdlog::warn("device {}", p);
 

@@ -20,8 +20,8 @@ import yaml
 from e2e_lib import DEVICES, IMAGE, LOCAL_CLUSTER, PluginHandle, run, wait_for
 
 BUILD = Path(os.environ.get("ACCEL_DRA_BUILD_DIR", "build")).resolve()
-PROBE = Path(os.environ.get("ACCEL_DRA_PROBE") or BUILD / "src/probe/accel-dra-probe")
-INSPECT = BUILD / "src/probe/accel-dra-inspect"
+PROBE = Path(os.environ.get("ACCEL_DRA_PROBE") or BUILD / "src/cmd/probe/accel-dra-probe")
+INSPECT = BUILD / "src/cmd/inspect/accel-dra-inspect"
 LABEL = "accel-dra.dev/probe"
 # A full run takes ~30-60 s on this node; a failing check is bounded by its --timeout.
 RUN_TIMEOUT = 240

@@ -31,8 +31,8 @@
 //   ACCEL_VISIBLE_DEVICES=<deviceName>,<deviceName>,...    (all devices of the claim)
 //
 // Files a claim spec gives the container (spec-level read-only bind mounts, deduplicated):
-//   kInspectToolContainerPath     the inspect tool, when the plugin runs with --inspect-tool
-//   kDriverVersionContainerPath   the (simulated) driver's version file, for devices that have one
+//   model::kInspectToolContainerPath    the inspect tool (the plugin's --inspect-tool)
+//   model::kDriverVersionContainerPath  the (simulated) driver's version file of a device
 // Device nodes keep their host path as hostPath; their container path is "/dev/" + what follows
 // the last "/dev/" of the host path (ContainerDevicePath), so a node that lives under another
 // root on the host ("/host/dev/nvidia0", "<run dir>/dev/accel-sim0") appears at its usual place.
@@ -77,11 +77,6 @@ inline constexpr std::string_view kFloorVersion = "0.5.0";
 inline constexpr std::string_view kLatestVersion = "1.1.0";
 // File mode of spec files: the container runtime must be able to read them.
 inline constexpr mode_t kSpecFileMode = 0644;
-// Where a claim spec mounts the inspect tool (plugin flag --inspect-tool), read-only.
-inline constexpr std::string_view kInspectToolContainerPath = "/usr/local/bin/accel-dra-inspect";
-// Where a claim spec mounts the version file of a device's driver (simulated profiles'
-// driverVersionFile), read-only: the analogue of /sys/module/<module>/version.
-inline constexpr std::string_view kDriverVersionContainerPath = "/run/accel-dra/driver/version";
 // Mount options of a read-only bind of a single file (runc: bind, then remount read-only).
 inline constexpr std::string_view kReadOnlyBindOptions[] = {"ro", "nosuid", "nodev", "bind"};
 
@@ -293,7 +288,7 @@ struct PreparedDevice {
 
 // What every claim spec of the plugin gets besides its devices.
 struct ClaimSpecExtras {
-  // Spec-level read-only mounts (e.g. the inspect tool at kInspectToolContainerPath).
+  // Spec-level read-only mounts (e.g. the inspect tool at model::kInspectToolContainerPath).
   std::vector<ReadOnlyMount> read_only_mounts;
   // TESTING ONLY (--testing-expose-all-devices): host device nodes of devices the claim does not
   // hold, exposed in the spec-level edits, and their names appended to ACCEL_VISIBLE_DEVICES.

@@ -1,6 +1,6 @@
 #pragma once
 // DeviceHealthTracker: the health of the published devices, for the kubelet's DRA resource-health
-// stream (plugin::DeviceHealthSource → v1alpha1 NodeWatchResources) and for device taints.
+// stream (model::DeviceHealthSource → v1alpha1 NodeWatchResources) and for device taints.
 //
 // Promises:
 // - Update() checks every device of an inventory now, under the HostRoot through the Env:
@@ -25,9 +25,9 @@
 #include <string>
 
 #include "accel_dra/common/env.h"
-#include "accel_dra/discovery/device.h"
 #include "accel_dra/discovery/nvml.h"
-#include "accel_dra/plugin/health_source.h"
+#include "accel_dra/model/device.h"
+#include "accel_dra/model/health.h"
 
 namespace accel_dra::discovery {
 
@@ -41,21 +41,21 @@ struct HealthProblem {
 
 // The taint put on unhealthy devices with --device-taints: key accel-dra.dev/unhealthy (the
 // driver name as domain), value the reason code, effect NoSchedule.
-DeviceTaint UnhealthyTaint(const std::string& driver_name, const HealthProblem& problem);
+model::DeviceTaint UnhealthyTaint(const std::string& driver_name, const HealthProblem& problem);
 // A copy of `inventory` with that taint on every device in `unhealthy`.
-InventoryPtr WithUnhealthyTaints(const InventoryPtr& inventory,
-                                 const std::map<std::string, HealthProblem>& unhealthy,
-                                 const std::string& driver_name);
+model::InventoryPtr WithUnhealthyTaints(const model::InventoryPtr& inventory,
+                                        const std::map<std::string, HealthProblem>& unhealthy,
+                                        const std::string& driver_name);
 
-class DeviceHealthTracker : public plugin::DeviceHealthSource {
+class DeviceHealthTracker : public model::DeviceHealthSource {
  public:
   DeviceHealthTracker(Env* env, HostRoot root, std::string pool);
 
   // Re-checks all devices. `nvml`: what NVML reported at the last discovery, nullptr when NVML
   // is not in use or not usable (then no NVML check is made).
-  void Update(const Inventory& inventory, const NvmlInfo* nvml = nullptr);
+  void Update(const model::Inventory& inventory, const NvmlInfo* nvml = nullptr);
 
-  plugin::DeviceHealthSnapshot Snapshot() override;
+  model::DeviceHealthSnapshot Snapshot() override;
   // Unhealthy devices of the last Update: device name → problem.
   std::map<std::string, HealthProblem> Unhealthy() const;
   uint64_t generation() const;
@@ -65,7 +65,7 @@ class DeviceHealthTracker : public plugin::DeviceHealthSource {
     std::set<std::string> nodes;  // every device node seen for this device
     std::string driver;           // the last kernel driver seen bound ("" = never)
   };
-  HealthProblem Check(const Device& d, const std::string& key, const NvmlInfo* nvml);
+  HealthProblem Check(const model::Device& d, const std::string& key, const NvmlInfo* nvml);
 
   Env* env_;
   HostRoot root_;

@@ -8,7 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "accel_dra/discovery/device.h"
+#include "accel_dra/discovery/backend.h"
+#include "accel_dra/model/device.h"
 
 namespace accel_dra::discovery {
 
@@ -17,15 +18,15 @@ class DeviceManager {
   void AddBackend(std::unique_ptr<Backend> backend);
   bool empty() const { return backends_.empty(); }
   // Discovers now. Returns the new snapshot, or the current one when nothing changed.
-  InventoryPtr Refresh();
+  model::InventoryPtr Refresh();
   // True when a backend reports a possible change (cheap; call it periodically).
   bool MaybeChanged();
-  InventoryPtr current() const { return current_; }
+  model::InventoryPtr current() const { return current_; }
 
  private:
   std::vector<std::unique_ptr<Backend>> backends_;
   std::vector<std::string> last_errors_;
-  InventoryPtr current_ = std::make_shared<const Inventory>();
+  model::InventoryPtr current_ = std::make_shared<const model::Inventory>();
 };
 
 }  // namespace accel_dra::discovery

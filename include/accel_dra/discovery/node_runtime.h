@@ -18,7 +18,7 @@
 #include <utility>
 #include <vector>
 
-#include "accel_dra/discovery/device.h"
+#include "accel_dra/model/device.h"
 
 namespace accel_dra::discovery {
 
@@ -57,7 +57,7 @@ std::optional<bool> CdiEnabledFor(const ContainerRuntime& runtime, const Contain
 struct NodeAttributes {
   // In priority order: when a device has no room left for all of them (32 attributes and
   // capacities), the later ones are left out first.
-  std::vector<std::pair<std::string, AttrValue>> attributes;
+  std::vector<std::pair<std::string, model::AttrValue>> attributes;
   // Things worth one log line each (e.g. a runtime version that is not semver).
   std::vector<std::string> notes;
   bool operator==(const NodeAttributes& o) const = default;
@@ -70,7 +70,7 @@ NodeAttributes DriverOnlyAttributes();
 // A copy of `inventory` in which every device also has `extra` (a device's own attribute of the
 // same name wins), adding only while the device stays within `max_total` attributes+capacities.
 // The names left out on some device are appended to *left_out (once each) when it is not null.
-Inventory WithNodeAttributes(const Inventory& inventory, const NodeAttributes& extra,
-                             size_t max_total, std::vector<std::string>* left_out = nullptr);
+model::Inventory WithNodeAttributes(const model::Inventory& inventory, const NodeAttributes& extra,
+                                    size_t max_total, std::vector<std::string>* left_out = nullptr);
 
 }  // namespace accel_dra::discovery

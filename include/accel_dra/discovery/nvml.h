@@ -17,7 +17,8 @@
 #include <vector>
 
 #include "accel_dra/common/status.h"
-#include "accel_dra/discovery/device.h"
+#include "accel_dra/discovery/backend.h"
+#include "accel_dra/model/device.h"
 
 namespace accel_dra::discovery {
 
@@ -125,7 +126,7 @@ std::optional<std::string> NvmlArchitectureName(unsigned arch);
 // (+ driverVersionRaw, by the policy of discovery/version.h), cudaDriverVersion, computeCapability,
 // architecture, and capacity memory. Devices NVML doesn't know are left as they are. Returns the
 // number of devices enriched.
-size_t EnrichWithNvml(std::vector<Device>& devices, const NvmlInfo& info);
+size_t EnrichWithNvml(std::vector<model::Device>& devices, const NvmlInfo& info);
 
 // A Backend that runs `base` and enriches its devices with NVML facts when NVML is usable.
 class NvmlEnrichedBackend : public Backend {
@@ -133,7 +134,7 @@ class NvmlEnrichedBackend : public Backend {
   NvmlEnrichedBackend(std::unique_ptr<Backend> base,
                       std::string library_path = kNvmlDefaultLibrary);
   std::string Name() const override;
-  Expected<std::vector<Device>> Discover() override;
+  Expected<std::vector<model::Device>> Discover() override;
   bool MaybeChanged() override { return base_->MaybeChanged(); }
   NvmlProbe& probe() { return probe_; }
   // What NVML reported at the last Discover(); nullopt when NVML was not usable then.

@@ -40,7 +40,8 @@
 #include <vector>
 
 #include "accel_dra/common/env.h"
-#include "accel_dra/discovery/device.h"
+#include "accel_dra/discovery/backend.h"
+#include "accel_dra/model/device.h"
 
 namespace accel_dra::discovery {
 
@@ -62,7 +63,7 @@ class PciBackend : public Backend {
 
   std::string Name() const override { return "pci"; }
   // Thread-safe (serialised internally).
-  Expected<std::vector<Device>> Discover() override;
+  Expected<std::vector<model::Device>> Discover() override;
 
  private:
   struct Names;  // libpci state
@@ -83,13 +84,9 @@ class PciBackend : public Backend {
   std::set<std::string> warned_;
 };
 
-// Cuts a product name to at most `max` bytes without splitting a UTF-8 sequence, preferring a
-// word boundary, and without a dangling opening bracket or trailing punctuation.
-std::string TruncateAttributeString(std::string_view s, size_t max = 64);
-
 // The discovery result in a stable, reviewable form for golden files:
 // [{"name", "attributes": {name: {"int"|"bool"|"string"|"version": v}}, "capacity": {name: q},
 //   "deviceNodes": [...]}], in the given order.
-nlohmann::json DevicesToJson(const std::vector<Device>& devices);
+nlohmann::json DevicesToJson(const std::vector<model::Device>& devices);
 
 }  // namespace accel_dra::discovery

@@ -9,7 +9,8 @@
 #include <vector>
 
 #include "accel_dra/common/env.h"
-#include "accel_dra/discovery/device.h"
+#include "accel_dra/discovery/backend.h"
+#include "accel_dra/model/device.h"
 
 namespace accel_dra::discovery {
 
@@ -26,7 +27,7 @@ struct SimDeviceGroup {
   std::string device_node;
   // How TimeSlicing is applied to these devices (TimeSliceControl): none (advisory) or
   // nvidia-smi (a stand-in nvidia-smi on the plugin's PATH records the calls).
-  TimeSliceControl timeslice_control = TimeSliceControl::kNone;
+  model::TimeSliceControl timeslice_control = model::TimeSliceControl::kNone;
 };
 
 struct SimProfile {
@@ -35,7 +36,7 @@ struct SimProfile {
   // /sys/module/<module>/version). When set, devices without an explicit driverVersion publish
   // its content (trimmed and normalised like a real driver's version; an unreadable or
   // unparsable file: no driverVersion, logged once per content), and every device mounts the
-  // file read-only at cdi::kDriverVersionContainerPath in the containers that get it.
+  // file read-only at model::kDriverVersionContainerPath in the containers that get it.
   std::string driver_version_file;
 };
 
@@ -63,7 +64,7 @@ class SimulatedBackend : public Backend {
   SimulatedBackend(Env* env, std::string node_name, SimProfile profile,
                    std::filesystem::path profile_file = {});
   std::string Name() const override { return "simulated"; }
-  Expected<std::vector<Device>> Discover() override;
+  Expected<std::vector<model::Device>> Discover() override;
   bool MaybeChanged() override;
 
  private:

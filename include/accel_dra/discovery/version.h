@@ -23,7 +23,7 @@
 #include <string>
 #include <string_view>
 
-#include "accel_dra/discovery/device.h"
+#include "accel_dra/model/device.h"
 
 namespace accel_dra::discovery {
 
@@ -38,7 +38,7 @@ enum class VersionOutcome {
 };
 
 // Sets (or removes) `<name>` and `<name>Raw` in `attrs` from `raw` by the policy above.
-VersionOutcome SetVersionAttribute(std::map<std::string, AttrValue>& attrs, const std::string& name,
-                                   std::string_view raw);
+VersionOutcome SetVersionAttribute(std::map<std::string, model::AttrValue>& attrs,
+                                   const std::string& name, std::string_view raw);
 
 }  // namespace accel_dra::discovery

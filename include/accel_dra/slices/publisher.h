@@ -57,7 +57,7 @@ class SlicePublisher {
   // Starts the reconcile and watch threads.
   void Start();
   // Publishes this inventory (non-blocking; the latest call wins). Equal inventories are no-ops.
-  void Update(discovery::InventoryPtr inventory);
+  void Update(model::InventoryPtr inventory);
   // Blocks until the latest inventory is published or the timeout passes; true when published.
   bool WaitInSync(std::chrono::milliseconds timeout);
   // Stops the threads (idempotent).
@@ -71,7 +71,7 @@ class SlicePublisher {
  private:
   void ReconcileLoop();
   void WatchLoop();
-  Status Reconcile(const discovery::InventoryPtr& inventory);
+  Status Reconcile(const model::InventoryPtr& inventory);
   void MarkDirty();
   std::string FieldSelector() const;
 
@@ -81,8 +81,8 @@ class SlicePublisher {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  discovery::InventoryPtr desired_;
-  discovery::InventoryPtr published_;
+  model::InventoryPtr desired_;
+  model::InventoryPtr published_;
   bool dirty_ = false;
   bool stop_requested_ = false;
   Stats stats_;

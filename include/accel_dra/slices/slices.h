@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "accel_dra/discovery/device.h"
+#include "accel_dra/model/device.h"
 
 namespace accel_dra::slices {
 
@@ -38,17 +38,17 @@ struct SanitizeResult {
   bool keep = true;
   std::vector<std::string> problems;
 };
-SanitizeResult SanitizeDevice(discovery::Device& device);
+SanitizeResult SanitizeDevice(model::Device& device);
 
 // The v1 wire form of one device.
-Json DeviceToJson(const discovery::Device& device);
+Json DeviceToJson(const model::Device& device);
 
 // The devices of the pool, split into chunks of at most max_devices_per_slice (sorted by name).
 struct DesiredPool {
   std::vector<std::vector<Json>> chunks;
   std::vector<std::string> problems;  // what SanitizeDevice removed, with the device name
 };
-DesiredPool BuildPool(const discovery::Inventory& inventory, const PoolOptions& options);
+DesiredPool BuildPool(const model::Inventory& inventory, const PoolOptions& options);
 
 // A complete ResourceSlice object (v1 shape) for one chunk of the pool.
 Json MakeSlice(const PoolOptions& options, const std::vector<Json>& devices, int64_t generation,

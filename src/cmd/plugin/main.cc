@@ -24,6 +24,7 @@
 #include "accel_dra/build_info.h"
 #include "accel_dra/cdi/cdi.h"
 #include "accel_dra/checkpoint/checkpoint.h"
+#include "accel_dra/claims/preparer.h"
 #include "accel_dra/common/env.h"
 #include "accel_dra/common/log.h"
 #include "accel_dra/common/yaml.h"
@@ -34,12 +35,11 @@
 #include "accel_dra/discovery/nvml.h"
 #include "accel_dra/discovery/pci.h"
 #include "accel_dra/discovery/simulated.h"
-#include "accel_dra/driver/preparer.h"
 #include "accel_dra/kube/client.h"
-#include "accel_dra/plugin/plugin_server.h"
+#include "accel_dra/kubelet/plugin_server.h"
+#include "accel_dra/node/node_watch.h"
 #include "accel_dra/slices/publisher.h"
 #include "accel_dra/slices/slices.h"
-#include "node_watch.h"
 
 namespace accel_dra {
 namespace {
@@ -98,18 +98,18 @@ Status CheckInspectTool(const std::string& path) {
 // The latest device snapshot, shared between the discovery loop and gRPC threads.
 class InventoryHolder {
  public:
-  void Set(discovery::InventoryPtr inv) {
+  void Set(model::InventoryPtr inv) {
     std::lock_guard<std::mutex> lock(mu_);
     inv_ = std::move(inv);
   }
-  discovery::InventoryPtr Get() const {
+  model::InventoryPtr Get() const {
     std::lock_guard<std::mutex> lock(mu_);
     return inv_;
   }
 
  private:
   mutable std::mutex mu_;
-  discovery::InventoryPtr inv_;
+  model::InventoryPtr inv_;
 };
 
 int Fail(const std::string& message, int code = 1) {
@@ -265,7 +265,7 @@ int RunPlugin(const Flags& f) {
   };
   check_health();
   // What is published: the inventory, with a taint on unhealthy devices when --device-taints.
-  auto with_health = [&]() -> discovery::InventoryPtr {
+  auto with_health = [&]() -> model::InventoryPtr {
     auto inv = inventory.Get();
     if (!f.device_taints) return inv;
     return discovery::WithUnhealthyTaints(inv, health->Unhealthy(), f.driver_name);
@@ -288,14 +288,14 @@ int RunPlugin(const Flags& f) {
   }
   cdi::CdiWriter cdi_writer(env, f.cdi_root, f.driver_name);
   if (Status st = cdi_writer.EnsureRoot(); !st.ok()) return Fail(st.message());
-  driver::PreparerOptions prep_opts;
+  claims::PreparerOptions prep_opts;
   prep_opts.driver_name = f.driver_name;
   prep_opts.pool_name = f.node_name;
   prep_opts.shared_checkpoint = copts.shared;
   prep_opts.inspect_tool = f.inspect_tool;
   prep_opts.testing_expose_all_devices = f.testing_expose_all_devices;
   prep_opts.nvidia_smi = f.nvidia_smi;
-  auto preparer = std::make_shared<driver::Preparer>(
+  auto preparer = std::make_shared<claims::Preparer>(
       prep_opts,
       [&api](const std::string& ns, const std::string& name) {
         return api.GetResourceClaim(ns, name);
@@ -320,7 +320,7 @@ int RunPlugin(const Flags& f) {
   auto publish = [&] {
     std::lock_guard<std::mutex> lock(publish_mu);
     std::vector<std::string> left_out;
-    auto composed = std::make_shared<const discovery::Inventory>(discovery::WithNodeAttributes(
+    auto composed = std::make_shared<const model::Inventory>(discovery::WithNodeAttributes(
         *with_health(), node_attrs, slices::kMaxAttributesAndCapacities, &left_out));
     for (const auto& name : left_out) {
       if (left_out_logged.insert(name).second) {
@@ -332,18 +332,18 @@ int RunPlugin(const Flags& f) {
     }
     publisher.Update(std::move(composed));
   };
-  plugin::NodeAttributeWatcher::Options wopts;
+  node::NodeAttributeWatcher::Options wopts;
   wopts.node_name = f.node_name;
   wopts.containerd_config = f.containerd_config;
   wopts.host_root = HostRoot(f.host_root);
-  plugin::NodeAttributeWatcher node_watcher(&api, env, wopts,
-                                            [&](const discovery::NodeAttributes& attrs) {
-                                              {
-                                                std::lock_guard<std::mutex> lock(publish_mu);
-                                                node_attrs = attrs;
-                                              }
-                                              publish();
-                                            });
+  node::NodeAttributeWatcher node_watcher(&api, env, wopts,
+                                          [&](const discovery::NodeAttributes& attrs) {
+                                            {
+                                              std::lock_guard<std::mutex> lock(publish_mu);
+                                              node_attrs = attrs;
+                                            }
+                                            publish();
+                                          });
   node_watcher.Start();  // reads the Node once: the first slices carry its attributes
   publisher.Start();
   publish();
@@ -356,7 +356,7 @@ int RunPlugin(const Flags& f) {
     }
   });
 
-  plugin::PluginServerOptions sopts;
+  kubelet::PluginServerOptions sopts;
   sopts.driver_name = f.driver_name;
   sopts.registrar_dir = f.registrar_dir;
   sopts.plugins_dir = f.plugins_dir;
@@ -365,7 +365,7 @@ int RunPlugin(const Flags& f) {
   sopts.healthcheck_port = f.healthcheck_port;
   sopts.healthcheck_address = f.healthcheck_address;
   sopts.health_source = health;
-  plugin::PluginServer server(sopts);
+  kubelet::PluginServer server(sopts);
   if (Status st = server.Start(); !st.ok()) {
     node_watcher.Stop();
     publisher.Stop();
@@ -534,7 +534,7 @@ int main(int argc, char** argv) {
   app.add_option("--inspect-tool", f.inspect_tool,
                  "host path of a static inspect binary that every claim's containers get "
                  "read-only at " +
-                     std::string(accel_dra::cdi::kInspectToolContainerPath))
+                     std::string(accel_dra::model::kInspectToolContainerPath))
       ->envname("ACCEL_DRA_INSPECT_TOOL");
   app.add_option("--nvidia-smi", f.nvidia_smi,
                  "nvidia-smi program that applies TimeSlicing intervals to NVIDIA GPUs (searched "

@@ -20,16 +20,16 @@
 #include <string>
 #include <vector>
 
-#include "accel_dra/plugin/kubelet_client.h"
-#include "accel_dra/plugin/plugin_server.h"
+#include "accel_dra/kubelet/kubelet_client.h"
+#include "accel_dra/kubelet/plugin_server.h"
 
 namespace {
 
 using accel_dra::Expected;
 using accel_dra::Status;
-using accel_dra::plugin::ClaimRef;
-using accel_dra::plugin::DraApiVersion;
-using accel_dra::plugin::PluginInfo;
+using accel_dra::kubelet::DraApiVersion;
+using accel_dra::kubelet::PluginInfo;
+using accel_dra::model::ClaimRef;
 using nlohmann::json;
 
 constexpr int kExitOk = 0;
@@ -39,7 +39,7 @@ constexpr int kExitRejected = 3;
 // Where the plugin is: either a socket given directly, or derived like the plugin derives it.
 struct Target {
   std::string socket;  // direct socket path (registration socket for `register`, else DRA socket)
-  std::string registrar_dir = accel_dra::plugin::kDefaultRegistrarDir;
+  std::string registrar_dir = accel_dra::kubelet::kDefaultRegistrarDir;
   std::string driver;
   std::string pod_uid;
 };
@@ -55,11 +55,11 @@ void AddTargetOptions(CLI::App* cmd, Target& t, const std::string& socket_help) 
 
 std::string RegistrationSocket(const Target& t) {
   if (!t.socket.empty()) return t.socket;
-  accel_dra::plugin::PluginServerOptions o;
+  accel_dra::kubelet::PluginServerOptions o;
   o.registrar_dir = t.registrar_dir;
   o.driver_name = t.driver;
   o.pod_uid = t.pod_uid;
-  return accel_dra::plugin::ComputeSocketPaths(o).registration_socket;
+  return accel_dra::kubelet::ComputeSocketPaths(o).registration_socket;
 }
 
 int Fail(const Status& st) {
@@ -104,7 +104,7 @@ int RunRegister(const Target& t, const std::string& reject, bool notify, int tim
     return kExitCallFailed;
   }
   const std::string sock = RegistrationSocket(t);
-  accel_dra::plugin::RegistrationClient client(sock);
+  accel_dra::kubelet::RegistrationClient client(sock);
   auto info = client.GetInfo(std::chrono::milliseconds(timeout_ms));
   if (!info.ok()) return Fail(info.status());
 
@@ -148,7 +148,7 @@ Expected<std::pair<std::string, DraApiVersion>> ResolveDra(const Target& t,
   if (!t.socket.empty()) return std::make_pair(t.socket, api.value_or(DraApiVersion::kV1));
   if (t.driver.empty()) return accel_dra::InvalidArgument("give --socket or --driver");
   const std::string reg = RegistrationSocket(t);
-  auto info = accel_dra::plugin::RegistrationClient(reg).GetInfo();
+  auto info = accel_dra::kubelet::RegistrationClient(reg).GetInfo();
   if (!info.ok()) return info.status();
   std::optional<DraApiVersion> chosen;
   std::string error = ValidateLikeKubelet(*info, t.driver, &chosen);
@@ -156,7 +156,7 @@ Expected<std::pair<std::string, DraApiVersion>> ResolveDra(const Target& t,
   return std::make_pair(info->endpoint.empty() ? reg : info->endpoint, api.value_or(*chosen));
 }
 
-json DevicesJson(const accel_dra::plugin::PrepareResult& r) {
+json DevicesJson(const accel_dra::model::PrepareResult& r) {
   json devices = json::array();
   for (const auto& d : r.devices) {
     json dev = {{"request_names", d.request_names},
@@ -202,7 +202,7 @@ int RunDraCall(bool prepare, const Target& t, const std::vector<std::string>& cl
   auto dra = ResolveDra(t, api_flag);
   if (!dra.ok()) return Fail(dra.status());
   const auto& [socket, api] = *dra;
-  accel_dra::plugin::DraClient client(socket, api);
+  accel_dra::kubelet::DraClient client(socket, api);
   const auto timeout = std::chrono::milliseconds(timeout_ms);
 
   json out = {{"api", std::string(DraApiVersionName(api))}, {"endpoint", socket}};
@@ -215,7 +215,7 @@ int RunDraCall(bool prepare, const Target& t, const std::vector<std::string>& cl
       claims_json[uid] = {{"devices", DevicesJson(res)}, {"error", res.error}};
     }
     errors = KubeletErrors(
-        *claims, *r, [](const accel_dra::plugin::PrepareResult& x) { return x.error; },
+        *claims, *r, [](const accel_dra::model::PrepareResult& x) { return x.error; },
         "NodePrepareResources");
   } else {
     auto r = client.NodeUnprepareResources(*claims, timeout);
@@ -231,13 +231,13 @@ int RunDraCall(bool prepare, const Target& t, const std::vector<std::string>& cl
   return errors.empty() ? kExitOk : kExitRejected;
 }
 
-std::string HealthName(accel_dra::plugin::DeviceHealthStatus s) {
+std::string HealthName(accel_dra::model::DeviceHealthStatus s) {
   switch (s) {
-    case accel_dra::plugin::DeviceHealthStatus::kHealthy:
+    case accel_dra::model::DeviceHealthStatus::kHealthy:
       return "Healthy";
-    case accel_dra::plugin::DeviceHealthStatus::kUnhealthy:
+    case accel_dra::model::DeviceHealthStatus::kUnhealthy:
       return "Unhealthy";
-    case accel_dra::plugin::DeviceHealthStatus::kUnknown:
+    case accel_dra::model::DeviceHealthStatus::kUnknown:
       break;
   }
   return "Unknown";
@@ -246,10 +246,10 @@ std::string HealthName(accel_dra::plugin::DeviceHealthStatus s) {
 int RunWatchHealth(const Target& t, int count, int timeout_ms) {
   auto dra = ResolveDra(t, "auto");
   if (!dra.ok()) return Fail(dra.status());
-  accel_dra::plugin::DraClient client(dra->first, DraApiVersion::kV1);
+  accel_dra::kubelet::DraClient client(dra->first, DraApiVersion::kV1);
   int seen = 0;
   Status st = client.WatchResources(
-      [&](const std::vector<accel_dra::plugin::DeviceHealth>& devices) {
+      [&](const std::vector<accel_dra::model::DeviceHealth>& devices) {
         json msg = {{"devices", json::array()}};
         for (const auto& d : devices) {
           msg["devices"].push_back(
@@ -273,11 +273,11 @@ int RunWatchHealth(const Target& t, int count, int timeout_ms) {
 
 int RunHealthcheck(const std::string& address, const std::string& service, int timeout_ms) {
   auto s =
-      accel_dra::plugin::CheckGrpcHealth(address, service, std::chrono::milliseconds(timeout_ms));
+      accel_dra::kubelet::CheckGrpcHealth(address, service, std::chrono::milliseconds(timeout_ms));
   if (!s.ok()) return Fail(s.status());
-  json out = {{"status", std::string(accel_dra::plugin::ServingStatusName(*s))}};
+  json out = {{"status", std::string(accel_dra::kubelet::ServingStatusName(*s))}};
   std::cout << out.dump(2) << std::endl;
-  return *s == accel_dra::plugin::ServingStatus::kServing ? kExitOk : kExitRejected;
+  return *s == accel_dra::kubelet::ServingStatus::kServing ? kExitOk : kExitRejected;
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "accel_dra/cdi/cdi.h"
+#include "accel_dra/model/device.h"
 
 namespace accel_dra::cdi {
 namespace {
@@ -191,11 +192,11 @@ TEST(CdiClaimSpec, DeviceNodeOutsideDevGetsHostPath) {
 
 TEST(CdiClaimSpec, ReadOnlyMountsAreSpecLevelSortedAndDeduplicated) {
   PreparedDevice a = Dev("accel-0", 0);
-  a.read_only_mounts = {{"/run/sim/version", std::string(kDriverVersionContainerPath)}};
+  a.read_only_mounts = {{"/run/sim/version", std::string(model::kDriverVersionContainerPath)}};
   PreparedDevice b = Dev("accel-1", 1);
   b.read_only_mounts = a.read_only_mounts;
   ClaimSpecExtras extras;
-  extras.read_only_mounts = {{"/opt/inspect", std::string(kInspectToolContainerPath)}};
+  extras.read_only_mounts = {{"/opt/inspect", std::string(model::kInspectToolContainerPath)}};
   auto spec = BuildClaimSpec("accel-dra.dev", {kUid, "ns", "c"}, {b, a}, extras);
   ASSERT_TRUE(spec.ok()) << spec.status().ToString();
   const auto& m = spec->container_edits.mounts;
@@ -211,7 +212,7 @@ TEST(CdiClaimSpec, ReadOnlyMountsAreSpecLevelSortedAndDeduplicated) {
   for (const auto& d : spec->devices) EXPECT_TRUE(d.container_edits.mounts.empty());
 
   // Two different files at one container path: an error naming both.
-  b.read_only_mounts = {{"/other/version", std::string(kDriverVersionContainerPath)}};
+  b.read_only_mounts = {{"/other/version", std::string(model::kDriverVersionContainerPath)}};
   auto clash = BuildClaimSpec("accel-dra.dev", {kUid, "ns", "c"}, {a, b});
   ASSERT_FALSE(clash.ok());
   EXPECT_NE(clash.status().message().find("/other/version"), std::string::npos)
@@ -307,9 +308,9 @@ TEST_F(CdiSchemaTest, GeneratedSpecsAreValid) {
   // Device nodes under another root, mounts (the probe's files), the testing breach.
   PreparedDevice run = Dev("accel-3", 3, {"/tmp/run/dev/accel-sim3"});
   run.read_only_mounts = {
-      {"/tmp/run/sim-driver/version", std::string(kDriverVersionContainerPath)}};
+      {"/tmp/run/sim-driver/version", std::string(model::kDriverVersionContainerPath)}};
   ClaimSpecExtras extras;
-  extras.read_only_mounts = {{"/opt/inspect", std::string(kInspectToolContainerPath)}};
+  extras.read_only_mounts = {{"/opt/inspect", std::string(model::kInspectToolContainerPath)}};
   extras.unclaimed_device_names = {"accel-4"};
   extras.unclaimed_device_node_paths = {"/tmp/run/dev/accel-sim4"};
   add("mounts.json", BuildClaimSpec("accel-dra.dev", claim, {run}, extras).value());

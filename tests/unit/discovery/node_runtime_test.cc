@@ -14,7 +14,7 @@ Json NodeWith(const std::string& runtime_version) {
           {"status", {{"nodeInfo", {{"containerRuntimeVersion", runtime_version}}}}}};
 }
 
-std::map<std::string, AttrValue> AsMap(const NodeAttributes& a) {
+std::map<std::string, model::AttrValue> AsMap(const NodeAttributes& a) {
   return {a.attributes.begin(), a.attributes.end()};
 }
 
@@ -75,23 +75,24 @@ TEST(NodeRuntimeTest, AttributesFromNode) {
   ASSERT_EQ(a.attributes.size(), 4u);
   EXPECT_EQ(a.attributes[0].first, "containerRuntime");  // priority order
   auto m = AsMap(a);
-  EXPECT_EQ(m.at("containerRuntime"), AttrValue::String("containerd"));
-  EXPECT_EQ(m.at("containerRuntimeVersion"), AttrValue::Version("2.1.4"));
-  EXPECT_EQ(m.at("cdiEnabled"), AttrValue::Bool(true));
-  EXPECT_EQ(m.at("sharingMode"), AttrValue::String("Exclusive,TimeSlicing,SpacePartitioning"));
+  EXPECT_EQ(m.at("containerRuntime"), model::AttrValue::String("containerd"));
+  EXPECT_EQ(m.at("containerRuntimeVersion"), model::AttrValue::Version("2.1.4"));
+  EXPECT_EQ(m.at("cdiEnabled"), model::AttrValue::Bool(true));
+  EXPECT_EQ(m.at("sharingMode"),
+            model::AttrValue::String("Exclusive,TimeSlicing,SpacePartitioning"));
 
   m = AsMap(NodeAttributesFromNode(NodeWith("cri-o://1.31.02"), ContainerdConfig{}));
-  EXPECT_EQ(m.at("containerRuntime"), AttrValue::String("cri-o"));
-  EXPECT_EQ(m.at("containerRuntimeVersion"), AttrValue::Version("1.31.2"));
-  EXPECT_EQ(m.at("containerRuntimeVersionRaw"), AttrValue::String("1.31.02"));
-  EXPECT_EQ(m.at("cdiEnabled"), AttrValue::Bool(true));
+  EXPECT_EQ(m.at("containerRuntime"), model::AttrValue::String("cri-o"));
+  EXPECT_EQ(m.at("containerRuntimeVersion"), model::AttrValue::Version("1.31.2"));
+  EXPECT_EQ(m.at("containerRuntimeVersionRaw"), model::AttrValue::String("1.31.02"));
+  EXPECT_EQ(m.at("cdiEnabled"), model::AttrValue::Bool(true));
 
   // Not a version: the raw string only, with a note; cdiEnabled unknown.
   a = NodeAttributesFromNode(NodeWith("remote://devel"), ContainerdConfig{});
   m = AsMap(a);
-  EXPECT_EQ(m.at("containerRuntime"), AttrValue::String("remote"));
+  EXPECT_EQ(m.at("containerRuntime"), model::AttrValue::String("remote"));
   EXPECT_EQ(m.count("containerRuntimeVersion"), 0u);
-  EXPECT_EQ(m.at("containerRuntimeVersionRaw"), AttrValue::String("devel"));
+  EXPECT_EQ(m.at("containerRuntimeVersionRaw"), model::AttrValue::String("devel"));
   EXPECT_EQ(m.count("cdiEnabled"), 0u);
   ASSERT_EQ(a.notes.size(), 1u);
   EXPECT_NE(a.notes[0].find("devel"), std::string::npos);
@@ -110,25 +111,26 @@ TEST(NodeRuntimeTest, AttributesFromNode) {
 }
 
 TEST(NodeRuntimeTest, AddedWithinTheLimit) {
-  Device small;
+  model::Device small;
   small.name = "gpu-0";
-  small.attributes.emplace("type", AttrValue::String("gpu"));
-  small.attributes.emplace("sharingMode", AttrValue::String("Exclusive"));  // device's own wins
-  Device full;
+  small.attributes.emplace("type", model::AttrValue::String("gpu"));
+  small.attributes.emplace("sharingMode",
+                           model::AttrValue::String("Exclusive"));  // device's own wins
+  model::Device full;
   full.name = "gpu-1";
   for (int i = 0; i < 29; ++i) {
-    full.attributes.emplace("a" + std::to_string(i), AttrValue::Int(i));
+    full.attributes.emplace("a" + std::to_string(i), model::AttrValue::Int(i));
   }
   full.capacity.emplace("memory", "1Gi");
-  Inventory inv({small, full});
+  model::Inventory inv({small, full});
   auto extra = NodeAttributesFromNode(NodeWith("cri-o://1.31.02"), ContainerdConfig{});
   std::vector<std::string> left_out;
-  Inventory out = WithNodeAttributes(inv, extra, 32, &left_out);
-  const Device* s = out.Find("gpu-0");
+  model::Inventory out = WithNodeAttributes(inv, extra, 32, &left_out);
+  const model::Device* s = out.Find("gpu-0");
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->attributes.size(), 1u + 5u);
-  EXPECT_EQ(s->attributes.at("sharingMode"), AttrValue::String("Exclusive"));
-  const Device* f = out.Find("gpu-1");
+  EXPECT_EQ(s->attributes.at("sharingMode"), model::AttrValue::String("Exclusive"));
+  const model::Device* f = out.Find("gpu-1");
   ASSERT_NE(f, nullptr);
   EXPECT_EQ(f->attributes.size() + f->capacity.size(), 32u);
   EXPECT_EQ(f->attributes.count("containerRuntime"), 1u);

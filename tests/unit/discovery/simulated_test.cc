@@ -13,16 +13,16 @@ namespace {
 namespace fs = std::filesystem;
 
 TEST(QuantityTest, CanonicalAndParse) {
-  EXPECT_EQ(CanonicalBinaryQuantity(80ULL << 30), "80Gi");
-  EXPECT_EQ(CanonicalBinaryQuantity(1536ULL << 20), "1536Mi");
-  EXPECT_EQ(CanonicalBinaryQuantity(1000), "1000");
-  EXPECT_EQ(CanonicalBinaryQuantity(0), "0");
-  EXPECT_EQ(ParseQuantityBytes("80Gi").value(), 80ULL << 30);
-  EXPECT_EQ(ParseQuantityBytes("2G").value(), 2000000000ULL);
-  EXPECT_EQ(ParseQuantityBytes("123").value(), 123ULL);
-  EXPECT_FALSE(ParseQuantityBytes("12Zi").ok());
-  EXPECT_FALSE(ParseQuantityBytes("Gi").ok());
-  EXPECT_FALSE(ParseQuantityBytes("99999999999999999999").ok());
+  EXPECT_EQ(model::CanonicalBinaryQuantity(80ULL << 30), "80Gi");
+  EXPECT_EQ(model::CanonicalBinaryQuantity(1536ULL << 20), "1536Mi");
+  EXPECT_EQ(model::CanonicalBinaryQuantity(1000), "1000");
+  EXPECT_EQ(model::CanonicalBinaryQuantity(0), "0");
+  EXPECT_EQ(model::ParseQuantityBytes("80Gi").value(), 80ULL << 30);
+  EXPECT_EQ(model::ParseQuantityBytes("2G").value(), 2000000000ULL);
+  EXPECT_EQ(model::ParseQuantityBytes("123").value(), 123ULL);
+  EXPECT_FALSE(model::ParseQuantityBytes("12Zi").ok());
+  EXPECT_FALSE(model::ParseQuantityBytes("Gi").ok());
+  EXPECT_FALSE(model::ParseQuantityBytes("99999999999999999999").ok());
 }
 
 TEST(SimulatedTest, DefaultDevicesAreRealisticAndDeterministic) {
@@ -35,7 +35,7 @@ TEST(SimulatedTest, DefaultDevicesAreRealisticAndDeterministic) {
   EXPECT_EQ(attrs.at("vendor").string_value(), "simulated");
   EXPECT_EQ(attrs.at("type").string_value(), "gpu");
   EXPECT_EQ(attrs.at("index").int_value(), 1);
-  EXPECT_EQ(attrs.at("driverVersion").type(), AttrValue::Type::kVersion);
+  EXPECT_EQ(attrs.at("driverVersion").type(), model::AttrValue::Type::kVersion);
   EXPECT_EQ(attrs.at("numaNode").int_value(), 1);
   EXPECT_TRUE(attrs.count("pciBusID"));
   EXPECT_TRUE(attrs.count("resource.kubernetes.io/pcieRoot"));
@@ -142,16 +142,16 @@ TEST(SimulatedTest, DriverVersionFile) {
   mgr.AddBackend(std::make_unique<SimulatedBackend>(env, "n", *profile));
   auto inv = mgr.Refresh();
   ASSERT_EQ(inv->devices().size(), 2u);
-  const Device& from_file = inv->devices()[0];
-  const Device& explicit_version = inv->devices()[1];
+  const model::Device& from_file = inv->devices()[0];
+  const model::Device& explicit_version = inv->devices()[1];
   // Trimmed and normalised like a real driver's version.
   EXPECT_EQ(from_file.attributes.at("driverVersion").string_value(), "535.104.5");
   EXPECT_EQ(explicit_version.attributes.at("driverVersion").string_value(), "9.9.9");
-  std::vector<FileMount> want = {{version.string(), "/run/accel-dra/driver/version"}};
+  std::vector<model::FileMount> want = {{version.string(), "/run/accel-dra/driver/version"}};
   EXPECT_EQ(from_file.read_only_mounts, want);
   EXPECT_EQ(explicit_version.read_only_mounts, want);  // containers still see the file
-  EXPECT_EQ(from_file.timeslice_control, TimeSliceControl::kNone);
-  EXPECT_EQ(explicit_version.timeslice_control, TimeSliceControl::kNvidiaSmi);
+  EXPECT_EQ(from_file.timeslice_control, model::TimeSliceControl::kNone);
+  EXPECT_EQ(explicit_version.timeslice_control, model::TimeSliceControl::kNvidiaSmi);
   EXPECT_EQ(explicit_version.timeslice_target,
             explicit_version.attributes.at("uuid").string_value());
   EXPECT_FALSE(mgr.MaybeChanged());
@@ -185,7 +185,7 @@ TEST(SimulatedTest, WithoutDriverVersionFileNothingChanges) {
   auto devs = sim.Discover().value();
   EXPECT_EQ(devs[0].attributes.at("driverVersion").string_value(), "1.0.0");
   EXPECT_TRUE(devs[0].read_only_mounts.empty());
-  EXPECT_EQ(devs[0].timeslice_control, TimeSliceControl::kNone);
+  EXPECT_EQ(devs[0].timeslice_control, model::TimeSliceControl::kNone);
 }
 
 }  // namespace

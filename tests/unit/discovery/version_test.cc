@@ -69,18 +69,18 @@ TEST(VersionTest, ResultIsAlwaysStrictSemver) {
 }
 
 TEST(VersionTest, SetVersionAttributePublishesRawWhenDifferent) {
-  std::map<std::string, AttrValue> a;
+  std::map<std::string, model::AttrValue> a;
   EXPECT_EQ(SetVersionAttribute(a, "driverVersion", "550.54.15\n"), VersionOutcome::kExact);
-  EXPECT_EQ(a.at("driverVersion"), AttrValue::Version("550.54.15"));
+  EXPECT_EQ(a.at("driverVersion"), model::AttrValue::Version("550.54.15"));
   EXPECT_EQ(a.count("driverVersionRaw"), 0u);
 
   EXPECT_EQ(SetVersionAttribute(a, "driverVersion", "550.54.03"), VersionOutcome::kNormalized);
-  EXPECT_EQ(a.at("driverVersion"), AttrValue::Version("550.54.3"));
-  EXPECT_EQ(a.at("driverVersionRaw"), AttrValue::String("550.54.03"));
+  EXPECT_EQ(a.at("driverVersion"), model::AttrValue::Version("550.54.3"));
+  EXPECT_EQ(a.at("driverVersionRaw"), model::AttrValue::String("550.54.03"));
 
   EXPECT_EQ(SetVersionAttribute(a, "driverVersion", "custom build"), VersionOutcome::kRawOnly);
   EXPECT_EQ(a.count("driverVersion"), 0u);
-  EXPECT_EQ(a.at("driverVersionRaw"), AttrValue::String("custom build"));
+  EXPECT_EQ(a.at("driverVersionRaw"), model::AttrValue::String("custom build"));
 
   // Back to an exact version: the stale Raw goes away.
   EXPECT_EQ(SetVersionAttribute(a, "driverVersion", "1.0.0"), VersionOutcome::kExact);
@@ -90,7 +90,7 @@ TEST(VersionTest, SetVersionAttributePublishesRawWhenDifferent) {
   EXPECT_TRUE(a.empty());
 
   EXPECT_EQ(SetVersionAttribute(a, "v", "1.2.3\x07"), VersionOutcome::kUnprintable);
-  EXPECT_EQ(a.at("v"), AttrValue::Version("1.2.3"));
+  EXPECT_EQ(a.at("v"), model::AttrValue::Version("1.2.3"));
   EXPECT_EQ(a.count("vRaw"), 0u);
 
   // A raw string longer than an attribute value may be is cut to 64 bytes.

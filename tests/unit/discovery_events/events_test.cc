@@ -23,7 +23,7 @@ DeviceManager PciManager(const FixtureCopy& host) {
   return m;
 }
 
-std::vector<std::string> BusIds(const InventoryPtr& inv) {
+std::vector<std::string> BusIds(const model::InventoryPtr& inv) {
   std::vector<std::string> out;
   for (const auto& d : inv->devices()) out.push_back(d.attributes.at("pciBusID").string_value());
   return out;

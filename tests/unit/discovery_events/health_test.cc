@@ -15,7 +15,7 @@ namespace {
 using testing::FixtureCopy;
 using testing::kHosts;
 namespace fs = std::filesystem;
-using plugin::DeviceHealthStatus;
+using model::DeviceHealthStatus;
 
 struct Host {
   explicit Host(const std::string& name)
@@ -24,7 +24,7 @@ struct Host {
                                                 PciOptions{kHosts / "pci.ids"}));
   }
   // Rediscovers and re-checks health, as the plugin's loop does after an event.
-  InventoryPtr Update(const NvmlInfo* nvml = nullptr) {
+  model::InventoryPtr Update(const NvmlInfo* nvml = nullptr) {
     auto inv = mgr.Refresh();
     tracker.Update(*inv, nvml);
     return inv;
@@ -143,12 +143,12 @@ TEST(DeviceHealthTracker, SimulatedDeviceIsHealthyUnlessItsNodeIsMissing) {
   fs::create_directories(host / "dev");
   std::ofstream(host / "dev/accel-sim0").put('\n');
   DeviceHealthTracker t(Env::Default(), HostRoot(host.root()), "p");
-  Device plain;
+  model::Device plain;
   plain.name = "sim-0";
-  Device with_node;
+  model::Device with_node;
   with_node.name = "sim-1";
   with_node.device_nodes = {"/dev/accel-sim0"};
-  Inventory inv({plain, with_node});
+  model::Inventory inv({plain, with_node});
   t.Update(inv);
   EXPECT_TRUE(t.Unhealthy().empty());
   fs::remove(host / "dev/accel-sim0");
@@ -163,10 +163,10 @@ TEST(DeviceHealthTracker, SimulatedDeviceIsHealthyUnlessItsNodeIsMissing) {
 TEST(DeviceHealthTracker, NodeThatNeverExistedIsNotAProblem) {
   FixtureCopy host("none");
   DeviceHealthTracker t(Env::Default(), HostRoot(host.root()), "p");
-  Device d;
+  model::Device d;
   d.name = "sim-0";
   d.device_nodes = {"/dev/accel-sim0"};
-  Inventory inv({d});
+  model::Inventory inv({d});
   t.Update(inv);
   EXPECT_TRUE(t.Unhealthy().empty());
   fs::create_directories(host / "dev");

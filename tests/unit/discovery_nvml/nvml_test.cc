@@ -64,21 +64,21 @@ class NvmlTest : public ::testing::Test {
 };
 
 // Devices shaped like PCI discovery output (before NVML).
-std::vector<Device> PciDevices() {
-  std::vector<Device> out;
+std::vector<model::Device> PciDevices() {
+  std::vector<model::Device> out;
   for (int i = 0; i < 8; ++i) {
-    Device d;
+    model::Device d;
     d.name = "gpu-" + std::to_string(i);
-    d.attributes.emplace("type", AttrValue::String("gpu"));
-    d.attributes.emplace("vendor", AttrValue::String("nvidia"));
-    d.attributes.emplace("vendorID", AttrValue::String("0x10de"));
-    d.attributes.emplace("deviceID", AttrValue::String("0x2330"));
-    d.attributes.emplace("productName", AttrValue::String("GH100 [H100 SXM5 80GB]"));
-    d.attributes.emplace("index", AttrValue::Int(i));
+    d.attributes.emplace("type", model::AttrValue::String("gpu"));
+    d.attributes.emplace("vendor", model::AttrValue::String("nvidia"));
+    d.attributes.emplace("vendorID", model::AttrValue::String("0x10de"));
+    d.attributes.emplace("deviceID", model::AttrValue::String("0x2330"));
+    d.attributes.emplace("productName", model::AttrValue::String("GH100 [H100 SXM5 80GB]"));
+    d.attributes.emplace("index", model::AttrValue::Int(i));
     d.attributes.emplace("pciBusID",
-                         AttrValue::String("0000:" + std::string(kBusIds[i]) + ":00.0"));
-    d.attributes.emplace("numaNode", AttrValue::Int(i / 4));
-    d.attributes.emplace("driverName", AttrValue::String("nvidia"));
+                         model::AttrValue::String("0000:" + std::string(kBusIds[i]) + ":00.0"));
+    d.attributes.emplace("numaNode", model::AttrValue::Int(i / 4));
+    d.attributes.emplace("driverName", model::AttrValue::String("nvidia"));
     d.device_nodes.push_back("/dev/nvidia" + std::to_string(i));
     out.push_back(std::move(d));
   }
@@ -133,42 +133,42 @@ TEST_F(NvmlTest, NvmlEnrichesPciDevicesByBusId) {
   auto info = (*lib)->Query();
   ASSERT_TRUE(info.ok()) << info.status().ToString();
 
-  std::vector<Device> devices = PciDevices();
+  std::vector<model::Device> devices = PciDevices();
   // A device NVML doesn't know (an AMD GPU) and an NVIDIA one at a bus NVML doesn't report
   // (e.g. bound to vfio-pci) are left as they are; one uses the upper-case/8-digit form.
-  Device amd;
+  model::Device amd;
   amd.name = "gpu-amd-0";
-  amd.attributes.emplace("vendor", AttrValue::String("amd"));
-  amd.attributes.emplace("pciBusID", AttrValue::String("0000:c1:00.0"));
+  amd.attributes.emplace("vendor", model::AttrValue::String("amd"));
+  amd.attributes.emplace("pciBusID", model::AttrValue::String("0000:c1:00.0"));
   amd.capacity.emplace("memory", "192Gi");
-  Device vfio;
+  model::Device vfio;
   vfio.name = "gpu-vfio-0";
-  vfio.attributes.emplace("pciBusID", AttrValue::String("0000:dc:00.0"));
-  Device no_bus;
+  vfio.attributes.emplace("pciBusID", model::AttrValue::String("0000:dc:00.0"));
+  model::Device no_bus;
   no_bus.name = "nobus";
   devices.push_back(amd);
   devices.push_back(vfio);
   devices.push_back(no_bus);
-  devices[7].attributes.insert_or_assign("pciBusID", AttrValue::String("00000000:DB:00.0"));
+  devices[7].attributes.insert_or_assign("pciBusID", model::AttrValue::String("00000000:DB:00.0"));
 
   EXPECT_EQ(EnrichWithNvml(devices, *info), 8u);
   for (int i = 0; i < 8; ++i) {
-    const Device& d = devices[static_cast<size_t>(i)];
+    const model::Device& d = devices[static_cast<size_t>(i)];
     SCOPED_TRACE(d.name);
     const auto& a = d.attributes;
-    EXPECT_EQ(a.at("uuid"), AttrValue::String(Uuid(i)));
-    EXPECT_EQ(a.at("productName"), AttrValue::String("NVIDIA H100 80GB HBM3"));
-    EXPECT_EQ(a.at("driverVersion"), AttrValue::Version("550.54.15"));
+    EXPECT_EQ(a.at("uuid"), model::AttrValue::String(Uuid(i)));
+    EXPECT_EQ(a.at("productName"), model::AttrValue::String("NVIDIA H100 80GB HBM3"));
+    EXPECT_EQ(a.at("driverVersion"), model::AttrValue::Version("550.54.15"));
     EXPECT_EQ(a.count("driverVersionRaw"), 0u);
-    EXPECT_EQ(a.at("cudaDriverVersion"), AttrValue::Version("12.4.0"));
-    EXPECT_EQ(a.at("computeCapability"), AttrValue::Version("9.0.0"));
-    EXPECT_EQ(a.at("architecture"), AttrValue::String("Hopper"));
+    EXPECT_EQ(a.at("cudaDriverVersion"), model::AttrValue::Version("12.4.0"));
+    EXPECT_EQ(a.at("computeCapability"), model::AttrValue::Version("9.0.0"));
+    EXPECT_EQ(a.at("architecture"), model::AttrValue::String("Hopper"));
     EXPECT_EQ(d.capacity.at("memory"), "81559Mi");
     // PCI facts stay.
-    EXPECT_EQ(a.at("index"), AttrValue::Int(i));
-    EXPECT_EQ(a.at("numaNode"), AttrValue::Int(i / 4));
-    EXPECT_EQ(a.at("driverName"), AttrValue::String("nvidia"));
-    EXPECT_EQ(a.at("vendorID"), AttrValue::String("0x10de"));
+    EXPECT_EQ(a.at("index"), model::AttrValue::Int(i));
+    EXPECT_EQ(a.at("numaNode"), model::AttrValue::Int(i / 4));
+    EXPECT_EQ(a.at("driverName"), model::AttrValue::String("nvidia"));
+    EXPECT_EQ(a.at("vendorID"), model::AttrValue::String("0x10de"));
     EXPECT_EQ(d.device_nodes, std::vector<std::string>{"/dev/nvidia" + std::to_string(i)});
     EXPECT_EQ(a.size(), 14u);
   }
@@ -177,8 +177,8 @@ TEST_F(NvmlTest, NvmlEnrichesPciDevicesByBusId) {
   EXPECT_EQ(devices[10], no_bus);
 
   // nvidia-smi -i gets the UUID once NVML knows it (only devices with that control).
-  std::vector<Device> controlled = PciDevices();
-  controlled[0].timeslice_control = TimeSliceControl::kNvidiaSmi;
+  std::vector<model::Device> controlled = PciDevices();
+  controlled[0].timeslice_control = model::TimeSliceControl::kNvidiaSmi;
   controlled[0].timeslice_target = "0000:18:00.0";
   EnrichWithNvml(controlled, *info);
   EXPECT_EQ(controlled[0].timeslice_target, Uuid(0));
@@ -190,12 +190,13 @@ TEST_F(NvmlTest, NvmlEnrichesPciDevicesByBusId) {
   EXPECT_EQ(again, devices);
 
   // The resource.kubernetes.io/pciBusID spelling matches too.
-  Device std_attr;
+  model::Device std_attr;
   std_attr.name = "gpu-x";
-  std_attr.attributes.emplace("resource.kubernetes.io/pciBusID", AttrValue::String("0000:3a:00.0"));
-  std::vector<Device> one{std_attr};
+  std_attr.attributes.emplace("resource.kubernetes.io/pciBusID",
+                              model::AttrValue::String("0000:3a:00.0"));
+  std::vector<model::Device> one{std_attr};
   EXPECT_EQ(EnrichWithNvml(one, *info), 1u);
-  EXPECT_EQ(one[0].attributes.at("uuid"), AttrValue::String(Uuid(2)));
+  EXPECT_EQ(one[0].attributes.at("uuid"), model::AttrValue::String(Uuid(2)));
 }
 
 TEST_F(NvmlTest, NvmlInitFailureIsFailedPreconditionAndProbeWarnsOnce) {
@@ -238,12 +239,12 @@ TEST_F(NvmlTest, NvmlInitFailureIsFailedPreconditionAndProbeWarnsOnce) {
 
 class FixedBackend : public Backend {
  public:
-  explicit FixedBackend(std::vector<Device> d) : devices_(std::move(d)) {}
+  explicit FixedBackend(std::vector<model::Device> d) : devices_(std::move(d)) {}
   std::string Name() const override { return "pci"; }
-  Expected<std::vector<Device>> Discover() override { return devices_; }
+  Expected<std::vector<model::Device>> Discover() override { return devices_; }
 
  private:
-  std::vector<Device> devices_;
+  std::vector<model::Device> devices_;
 };
 
 TEST_F(NvmlTest, NvmlEnrichedBackendFallsBackToPciData) {
@@ -257,7 +258,7 @@ TEST_F(NvmlTest, NvmlEnrichedBackendFallsBackToPciData) {
   UseConfig(H100Config());
   auto rich = backend.Discover();
   ASSERT_TRUE(rich.ok());
-  EXPECT_EQ(rich->at(0).attributes.at("uuid"), AttrValue::String(Uuid(0)));
+  EXPECT_EQ(rich->at(0).attributes.at("uuid"), model::AttrValue::String(Uuid(0)));
   EXPECT_EQ(rich->at(0).capacity.at("memory"), "81559Mi");
 }
 
@@ -310,8 +311,8 @@ TEST_F(NvmlTest, NvmlMissingOptionalSymbolSkipsTheAttribute) {
   auto devices = PciDevices();
   EXPECT_EQ(EnrichWithNvml(devices, *info), 8u);
   EXPECT_EQ(devices[0].attributes.count("architecture"), 0u);
-  EXPECT_EQ(devices[0].attributes.at("computeCapability"), AttrValue::Version("9.0.0"));
-  EXPECT_EQ(devices[0].attributes.at("uuid"), AttrValue::String(Uuid(0)));
+  EXPECT_EQ(devices[0].attributes.at("computeCapability"), model::AttrValue::Version("9.0.0"));
+  EXPECT_EQ(devices[0].attributes.at("uuid"), model::AttrValue::String(Uuid(0)));
 }
 
 TEST_F(NvmlTest, NvmlPerCallErrorsAreValuesAndPartialDataIsKept) {
@@ -337,11 +338,12 @@ TEST_F(NvmlTest, NvmlPerCallErrorsAreValuesAndPartialDataIsKept) {
       ::testing::Contains("GPU 5 skipped: nvmlDeviceGetPciInfo_v3: GPU is lost (NVML error 15)"));
 
   auto devices = PciDevices();
-  devices[2].attributes.insert_or_assign("uuid", AttrValue::String("from-elsewhere"));
+  devices[2].attributes.insert_or_assign("uuid", model::AttrValue::String("from-elsewhere"));
   EXPECT_EQ(EnrichWithNvml(devices, *info), 7u);
-  EXPECT_EQ(devices[2].attributes.at("uuid"), AttrValue::String("from-elsewhere"));
+  EXPECT_EQ(devices[2].attributes.at("uuid"), model::AttrValue::String("from-elsewhere"));
   EXPECT_EQ(devices[5].attributes.count("uuid"), 0u);
-  EXPECT_EQ(devices[5].attributes.at("productName"), AttrValue::String("GH100 [H100 SXM5 80GB]"));
+  EXPECT_EQ(devices[5].attributes.at("productName"),
+            model::AttrValue::String("GH100 [H100 SXM5 80GB]"));
 
   // Warnings are logged once per distinct text across probes.
   std::vector<std::string> warnings;
@@ -369,18 +371,18 @@ TEST_F(NvmlTest, NvmlNonSemverDriverVersions) {
   EXPECT_EQ(info->driver_version, "535.104.05");
   auto devices = PciDevices();
   EnrichWithNvml(devices, *info);
-  EXPECT_EQ(devices[0].attributes.at("driverVersion"), AttrValue::Version("535.104.5"));
-  EXPECT_EQ(devices[0].attributes.at("driverVersionRaw"), AttrValue::String("535.104.05"));
+  EXPECT_EQ(devices[0].attributes.at("driverVersion"), model::AttrValue::Version("535.104.5"));
+  EXPECT_EQ(devices[0].attributes.at("driverVersionRaw"), model::AttrValue::String("535.104.05"));
 
   // Not a version at all: the raw string only; a version PCI/sysfs found stays.
   NvmlInfo garbage = *info;
   garbage.driver_version = "unknown (open kernel module)";
   devices = PciDevices();
-  devices[0].attributes.emplace("driverVersion", AttrValue::Version("535.104.5"));
+  devices[0].attributes.emplace("driverVersion", model::AttrValue::Version("535.104.5"));
   EnrichWithNvml(devices, garbage);
-  EXPECT_EQ(devices[0].attributes.at("driverVersion"), AttrValue::Version("535.104.5"));
+  EXPECT_EQ(devices[0].attributes.at("driverVersion"), model::AttrValue::Version("535.104.5"));
   EXPECT_EQ(devices[0].attributes.at("driverVersionRaw"),
-            AttrValue::String("unknown (open kernel module)"));
+            model::AttrValue::String("unknown (open kernel module)"));
   EXPECT_EQ(devices[1].attributes.count("driverVersion"), 0u);
 }
 

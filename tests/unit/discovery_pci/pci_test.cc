@@ -41,11 +41,11 @@ class LogCapture {
   std::shared_ptr<spdlog::logger> previous_;
 };
 
-std::vector<Device> DiscoverHost(const std::string& name) {
+std::vector<model::Device> DiscoverHost(const std::string& name) {
   PciBackend backend(Env::Default(), HostRoot(kHosts / name), PciOptions{kHosts / "pci.ids"});
   auto devs = backend.Discover();
   EXPECT_TRUE(devs.ok()) << devs.status().message();
-  return devs.ok() ? *devs : std::vector<Device>{};
+  return devs.ok() ? *devs : std::vector<model::Device>{};
 }
 
 std::string ReadAll(const fs::path& p) {
@@ -88,7 +88,7 @@ class SanitizeTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(SanitizeTest, EveryDevicePassesSanitizeUnchanged) {
   for (auto d : DiscoverHost(GetParam())) {
-    Device before = d;
+    model::Device before = d;
     auto r = slices::SanitizeDevice(d);
     EXPECT_TRUE(r.keep) << d.name;
     EXPECT_TRUE(r.problems.empty()) << d.name << ": " << r.problems.front();
@@ -113,7 +113,7 @@ TEST(PciDiscoveryTest, H100x8) {
     EXPECT_EQ(a.at("deviceID").string_value(), "0x2330");
     EXPECT_EQ(a.at("productName").string_value(), "GH100 [H100 SXM5 80GB]");
     EXPECT_EQ(a.at("driverName").string_value(), "nvidia");
-    EXPECT_EQ(a.at("driverVersion"), AttrValue::Version("550.54.15"));
+    EXPECT_EQ(a.at("driverVersion"), model::AttrValue::Version("550.54.15"));
     EXPECT_EQ(a.count("driverVersionRaw"), 0u);
     EXPECT_EQ(a.count("uuid"), 0u);
     EXPECT_EQ(a.at("numaNode").int_value(), i < 4 ? 0 : 1);
@@ -130,11 +130,11 @@ TEST(PciDiscoveryTest, H100x8) {
 // UUID); other vendors' devices do not.
 TEST(PciDiscoveryTest, TimeSliceControlOnlyForNvidiaGpus) {
   for (const auto& d : DiscoverHost("h100x8")) {
-    EXPECT_EQ(d.timeslice_control, TimeSliceControl::kNvidiaSmi) << d.name;
+    EXPECT_EQ(d.timeslice_control, model::TimeSliceControl::kNvidiaSmi) << d.name;
     EXPECT_EQ(d.timeslice_target, d.attributes.at("pciBusID").string_value()) << d.name;
   }
   for (const auto& d : DiscoverHost("mi300x")) {
-    EXPECT_EQ(d.timeslice_control, TimeSliceControl::kNone) << d.name;
+    EXPECT_EQ(d.timeslice_control, model::TimeSliceControl::kNone) << d.name;
     EXPECT_EQ(d.timeslice_target, "") << d.name;
   }
 }
@@ -156,10 +156,10 @@ TEST(PciDiscoveryTest, MixedIgnoresNicAndNormalisesVersions) {
   EXPECT_EQ(devs[0].attributes.at("vendor").string_value(), "intel");
   EXPECT_EQ(devs[0].attributes.count("driverVersion"), 0u);  // in-tree i915: no module version
   EXPECT_EQ(devs[0].attributes.count("numaNode"), 0u);       // -1
-  EXPECT_EQ(devs[1].attributes.at("driverVersion"), AttrValue::Version("535.104.5"));
-  EXPECT_EQ(devs[1].attributes.at("driverVersionRaw"), AttrValue::String("535.104.05"));
-  EXPECT_EQ(devs[2].attributes.at("driverVersion"), AttrValue::Version("6.3.0"));
-  EXPECT_EQ(devs[2].attributes.at("driverVersionRaw"), AttrValue::String("6.3"));
+  EXPECT_EQ(devs[1].attributes.at("driverVersion"), model::AttrValue::Version("535.104.5"));
+  EXPECT_EQ(devs[1].attributes.at("driverVersionRaw"), model::AttrValue::String("535.104.05"));
+  EXPECT_EQ(devs[2].attributes.at("driverVersion"), model::AttrValue::Version("6.3.0"));
+  EXPECT_EQ(devs[2].attributes.at("driverVersionRaw"), model::AttrValue::String("6.3"));
   // The AMD name is longer than 64 bytes in the fixture pci.ids: cut at a word, no open bracket.
   const auto& pn = devs[2].attributes.at("productName").string_value();
   EXPECT_LE(pn.size(), 64u);
@@ -196,14 +196,15 @@ TEST(PciDiscoveryTest, BadInputIsLoggedOnceAndDevicesKeepWhatIsKnown) {
   const auto& a0 = devs[2];
   EXPECT_EQ(a0.name, "accelerator-0");
   EXPECT_EQ(a0.attributes.at("vendor").string_value(), "habana");
-  EXPECT_EQ(a0.attributes.at("driverVersion"), AttrValue::Version("1.2.0-beta"));
-  EXPECT_EQ(a0.attributes.at("driverVersionRaw"), AttrValue::String("v1.2-beta"));
+  EXPECT_EQ(a0.attributes.at("driverVersion"), model::AttrValue::Version("1.2.0-beta"));
+  EXPECT_EQ(a0.attributes.at("driverVersionRaw"), model::AttrValue::String("v1.2-beta"));
   EXPECT_EQ(a0.device_nodes, (std::vector<std::string>{"/dev/accel/accel0"}));
   // Qualcomm: version can't be semver → only the raw string; not in pci.ids → fallback name.
   const auto& a1 = devs[3];
   EXPECT_EQ(a1.name, "accelerator-1");
   EXPECT_EQ(a1.attributes.count("driverVersion"), 0u);
-  EXPECT_EQ(a1.attributes.at("driverVersionRaw"), AttrValue::String("custom build (unreleased)"));
+  EXPECT_EQ(a1.attributes.at("driverVersionRaw"),
+            model::AttrValue::String("custom build (unreleased)"));
   EXPECT_EQ(a1.attributes.at("productName").string_value(), "Qualcomm device 0xa100");
 
   // Each problem logged exactly once over two discoveries.
@@ -261,17 +262,18 @@ TEST(PciDiscoveryTest, MissingSysfsIsAnError) {
 }
 
 TEST(PciTruncateTest, CutsCleanly) {
-  EXPECT_EQ(TruncateAttributeString("short"), "short");
+  EXPECT_EQ(model::TruncateAttributeString("short"), "short");
   std::string exact(64, 'a');
-  EXPECT_EQ(TruncateAttributeString(exact), exact);
-  EXPECT_EQ(TruncateAttributeString(std::string(80, 'b')), std::string(64, 'b'));
+  EXPECT_EQ(model::TruncateAttributeString(exact), exact);
+  EXPECT_EQ(model::TruncateAttributeString(std::string(80, 'b')), std::string(64, 'b'));
   // A multi-byte character across the limit is not split.
   std::string s = std::string(63, 'c') + "\xc3\xa9" + "tail";
-  EXPECT_EQ(TruncateAttributeString(s), std::string(63, 'c'));
-  EXPECT_EQ(TruncateAttributeString(
+  EXPECT_EQ(model::TruncateAttributeString(s), std::string(63, 'c'));
+  EXPECT_EQ(model::TruncateAttributeString(
                 "Ponte Vecchio XT (2 Tile) [Data Center GPU Max 1550 with extra words]"),
             "Ponte Vecchio XT (2 Tile) [Data Center GPU Max 1550 with extra]");
-  EXPECT_EQ(TruncateAttributeString("(" + std::string(70, 'x')), "(" + std::string(62, 'x') + ")");
+  EXPECT_EQ(model::TruncateAttributeString("(" + std::string(70, 'x')),
+            "(" + std::string(62, 'x') + ")");
 }
 
 }  // namespace

@@ -156,7 +156,7 @@ TEST(InspectPatterns, VendorAndDefaults) {
 
 // The in-pod tool runs in any image: statically linked, no ELF interpreter.
 TEST(InspectTool, IsStaticAndRuns) {
-  const std::string tool = std::string(ACCEL_DRA_BINARY_DIR) + "/src/probe/accel-dra-inspect";
+  const std::string tool = std::string(ACCEL_DRA_BINARY_DIR) + "/src/cmd/inspect/accel-dra-inspect";
   std::ifstream f(tool, std::ios::binary);
   ASSERT_TRUE(f) << tool;
   Elf64_Ehdr eh{};
@@ -186,7 +186,7 @@ TEST(InspectTool, IsStaticAndRuns) {
 
 // `accel-dra-probe inspect` is the same in-pod mode.
 TEST(InspectTool, ProbeSubcommandPrintsTheSameKeys) {
-  const std::string probe = std::string(ACCEL_DRA_BINARY_DIR) + "/src/probe/accel-dra-probe";
+  const std::string probe = std::string(ACCEL_DRA_BINARY_DIR) + "/src/cmd/probe/accel-dra-probe";
   int rc = 0;
   std::string out = testing::RunCommand(
       ("ACCEL_VISIBLE_DEVICES=gpu-3 " + probe + " inspect --root /nonexistent"), &rc);

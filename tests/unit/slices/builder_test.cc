@@ -5,8 +5,8 @@
 
 namespace accel_dra::slices {
 namespace {
-using discovery::AttrValue;
-using discovery::Device;
+using model::AttrValue;
+using model::Device;
 
 PoolOptions Pool() {
   PoolOptions p;
@@ -15,9 +15,9 @@ PoolOptions Pool() {
   return p;
 }
 
-discovery::Inventory Simulated(int n) {
+model::Inventory Simulated(int n) {
   discovery::SimulatedBackend sim(Env::Default(), "node-0", discovery::DefaultSimProfile(n));
-  return discovery::Inventory(sim.Discover().value());
+  return model::Inventory(sim.Discover().value());
 }
 
 TEST(BuilderTest, SplitsAtTheApiserverLimit) {
@@ -54,13 +54,13 @@ TEST(BuilderTest, SliceShape) {
 }
 
 TEST(BuilderTest, SanitizeKeepsWhatIsValid) {
-  Device d;
+  model::Device d;
   d.name = "gpu-0";
-  d.attributes.emplace("driverVersion", AttrValue::Version("535.104.05"));  // leading zero
-  d.attributes.emplace("productName", AttrValue::String(std::string(65, 'x')));
-  d.attributes.emplace("bad-name", AttrValue::Int(1));
-  d.attributes.emplace("example.com/ok", AttrValue::Int(1));
-  d.attributes.emplace("Bad_Domain/x", AttrValue::Int(1));
+  d.attributes.emplace("driverVersion", model::AttrValue::Version("535.104.05"));  // leading zero
+  d.attributes.emplace("productName", model::AttrValue::String(std::string(65, 'x')));
+  d.attributes.emplace("bad-name", model::AttrValue::Int(1));
+  d.attributes.emplace("example.com/ok", model::AttrValue::Int(1));
+  d.attributes.emplace("Bad_Domain/x", model::AttrValue::Int(1));
   d.capacity.emplace("memory", "lots");
   auto r = SanitizeDevice(d);
   EXPECT_TRUE(r.keep);
@@ -69,19 +69,20 @@ TEST(BuilderTest, SanitizeKeepsWhatIsValid) {
   EXPECT_TRUE(d.attributes.count("example.com/ok"));
   EXPECT_TRUE(d.capacity.empty());
 
-  Device many;
+  model::Device many;
   many.name = "gpu-1";
-  for (int i = 0; i < 40; ++i) many.attributes.emplace("a" + std::to_string(100 + i), AttrValue::Int(i));
+  for (int i = 0; i < 40; ++i)
+    many.attributes.emplace("a" + std::to_string(100 + i), model::AttrValue::Int(i));
   many.capacity.emplace("memory", "1Gi");
   r = SanitizeDevice(many);
   EXPECT_EQ(many.attributes.size() + many.capacity.size(), kMaxAttributesAndCapacities);
   EXPECT_EQ(r.problems.size(), 9u);
   EXPECT_TRUE(many.attributes.count("a100"));
 
-  Device bad;
+  model::Device bad;
   bad.name = "GPU_0";
   EXPECT_FALSE(SanitizeDevice(bad).keep);
-  auto pool = BuildPool(discovery::Inventory({bad, many}), Pool());
+  auto pool = BuildPool(model::Inventory({bad, many}), Pool());
   ASSERT_EQ(pool.chunks.size(), 1u);
   EXPECT_EQ(pool.chunks[0].size(), 1u);
 }

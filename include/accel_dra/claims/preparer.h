@@ -1,0 +1,148 @@
+#pragma once
+// Preparer: the version-free core behind NodePrepareResources / NodeUnprepareResources.
+//
+// Promises (per claim; claims of one call are prepared in parallel):
+//  - Prepare reads the ResourceClaim from the apiserver, checks that its UID is the one kubelet
+//    named and that it is allocated, keeps the results of this driver, and refuses results that
+//    name another pool (node) or a device this node does not publish, with a message saying so.
+//  - A device that another prepared claim holds is refused, unless one of the two results has
+//    admin access or both are shares of a multi-allocatable device (distinct share IDs).
+//  - Opaque configs of this driver are resolved (a claim config beats a class config; within a
+//    source, the exact request name beats the base request name, which beats an empty request
+//    list; see config/device_config.h) and validated strictly; a bad config fails the claim with
+//    the parser's message.
+//  - The claim is recorded as PrepareStarted in the checkpoint before any side effect, its CDI
+//    spec is written atomically, then it is recorded PrepareCompleted; only then is it answered.
+//  - Prepare is idempotent: a completed claim is answered from the checkpoint without new side
+//    effects. Operations on one claim are serialised, so a prepare racing an unprepare of the same
+//    claim either completes before the unprepare (which then removes it) or runs after it.
+//  - A prepare that fails leaves neither a checkpoint entry nor a CDI spec behind, so it holds no
+//    device (a checkpoint write that failed is corrected in memory at once, on disk by the next
+//    successful write or by Recover()).
+//  - Two results of one claim may name the same device (shares, admin access): they get one CDI
+//    device, and must then agree on the sharing settings.
+//  - TimeSlicing on a device whose time slice the driver controls (model::TimeSliceControl,
+//    e.g. NVIDIA GPUs: `nvidia-smi compute-policy -i <id> --set-timeslice <0..3>`, Default=0,
+//    Short=1, Medium=2, Long=3) is applied after PrepareStarted is recorded (the record names
+//    the device and setting) and before the CDI spec is written; the container gets
+//    ACCEL_DEVICE_<ID>_TIMESLICE_ENFORCED=true. On other devices the setting is advisory: logged
+//    once per claim, ..._TIMESLICE_ENFORCED=false. A failing command fails the claim with the
+//    command and its output tail; what was applied is reset (see below) and the claim rolled back.
+//  - The time slice of a device is reset to the default (0) when the last claim in the checkpoint
+//    that applied one to it is unprepared or rolled back (also by Recover(): a crash between
+//    applying and PrepareCompleted leaves no non-default setting behind). A failing reset fails
+//    the unprepare (the entry is kept so that kubelet's retry resets it), except in Recover(),
+//    which logs it and goes on. After a reboot Recover() applies the settings of prepared claims
+//    again (they do not survive a reboot).
+//  - Unprepare removes the CDI spec and the checkpoint entry; an unknown claim succeeds.
+//  - Recover() (at start) rolls back claims left PrepareStarted by a crash, removes CDI specs
+//    that no checkpoint entry owns, and re-creates the CDI spec of a PrepareCompleted claim whose
+//    file is missing (the CDI root is usually a tmpfs that a reboot empties, and kubelet does not
+//    prepare a claim again that it considers prepared; a crash inside Unprepare can also leave
+//    it so). The checkpoint records what that needs (sharing settings, device nodes, the
+//    devices' read-only file mounts). Afterwards
+//    a claim's spec file exists iff the checkpoint holds the claim PrepareCompleted. Recover()
+//    goes through every claim even when one step fails, then reports the first failure.
+//  - CleanupStale() unprepares claims whose ResourceClaim is gone or was re-created with another
+//    UID; other read errors keep the claim (tried again next time).
+//  - Failures are per claim and never stop the process; every message says what is wrong.
+//    Nothing throws: a malformed ResourceClaim is a per-claim error.
+
+#include <array>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "accel_dra/cdi/cdi.h"
+#include "accel_dra/checkpoint/checkpoint.h"
+#include "accel_dra/common/command.h"
+#include "accel_dra/model/claim.h"
+#include "accel_dra/model/device.h"
+
+namespace accel_dra::claims {
+
+// Reads a ResourceClaim (v1 shape). NotFound when it does not exist.
+using ClaimGetter =
+    std::function<Expected<nlohmann::json>(const std::string& ns, const std::string& name)>;
+// The node's current devices.
+using InventorySource = std::function<model::InventoryPtr()>;
+
+struct PreparerOptions {
+  std::string driver_name = "accel-dra.dev";
+  std::string pool_name;  // this node's pool (the node name)
+  // The checkpoint is shared with another live plugin process (rolling update, --pod-uid).
+  // Recover() then leaves PrepareStarted claims and missing specs of prepared claims alone,
+  // because they may be another process's work in flight; it still removes unowned specs (a
+  // spec never exists without its entry while a prepare or unprepare runs). After a reboot no
+  // other process can be mid-operation, so the full recovery runs.
+  bool shared_checkpoint = false;
+  // Host path of the inspect tool (--inspect-tool): every claim spec mounts it read-only at
+  // model::kInspectToolContainerPath. Empty: no such mount.
+  std::string inspect_tool;
+  // TESTING ONLY (--testing-expose-all-devices): every claim spec also exposes the device nodes
+  // of all other devices of the node and lists them in ACCEL_VISIBLE_DEVICES (an isolation
+  // breach on purpose, for the conformance probe's negative test).
+  bool testing_expose_all_devices = false;
+  // Runs nvidia-smi for TimeSlicing on devices with TimeSliceControl::kNvidiaSmi; null: the real
+  // runner. `nvidia_smi` is the program (searched on PATH unless it has a '/').
+  CommandRunner* runner = nullptr;
+  std::string nvidia_smi = "nvidia-smi";
+  std::chrono::milliseconds command_timeout{30000};
+};
+
+struct RecoveryReport {
+  int rolled_back = 0;  // PrepareStarted claims undone
+  int orphan_specs_removed = 0;
+  int completed = 0;        // PrepareCompleted claims kept
+  int specs_recreated = 0;  // of those, claims whose missing CDI spec was written again
+};
+
+class Preparer : public model::ClaimPreparer {
+ public:
+  Preparer(PreparerOptions options, ClaimGetter get_claim, InventorySource inventory,
+           checkpoint::Checkpoint* checkpoint, cdi::CdiWriter* cdi);
+
+  std::map<std::string, model::PrepareResult> Prepare(
+      const std::vector<model::ClaimRef>& claims) override;
+  std::map<std::string, std::string> Unprepare(const std::vector<model::ClaimRef>& claims) override;
+
+  Expected<RecoveryReport> Recover();
+  // Returns the number of claims cleaned up.
+  int CleanupStale();
+
+ private:
+  model::PrepareResult PrepareOne(const model::ClaimRef& claim);
+  std::string UnprepareOne(const model::ClaimRef& claim);
+  Expected<std::vector<model::PreparedDevice>> PrepareLocked(const model::ClaimRef& claim);
+  // `strict`: a failing time-slice reset fails the unprepare (else it is logged).
+  Status UnprepareLocked(const std::string& uid, bool strict = true);
+  // Runs nvidia-smi to set `setting` (0..3) on `target`.
+  Status SetTimeSlice(const std::string& target, int setting);
+  // Resets the time slice of the devices of `devices` that no other claim than `uid` in the
+  // checkpoint has a setting on. Returns the first failure (after trying all).
+  Status ResetTimeSlices(const std::string& uid,
+                         const std::vector<checkpoint::PreparedDevice>& devices);
+  // The claim's CDI spec from its checkpointed devices plus the options' extras.
+  Expected<cdi::Spec> BuildSpec(const std::string& uid, const std::string& ns,
+                                const std::string& name,
+                                const std::vector<checkpoint::PreparedDevice>& devices,
+                                const model::Inventory* inventory) const;
+  std::mutex& ClaimMutex(const std::string& uid);
+
+  PreparerOptions options_;
+  ClaimGetter get_claim_;
+  InventorySource inventory_;
+  checkpoint::Checkpoint* checkpoint_;
+  cdi::CdiWriter* cdi_;
+  static constexpr size_t kStripes = 64;
+  std::array<std::mutex, kStripes> claim_mutexes_;
+};
+
+// "main/sub" → "main".
+std::string BaseRequestName(const std::string& request);
+
+}  // namespace accel_dra::claims

@@ -1,0 +1,119 @@
+#pragma once
+// The device model: what discovery finds, what the publisher turns into ResourceSlices and what
+// the claims core prepares. A Device is plain data; an Inventory is an immutable, sorted snapshot
+// of a node's devices that is replaced whole when anything changes (readers never see a
+// half-updated set).
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "accel_dra/common/status.h"
+
+namespace accel_dra::model {
+
+// One DRA device attribute value: exactly one of int, bool, string, version (strict semver).
+class AttrValue {
+ public:
+  enum class Type { kInt, kBool, kString, kVersion };
+  static AttrValue Int(int64_t v);
+  static AttrValue Bool(bool v);
+  static AttrValue String(std::string v);
+  static AttrValue Version(std::string v);
+
+  Type type() const { return type_; }
+  int64_t int_value() const { return int_; }
+  bool bool_value() const { return int_ != 0; }
+  const std::string& string_value() const { return str_; }  // string and version
+  // The ResourceSlice wire form: {"int": 1} / {"bool": true} / {"string": "x"} / {"version":
+  // "1.2.3"}.
+  nlohmann::json ToJson() const;
+  bool operator==(const AttrValue& o) const = default;
+
+ private:
+  AttrValue(Type t, int64_t i, std::string s) : type_(t), int_(i), str_(std::move(s)) {}
+  Type type_ = Type::kInt;
+  int64_t int_ = 0;
+  std::string str_;
+};
+
+// A host file the container of a claim holding the device gets read-only (e.g. the version file
+// of the device's driver), at `container_path`.
+struct FileMount {
+  std::string host_path;
+  std::string container_path;
+  bool operator==(const FileMount& o) const = default;
+};
+
+// How the device's time-slice interval (DeviceConfig TimeSlicing) can be applied.
+enum class TimeSliceControl {
+  kNone,       // not controllable: the setting is advisory
+  kNvidiaSmi,  // `nvidia-smi compute-policy -i <id> --set-timeslice <0..3>`
+};
+
+// A device taint (resource.k8s.io DeviceTaint): set by the plugin on unhealthy devices when
+// --device-taints is on. key: qualified name; value: label value; effect: NoSchedule or NoExecute.
+struct DeviceTaint {
+  std::string key;
+  std::string value;
+  std::string effect;
+  bool operator==(const DeviceTaint& o) const = default;
+};
+
+struct Device {
+  // DNS label, unique on the node; stable across restarts for the same hardware.
+  std::string name;
+  // Attribute names are unqualified (the driver's domain) or "<domain>/<name>".
+  std::map<std::string, AttrValue> attributes;
+  // Capacity name → Kubernetes quantity in canonical form (e.g. "80Gi").
+  std::map<std::string, std::string> capacity;
+  // Host device nodes that give access to this device (absolute paths as the runtime sees them).
+  std::vector<std::string> device_nodes;
+  // Host files bound read-only into containers that get the device.
+  std::vector<FileMount> read_only_mounts;
+  // How a TimeSlicing interval is applied, and the identifier the tool takes (`-i`: the UUID,
+  // else the PCI bus ID).
+  TimeSliceControl timeslice_control = TimeSliceControl::kNone;
+  std::string timeslice_target;
+  // Published in the slice; not counted against the 32 attributes+capacities.
+  std::vector<DeviceTaint> taints;
+  bool operator==(const Device& o) const = default;
+};
+
+// A sorted (by name), immutable snapshot.
+class Inventory {
+ public:
+  Inventory() = default;
+  explicit Inventory(std::vector<Device> devices);
+  const std::vector<Device>& devices() const { return devices_; }
+  const Device* Find(const std::string& name) const;
+  bool operator==(const Inventory& o) const = default;
+
+ private:
+  std::vector<Device> devices_;
+};
+using InventoryPtr = std::shared_ptr<const Inventory>;
+
+// Where the containers of a claim see the files the driver gives them (read-only bind mounts):
+// the inspect tool (plugin flag --inspect-tool) and the version file of a device's driver
+// (simulated profiles' driverVersionFile; the analogue of /sys/module/<module>/version).
+inline constexpr std::string_view kInspectToolContainerPath = "/usr/local/bin/accel-dra-inspect";
+inline constexpr std::string_view kDriverVersionContainerPath = "/run/accel-dra/driver/version";
+
+// The longest string or version attribute value the apiserver accepts.
+inline constexpr size_t kMaxAttributeValueLength = 64;
+// Cuts a string (e.g. a product name) to at most `max` bytes without splitting a UTF-8 sequence,
+// preferring a word boundary, and without a dangling opening bracket or trailing punctuation.
+std::string TruncateAttributeString(std::string_view s, size_t max = kMaxAttributeValueLength);
+
+// Canonical Kubernetes quantity for a byte count with binary suffixes ("80Gi", "1536Mi"); the
+// apiserver normalises quantities to this form, so publishing it avoids needless updates.
+std::string CanonicalBinaryQuantity(uint64_t bytes);
+// Parses "80Gi", "512Mi", "1G", "1000" into bytes. InvalidArgument on anything else.
+Expected<uint64_t> ParseQuantityBytes(const std::string& q);
+
+}  // namespace accel_dra::model

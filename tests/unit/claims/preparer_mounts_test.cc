@@ -1,0 +1,133 @@
+// Preparer: what the probe relies on in claim specs — device nodes at their /dev path, the
+// inspect tool and the driver version file mounted read-only (also after recovery), and the
+// test-only --testing-expose-all-devices breach.
+
+#include <gtest/gtest.h>
+
+#include "claims_test_util.h"
+
+namespace accel_dra::claims::testing {
+namespace {
+
+class PreparerMountsTest : public PreparerTestBase {
+ protected:
+  // An inventory whose devices carry a driver version file mount, nodes under a run dir.
+  static model::InventoryPtr InventoryWithVersionFile(const std::string& version_file) {
+    model::Inventory base = *SimInventory();
+    std::vector<model::Device> devices = base.devices();
+    for (auto& d : devices) {
+      for (auto& n : d.device_nodes) n = "/run/x/dev" + n.substr(4);  // /dev/accelN → run dir
+      d.read_only_mounts.push_back({version_file, std::string(model::kDriverVersionContainerPath)});
+    }
+    return std::make_shared<const model::Inventory>(std::move(devices));
+  }
+  cdi::Spec SpecOf(const std::string& uid) {
+    auto spec = cdi::ParseJson(ReadAll(dirs_->SpecPath(uid)));
+    EXPECT_TRUE(spec.ok()) << spec.status().ToString();
+    return spec.ok() ? *spec : cdi::Spec{};
+  }
+  static std::vector<std::pair<std::string, std::string>> MountPairs(const cdi::Spec& s) {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& m : s.container_edits.mounts) {
+      EXPECT_EQ(m.options, (std::vector<std::string>{"ro", "nosuid", "nodev", "bind"}));
+      EXPECT_EQ(m.type, "bind");
+      out.emplace_back(m.host_path, m.container_path);
+    }
+    return out;
+  }
+};
+
+TEST_F(PreparerMountsTest, DeviceNodesAppearAtTheirDevPath) {
+  inventory_ = InventoryWithVersionFile("/run/x/sim-driver/version");
+  Reopen();
+  PutAndPrepare("c", Uid(1), "gpu-3");
+  auto spec = SpecOf(Uid(1));
+  ASSERT_EQ(spec.devices.size(), 1u);
+  ASSERT_EQ(spec.devices[0].container_edits.device_nodes.size(), 1u);
+  EXPECT_EQ(spec.devices[0].container_edits.device_nodes[0].path, "/dev/accel3");
+  EXPECT_EQ(spec.devices[0].container_edits.device_nodes[0].host_path, "/run/x/dev/accel3");
+}
+
+TEST_F(PreparerMountsTest, InspectToolAndVersionFileAreMountedOnceAndSurviveRecovery) {
+  inventory_ = InventoryWithVersionFile("/run/x/sim-driver/version");
+  base_opts_.inspect_tool = "/opt/tools/accel-dra-inspect";
+  Reopen();
+  const std::string uid = Uid(2);
+  claims_.Put(ClaimJson(
+      "two", uid,
+      {Result{.request = "a", .device = "gpu-0"}, Result{.request = "b", .device = "gpu-1"}}));
+  ASSERT_TRUE(PrepareOne(Ref("two", uid)).ok());
+  auto spec = SpecOf(uid);
+  // Two devices with the same version file: one mount. Sorted by container path.
+  EXPECT_EQ(MountPairs(spec),
+            (std::vector<std::pair<std::string, std::string>>{
+                {"/run/x/sim-driver/version", "/run/accel-dra/driver/version"},
+                {"/opt/tools/accel-dra-inspect", "/usr/local/bin/accel-dra-inspect"}}));
+  for (const auto& d : spec.devices) EXPECT_TRUE(d.container_edits.mounts.empty());
+
+  // The checkpoint records the device's mounts; a reboot (empty CDI root) re-creates the same
+  // spec from it, even though the inventory no longer has the mount.
+  auto entry = Entry(uid);
+  ASSERT_TRUE(entry.has_value());
+  EXPECT_EQ(entry->devices[0].config["mounts"],
+            Json::parse(R"([{"hostPath": "/run/x/sim-driver/version",
+                             "containerPath": "/run/accel-dra/driver/version"}])"));
+  const std::string before = ReadAll(dirs_->SpecPath(uid));
+  Close();
+  fs::remove_all(dirs_->cdi());
+  claims_.Remove("two");
+  inventory_ = SimInventory();
+  Open();
+  auto report = preparer_->Recover();
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->specs_recreated, 1);
+  EXPECT_EQ(ReadAll(dirs_->SpecPath(uid)), before);
+  ExpectConsistent();
+}
+
+TEST_F(PreparerMountsTest, OldRecordsWithoutMountsTakeThemFromTheInventory) {
+  inventory_ = InventoryWithVersionFile("/v");
+  Reopen();
+  const std::string uid = Uid(3);
+  PutAndPrepare("old", uid, "gpu-0");
+  // Drop "mounts" from the record, as a checkpoint written before mounts existed has it.
+  ASSERT_TRUE(
+      checkpoint_
+          ->Update([&](checkpoint::State& s) { s.claims[uid].devices[0].config.erase("mounts"); })
+          .ok());
+  Close();
+  fs::remove_all(dirs_->cdi());
+  Open();
+  ASSERT_TRUE(preparer_->Recover().ok());
+  EXPECT_EQ(
+      MountPairs(SpecOf(uid)),
+      (std::vector<std::pair<std::string, std::string>>{{"/v", "/run/accel-dra/driver/version"}}));
+}
+
+TEST_F(PreparerMountsTest, WithoutOptionsNoMounts) {
+  PutAndPrepare("plain", Uid(4), "gpu-0");
+  EXPECT_TRUE(SpecOf(Uid(4)).container_edits.mounts.empty());
+}
+
+TEST_F(PreparerMountsTest, TestingExposeAllDevicesGivesEveryDeviceToEveryClaim) {
+  base_opts_.testing_expose_all_devices = true;
+  Reopen();
+  PutAndPrepare("one", Uid(5), "gpu-7");
+  auto spec = SpecOf(Uid(5));
+  ASSERT_EQ(spec.devices.size(), 1u);  // the claim still has one CDI device...
+  // ...but the spec-level edits expose all other devices' nodes and names.
+  EXPECT_EQ(spec.container_edits.device_nodes.size(), static_cast<size_t>(kSimDevices - 1));
+  std::set<std::string> nodes;
+  for (const auto& n : spec.container_edits.device_nodes) nodes.insert(n.path);
+  EXPECT_TRUE(nodes.contains("/dev/accel0"));
+  EXPECT_FALSE(nodes.contains("/dev/accel7"));  // already the claim's device's own node
+  std::string visible;
+  for (const auto& e : spec.container_edits.env) {
+    if (e.rfind("ACCEL_VISIBLE_DEVICES=", 0) == 0) visible = e.substr(22);
+  }
+  EXPECT_EQ(visible.rfind("gpu-7,", 0), 0u) << visible;  // its own device first
+  EXPECT_EQ(std::count(visible.begin(), visible.end(), ','), kSimDevices - 1) << visible;
+}
+
+}  // namespace
+}  // namespace accel_dra::claims::testing
