@@ -5,8 +5,6 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 dir="${1:-$REPO_ROOT/build}"; shift || true
 t0=$SECONDS
-mkdir -p "$dir"
-cmake -S "$REPO_ROOT" -B "$dir" -G Ninja "$@" >"$dir/configure.log" 2>&1 \
-  || { tail -30 "$dir/configure.log"; die "cmake configure failed (log: $dir/configure.log)"; }
+configure "$dir" "$@"
 cmake --build "$dir" -j"$(nproc)" || die "build failed"
 log "built in $((SECONDS - t0))s ($dir)"

@@ -40,11 +40,7 @@ phase() { step="$1"; log "== $1 ($((SECONDS - t0))s)"; }
 phase "setup: Debian packages, etcd, Kubernetes (incl. kubelet), containerd"
 "$REPO_ROOT/hack/setup.sh" all
 phase "build: accel-dra-plugin (build dir $BUILD_DIR)"
-if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
-  mkdir -p "$BUILD_DIR"
-  cmake -S "$REPO_ROOT" -B "$BUILD_DIR" -G Ninja >"$BUILD_DIR/configure.log" 2>&1 ||
-    { tail -30 "$BUILD_DIR/configure.log" >&2; die "cmake configure failed (log: $BUILD_DIR/configure.log)"; }
-fi
+[ -f "$BUILD_DIR/CMakeCache.txt" ] || configure "$BUILD_DIR"
 cmake --build "$BUILD_DIR" -j"$(nproc)" --target accel-dra-plugin
 PLUGIN="$BUILD_DIR/src/cmd/plugin/accel-dra-plugin"
 

@@ -38,3 +38,19 @@ ensure_go() {
   fi
   export PATH="$dir/bin:$PATH"
 }
+
+# configure BUILD_DIR [cmake -D options...]: CMake + Ninja configure of the repository into
+# BUILD_DIR (log in BUILD_DIR/configure.log). Compiles through ccache when it is installed, with
+# paths relative to the checkout, so worktrees and clean clones share cached objects
+# (cache: ~/.cache/ccache; ACCEL_DRA_CCACHE=0 turns it off).
+configure() {
+  local dir="$1"; shift
+  local launcher=()
+  if [ "${ACCEL_DRA_CCACHE:-1}" != 0 ] && command -v ccache >/dev/null 2>&1; then
+    launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+    export CCACHE_BASEDIR="$REPO_ROOT" CCACHE_NOHASHDIR=1
+  fi
+  mkdir -p "$dir"
+  cmake -S "$REPO_ROOT" -B "$dir" -G Ninja "${launcher[@]}" "$@" >"$dir/configure.log" 2>&1 \
+    || { tail -30 "$dir/configure.log"; die "cmake configure failed (log: $dir/configure.log)"; }
+}

@@ -24,9 +24,7 @@ if [ "$mode" = normal ] && [ "${ACCEL_DRA_SKIP_TSAN:-0}" != 1 ]; then
   t0=$SECONDS
   tsan_dir="$REPO_ROOT/build-tsan"
   log "ThreadSanitizer phase: building claims_test and checkpoint_test in $tsan_dir"
-  mkdir -p "$tsan_dir"
-  cmake -S "$REPO_ROOT" -B "$tsan_dir" -G Ninja -DACCEL_DRA_TSAN=ON -DACCEL_DRA_BUILD_BENCH=OFF \
-    >"$tsan_dir/configure.log" 2>&1 || { tail -30 "$tsan_dir/configure.log"; die "TSan configure failed"; }
+  configure "$tsan_dir" -DACCEL_DRA_TSAN=ON -DACCEL_DRA_BUILD_BENCH=OFF
   cmake --build "$tsan_dir" -j"$(nproc)" --target claims_test checkpoint_test >"$tsan_dir/build.log" 2>&1 \
     || { tail -40 "$tsan_dir/build.log"; die "TSan build failed (log: $tsan_dir/build.log)"; }
   for t in claims/claims_test checkpoint/checkpoint_test; do
