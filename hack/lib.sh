@@ -54,3 +54,41 @@ configure() {
   cmake -S "$REPO_ROOT" -B "$dir" -G Ninja "${launcher[@]}" "$@" >"$dir/configure.log" 2>&1 \
     || { tail -30 "$dir/configure.log"; die "cmake configure failed (log: $dir/configure.log)"; }
 }
+
+# Python tools the checks need, pinned, in a venv under the cache (pip may refuse to install into
+# Debian's own Python). lizard measures function length for the CTest function_size.
+ACCEL_DRA_VENV="$ACCEL_DRA_CACHE/venv"
+ACCEL_DRA_VENV_PACKAGES="lizard==1.24.3 pathspec==1.1.1 pygments==2.21.0"
+
+# ensure_venv: creates or refreshes ACCEL_DRA_VENV when it does not hold exactly
+# ACCEL_DRA_VENV_PACKAGES (recorded in its .accel-dra-packages once installed).
+ensure_venv() {
+  local stamp="$ACCEL_DRA_VENV/.accel-dra-packages"
+  if [ -x "$ACCEL_DRA_VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$ACCEL_DRA_VENV_PACKAGES" ]; then
+    return 0
+  fi
+  log "installing $ACCEL_DRA_VENV_PACKAGES into $ACCEL_DRA_VENV"
+  python3 -m venv --clear "$ACCEL_DRA_VENV" ||
+    die "could not create the venv $ACCEL_DRA_VENV (Debian needs python3-venv)"
+  # shellcheck disable=SC2086  # the package list splits on spaces
+  "$ACCEL_DRA_VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps \
+    $ACCEL_DRA_VENV_PACKAGES || die "could not install $ACCEL_DRA_VENV_PACKAGES into $ACCEL_DRA_VENV"
+  "$ACCEL_DRA_VENV/bin/lizard" --version >/dev/null || die "lizard in $ACCEL_DRA_VENV does not run"
+  printf '%s\n' "$ACCEL_DRA_VENV_PACKAGES" >"$stamp"
+}
+
+# check_function_size DIR...: lists the functions under DIR longer than 100 lines (lizard's
+# "length": from the signature to the closing brace) and fails when there is one. A function that
+# must stay long says why beside a `// #lizard forgives` comment in its body.
+check_function_size() {
+  local lizard="$ACCEL_DRA_VENV/bin/lizard"
+  [ -x "$lizard" ] || die "$lizard is missing: run hack/setup.sh"
+  local out rc=0
+  out="$("$lizard" --warnings_only --length 100 --CCN 999 --arguments 99 "$@")" || rc=$?
+  if [ -n "$out" ]; then
+    printf '%s\n' "$out"
+    printf 'error: functions over 100 lines (split them, or give the reason beside a "// #lizard forgives" comment)\n' >&2
+    return 1
+  fi
+  [ "$rc" = 0 ] || die "lizard failed (exit code $rc)"
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs everything accel-dra needs on a Debian 12 machine and builds the pinned Kubernetes
-# components (cached outside the repo). Idempotent: a second run takes a few seconds.
+# Installs everything accel-dra needs on a Debian 12 machine (Debian packages, pinned Python tools
+# in a venv) and builds the pinned Kubernetes components (cached outside the repo). Idempotent: a
+# second run takes a few seconds.
 #   hack/setup.sh [control-plane|all]
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -21,5 +22,6 @@ if [ ${#missing[@]} -gt 0 ]; then
     || die "apt-get install failed for: ${missing[*]}"
 fi
 
+ensure_venv  # lizard for the CTest function_size
 "$REPO_ROOT/hack/local-cluster/build.sh" "$what"
 log "setup done in $((SECONDS - t0))s"
