@@ -1,4 +1,4 @@
-# Shared helpers for the local control plane scripts (up.sh, down.sh, node.sh).
+# Shared helpers for the local control plane scripts (up.sh, node-up.sh, down.sh, node.sh, ...).
 # Source it after hack/lib.sh; it changes nothing by itself.
 # shellcheck shell=bash
 
@@ -61,6 +61,101 @@ run_pids() {
   done
   return 0
 }
+
+# --- supervised daemons (up.sh, node-up.sh) ------------------------------------------------------
+# A script that starts daemons calls sup_init once, then sup_start and sup_wait for each daemon.
+# Each daemon runs in its own session (setsid, so its own process group), logs to
+# RUN_DIR/logs/NAME.log and has its PID in RUN_DIR/pids/NAME.pid (sup_pid[NAME] too). A failure
+# names the component being started, shows the tail of its log and exits; the EXIT trap then
+# calls the script's clean-up and exits with the failure's code. sup_ready disarms the trap once
+# everything is up.
+
+# sup_init RUN_DIR WHAT TIMEOUT POLL LOG_LINES CLEANUP: WHAT names the script in "error: WHAT
+# failed while starting NAME"; sup_wait gives up after TIMEOUT seconds, checking every POLL
+# seconds; a failure shows the last LOG_LINES lines of the log; CLEANUP is the function the EXIT
+# trap calls after a failure (sup_failed then names the component sup_fail blamed, if any; it may
+# exec to retry). Installs the EXIT, INT and TERM traps.
+sup_init() {
+  sup_dir="$1" sup_what="$2" sup_timeout="$3" sup_poll="$4" sup_log_lines="$5" sup_cleanup="$6"
+  declare -gA sup_pid=()
+  sup_started=()
+  sup_current=""  # the component being started or waited for, blamed when something goes wrong
+  sup_failed=""
+  sup_is_ready=0
+  trap sup_on_exit EXIT
+  trap 'exit 130' INT TERM
+}
+
+# sup_step NAME: NAME is blamed for what goes wrong from now on (a step that is not a daemon).
+sup_step() { sup_current="$1"; }
+
+# sup_show_log NAME: the tail of RUN_DIR/logs/NAME.log on stderr (nothing when there is none).
+sup_show_log() {
+  local f="$sup_dir/logs/$1.log"
+  [ -f "$f" ] || return 0
+  printf -- '--- last %s lines of %s ---\n' "$sup_log_lines" "$f" >&2
+  tail -n "$sup_log_lines" "$f" >&2
+  printf -- '--- end of %s ---\n' "$1" >&2
+}
+
+# sup_fail NAME MESSAGE: reports, shows NAME's log and exits 1; the EXIT trap cleans up.
+sup_fail() {
+  printf 'error: %s: %s\n' "$1" "$2" >&2
+  sup_show_log "$1"
+  sup_failed="$1"
+  sup_current=""
+  exit 1
+}
+
+sup_on_exit() {
+  local rc=$?
+  [ "$sup_is_ready" = 1 ] && return 0
+  trap - EXIT
+  if [ -n "$sup_current" ]; then
+    printf 'error: %s failed while starting %s (exit code %s)\n' "$sup_what" "$sup_current" "$rc" >&2
+    sup_show_log "$sup_current"
+  fi
+  "$sup_cleanup"
+  exit "$rc"
+}
+
+# sup_start NAME CMD...: runs CMD in the background, in its own session, with its output in
+# RUN_DIR/logs/NAME.log and its PID in RUN_DIR/pids/NAME.pid.
+sup_start() {
+  local name="$1"; shift
+  sup_current="$name"
+  setsid "$@" </dev/null >"$sup_dir/logs/$name.log" 2>&1 &
+  sup_pid[$name]=$!
+  sup_started+=("$name")
+  echo "${sup_pid[$name]}" >"$sup_dir/pids/$name.pid"
+}
+
+# sup_check_alive: fails with the first started daemon that exited.
+sup_check_alive() {
+  local c rc
+  for c in "${sup_started[@]}"; do
+    if ! pid_alive "${sup_pid[$c]}"; then
+      rc=0; wait "${sup_pid[$c]}" 2>/dev/null || rc=$?
+      sup_fail "$c" "exited unexpectedly (exit code $rc)"
+    fi
+  done
+}
+
+# sup_wait NAME WHAT CMD...: polls CMD until it succeeds; fails when any daemon exits or after
+# TIMEOUT seconds (blaming NAME, with WHAT in the message).
+sup_wait() {
+  local name="$1" what="$2"; shift 2
+  local deadline=$((SECONDS + sup_timeout))
+  sup_current="$name"
+  until "$@" >/dev/null 2>&1; do
+    sup_check_alive
+    [ "$SECONDS" -lt "$deadline" ] || sup_fail "$name" "not ready after ${sup_timeout}s: $what"
+    sleep "$sup_poll"
+  done
+}
+
+# sup_ready: everything is up; the EXIT trap no longer cleans up.
+sup_ready() { sup_is_ready=1; sup_current=""; }
 
 # free_ports N: N distinct free TCP ports on 127.0.0.1, space separated. Picked at random from
 # 20000-32767 (below Linux's ephemeral range, so outgoing connections don't race for them) and

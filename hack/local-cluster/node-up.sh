@@ -99,64 +99,19 @@ mkdir -p "$cd_/root" "$cd_/state" "$cd_/runc" "$cd_/opt" "$dir/kubelet" "$dir/cd
 for d in /var/log/containers /var/lib/cni /run/containerd /var/lib/kubelet \
   /var/lib/kubelet/device-plugins; do node_host_dir_claim "$d"; done
 
-# --- failure handling (same shape as up.sh) -----------------------------------------------------
-declare -A pid_of=()
-started=() current="" ready=0
-show_log() {
-  local f="$dir/logs/$1.log"
-  [ -f "$f" ] || return 0
-  printf -- '--- last 40 lines of %s ---\n' "$f" >&2
-  tail -n 40 "$f" >&2
-  printf -- '--- end of %s ---\n' "$1" >&2
-}
-fail() { printf 'error: %s: %s\n' "$1" "$2" >&2; show_log "$1"; current=""; exit 1; }
-on_exit() {
-  local rc=$?
-  [ "$ready" = 1 ] && return 0
-  trap - EXIT
-  if [ -n "$current" ]; then
-    printf 'error: node-up failed while starting %s (exit code %s)\n' "$current" "$rc" >&2
-    show_log "$current"
-  fi
+# --- failure handling ----------------------------------------------------------------------------
+# teardown: after a failure, stops the partial node (the control plane keeps running).
+teardown() {
   log "stopping the partial node (the control plane keeps running; logs in $dir/logs)"
   node_teardown "$dir" || true
-  exit "$rc"
 }
-trap on_exit EXIT
-trap 'exit 130' INT TERM
-start() {
-  local comp="$1"; shift
-  current="$comp"
-  setsid "$@" </dev/null >"$dir/logs/$comp.log" 2>&1 &
-  pid_of[$comp]=$!
-  started+=("$comp")
-  echo "${pid_of[$comp]}" >"$dir/pids/$comp.pid"
-}
-check_alive() {
-  local c rc
-  for c in "${started[@]}"; do
-    if ! pid_alive "${pid_of[$c]}"; then
-      rc=0; wait "${pid_of[$c]}" 2>/dev/null || rc=$?
-      fail "$c" "exited unexpectedly (exit code $rc)"
-    fi
-  done
-}
-wait_for() {
-  local comp="$1" what="$2"; shift 2
-  local deadline=$((SECONDS + timeout))
-  current="$comp"
-  until "$@" >/dev/null 2>&1; do
-    check_alive
-    [ "$SECONDS" -lt "$deadline" ] || fail "$comp" "not ready after ${timeout}s: $what"
-    sleep 0.2
-  done
-}
+sup_init "$dir" node-up "$timeout" 0.2 40 teardown
 
 # --- cgroups -----------------------------------------------------------------------------------
 # kubelet requires cgroupRoot to exist; cpuset children start empty in v1, so copy the parent's.
-current=cgroups
+sup_step cgroups
 while read -r c; do
-  mkdir -p "$c" || fail cgroups "cannot create $c"
+  mkdir -p "$c" || sup_fail cgroups "cannot create $c"
   for f in cpuset.cpus cpuset.mems; do
     if [ -f "$c/$f" ] && [ -z "$(cat "$c/$f")" ]; then cat "$(dirname "$c")/$f" >"$c/$f"; fi
   done
@@ -242,13 +197,13 @@ disabled_plugins = [
 EOF
 log "starting containerd $("$CONTAINERD_BIN_DIR/containerd" --version | awk '{print $3}')"
 # The shim is found on PATH.
-start containerd env PATH="$CONTAINERD_BIN_DIR:$PATH" "$CONTAINERD_BIN_DIR/containerd" \
+sup_start containerd env PATH="$CONTAINERD_BIN_DIR:$PATH" "$CONTAINERD_BIN_DIR/containerd" \
   --config "$cd_/config.toml" --log-level info
 ctr_() { "$CONTAINERD_BIN_DIR/ctr" --address "$containerd_sock" "$@"; }
-wait_for containerd "containerd answering on $containerd_sock" ctr_ version
-current=images
+sup_wait containerd "containerd answering on $containerd_sock" ctr_ version
+sup_step images
 "$here/images.sh" --address "$containerd_sock" 2>>"$dir/logs/images.log" ||
-  { show_log images; fail containerd "importing the images failed"; }
+  { sup_show_log images; sup_fail containerd "importing the images failed"; }
 
 # --- kubelet -----------------------------------------------------------------------------------
 read -r kubelet_port healthz_port <<<"$(free_ports 2)"
@@ -293,24 +248,24 @@ if [ -n "$feature_gates" ]; then
   tr ',' '\n' <<<"$feature_gates" | awk -F= 'NF == 2 { printf "  %s: %s\n", $1, $2 }' >>"$dir/kubelet.yaml"
 fi
 log "starting kubelet v$K8S_VERSION as node $node"
-start kubelet "$K8S_BIN_DIR/kubelet" --config="$dir/kubelet.yaml" --kubeconfig="$dir/kubeconfig-node-$node" \
+sup_start kubelet "$K8S_BIN_DIR/kubelet" --config="$dir/kubelet.yaml" --kubeconfig="$dir/kubeconfig-node-$node" \
   --root-dir="$dir/kubelet" --cert-dir="$dir/kubelet/pki" --hostname-override="$node" --node-ip=127.0.0.1 \
   --v="$log_v"
-wait_for kubelet "GET http://127.0.0.1:$healthz_port/healthz" curl -sf --max-time 2 "http://127.0.0.1:$healthz_port/healthz"
+sup_wait kubelet "GET http://127.0.0.1:$healthz_port/healthz" curl -sf --max-time 2 "http://127.0.0.1:$healthz_port/healthz"
 # kubelet refuses a loopback --node-ip ("nodeIP can't be loopback address") and then leaves the
 # Node without addresses: hostNetwork pods get no hostIP and the apiserver cannot reach kubelet
 # (logs, exec). Setting them once as admin sticks: kubelet's address setter fails before touching
 # them, so its status patches never change them.
 node_exists() { "$KUBECTL" --kubeconfig "$dir/kubeconfig" get node "$node"; }
-wait_for kubelet "Node $node registered" node_exists
+sup_wait kubelet "Node $node registered" node_exists
 "$KUBECTL" --kubeconfig "$dir/kubeconfig" patch node "$node" --subresource=status --type=merge \
   -p "{\"status\":{\"addresses\":[{\"type\":\"InternalIP\",\"address\":\"127.0.0.1\"},{\"type\":\"Hostname\",\"address\":\"$node\"}]}}" \
-  >/dev/null || fail kubelet "could not set the addresses of Node $node"
+  >/dev/null || sup_fail kubelet "could not set the addresses of Node $node"
 node_ready() {
   [ "$("$KUBECTL" --kubeconfig "$dir/kubeconfig" get node "$node" \
     -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
 }
-wait_for kubelet "Node $node Ready" node_ready
+sup_wait kubelet "Node $node Ready" node_ready
 
 {
   e() { printf 'export %s=%q\n' "$1" "$2"; }
@@ -322,10 +277,9 @@ wait_for kubelet "Node $node Ready" node_ready
   e KUBELET_PLUGINS_DIR "$dir/kubelet/plugins"
   e CDI_ROOT "$dir/cdi"
   e KUBELET_PORT "$kubelet_port"
-  e CONTAINERD_PID "${pid_of[containerd]}"
-  e KUBELET_PID "${pid_of[kubelet]}"
+  e CONTAINERD_PID "${sup_pid[containerd]}"
+  e KUBELET_PID "${sup_pid[kubelet]}"
 } >>"$dir/env"
-ready=1
-current=""
+sup_ready
 log "node $node Ready in $(elapsed)s: kubelet v$K8S_VERSION, containerd $("$CONTAINERD_BIN_DIR/containerd" --version | awk '{print $3}') (logs $dir/logs)"
 log "plugin paths: --kubelet-registrar-directory-path $dir/kubelet/plugins_registry --kubelet-plugins-directory-path $dir/kubelet/plugins --cdi-root $dir/cdi"

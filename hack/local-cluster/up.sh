@@ -87,39 +87,14 @@ touch "$dir/$CLUSTER_MARKER"
 pki="$dir/pki"
 
 # --- failure handling --------------------------------------------------------------------------
-declare -A pid_of=()
-started=()
-current=""  # the component being started or waited for, blamed when something goes wrong
-ready=0
-retry=0
-
-show_log() {
-  local f="$dir/logs/$1.log"
-  [ -f "$f" ] || return 0
-  printf -- '--- last 30 lines of %s ---\n' "$f" >&2
-  tail -n 30 "$f" >&2
-  printf -- '--- end of %s ---\n' "$1" >&2
-}
-
-# fail COMPONENT MESSAGE: reports, shows the component's log; the EXIT trap tears down.
-fail() {
-  printf 'error: %s: %s\n' "$1" "$2" >&2
-  show_log "$1"
-  if [ "$attempt" -lt 3 ] && grep -qs 'address already in use' "$dir/logs/$1.log"; then
+# teardown: after a failure, stops what was started (keeping the logs) and, after a port
+# collision, starts over with new ports (at most 3 attempts).
+teardown() {
+  local retry=0
+  if [ "$attempt" -lt 3 ] && [ -n "$sup_failed" ] &&
+    grep -qs 'address already in use' "$dir/logs/$sup_failed.log"; then
     log "port collision (attempt $attempt); retrying with new ports"
     retry=1
-  fi
-  current=""
-  exit 1
-}
-
-on_exit() {
-  local rc=$?
-  [ "$ready" = 1 ] && return 0
-  trap - EXIT
-  if [ -n "$current" ]; then
-    printf 'error: start failed while starting %s (exit code %s)\n' "$current" "$rc" >&2
-    show_log "$current"
   fi
   log "tearing down the partial cluster in $dir"
   "$here/down.sh" --dir "$dir" --keep --quiet || true
@@ -128,48 +103,11 @@ on_exit() {
     ACCEL_DRA_UP_ATTEMPT=$((attempt + 1)) exec "$0" "${orig_args[@]}"
   fi
   log "logs kept in $dir/logs (remove with: hack/local-cluster/down.sh --dir $dir)"
-  exit "$rc"
 }
-trap on_exit EXIT
-trap 'exit 130' INT TERM
-
-# start COMPONENT CMD...: runs CMD in its own session (so its own process group), logs to
-# RUN_DIR/logs/COMPONENT.log, records the PID in RUN_DIR/pids/COMPONENT.pid.
-start() {
-  local comp="$1"; shift
-  current="$comp"
-  setsid "$@" </dev/null >"$dir/logs/$comp.log" 2>&1 &
-  pid_of[$comp]=$!
-  started+=("$comp")
-  echo "${pid_of[$comp]}" >"$dir/pids/$comp.pid"
-}
-
-# check_alive: fails with the first started component that exited.
-check_alive() {
-  local c rc
-  for c in "${started[@]}"; do
-    if ! pid_alive "${pid_of[$c]}"; then
-      rc=0; wait "${pid_of[$c]}" 2>/dev/null || rc=$?
-      fail "$c" "exited unexpectedly (exit code $rc)"
-    fi
-  done
-}
-
-# wait_for COMPONENT WHAT CMD...: polls CMD until it succeeds; fails when any component exits or
-# after $timeout seconds.
-wait_for() {
-  local comp="$1" what="$2"; shift 2
-  local deadline=$((SECONDS + timeout))
-  current="$comp"
-  until "$@" >/dev/null 2>&1; do
-    check_alive
-    [ "$SECONDS" -lt "$deadline" ] || fail "$comp" "not ready after ${timeout}s: $what"
-    sleep 0.1
-  done
-}
+sup_init "$dir" start "$timeout" 0.1 30 teardown
 
 # --- PKI ---------------------------------------------------------------------------------------
-current=pki
+sup_step pki
 cat >"$pki/openssl.cnf" <<EOF
 [req]
 distinguished_name = dn
@@ -198,7 +136,7 @@ keyUsage = critical,digitalSignature,keyEncipherment
 extendedKeyUsage = clientAuth
 authorityKeyIdentifier = keyid
 EOF
-ossl() { openssl "$@" 2>>"$dir/logs/pki.log" || { current=""; fail pki "openssl $1 failed"; }; }
+ossl() { openssl "$@" 2>>"$dir/logs/pki.log" || sup_fail pki "openssl $1 failed"; }
 eckey() { ossl ecparam -name prime256v1 -genkey -noout -out "$1"; }
 # cert NAME SUBJECT EXTENSIONS: a key and a certificate signed by the CA (SUBJECT: a CN, or a
 # full "/O=.../CN=..." subject).
@@ -273,12 +211,12 @@ fg_args=()
 [ -z "$feature_gates" ] || fg_args=("--feature-gates=$feature_gates")
 
 # --- etcd --------------------------------------------------------------------------------------
-start etcd "$ETCD_BIN" --name "accel-dra-$name" --data-dir "$dir/etcd" \
+sup_start etcd "$ETCD_BIN" --name "accel-dra-$name" --data-dir "$dir/etcd" \
   --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
   --listen-peer-urls "http://127.0.0.1:$etcd_peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer_port" \
   --initial-cluster "accel-dra-$name=http://127.0.0.1:$etcd_peer_port" \
   --unsafe-no-fsync --log-level warn
-wait_for etcd "GET http://127.0.0.1:$etcd_port/health" curl -sf --max-time 2 "http://127.0.0.1:$etcd_port/health"
+sup_wait etcd "GET http://127.0.0.1:$etcd_port/health" curl -sf --max-time 2 "http://127.0.0.1:$etcd_port/health"
 
 # --- kube-apiserver ----------------------------------------------------------------------------
 # shellcheck disable=SC2054  # commas inside flag values
@@ -306,9 +244,9 @@ apiserver_args=(
   --v="$log_v"
 )
 [ -z "$runtime_config" ] || apiserver_args+=(--runtime-config="$runtime_config")
-start kube-apiserver "$K8S_BIN_DIR/kube-apiserver" "${apiserver_args[@]}" "${fg_args[@]}"
+sup_start kube-apiserver "$K8S_BIN_DIR/kube-apiserver" "${apiserver_args[@]}" "${fg_args[@]}"
 api() { curl -sf --max-time 5 --cacert "$pki/ca.crt" -H "Authorization: Bearer $admin_token" "$apiserver_url$1"; }
-wait_for kube-apiserver "GET $apiserver_url/readyz" api /readyz
+sup_wait kube-apiserver "GET $apiserver_url/readyz" api /readyz
 log "kube-apiserver ready at $apiserver_url ($(elapsed)s)"
 
 # --- kube-scheduler and kube-controller-manager ------------------------------------------------
@@ -320,11 +258,11 @@ clientConnection:
 leaderElection:
   leaderElect: false
 EOF
-start kube-scheduler "$K8S_BIN_DIR/kube-scheduler" --config="$dir/kube-scheduler.yaml" \
+sup_start kube-scheduler "$K8S_BIN_DIR/kube-scheduler" --config="$dir/kube-scheduler.yaml" \
   --bind-address=127.0.0.1 --secure-port="$scheduler_port" \
   --tls-cert-file="$pki/components.crt" --tls-private-key-file="$pki/components.key" \
   --v="$log_v" "${fg_args[@]}"
-start kube-controller-manager "$K8S_BIN_DIR/kube-controller-manager" \
+sup_start kube-controller-manager "$K8S_BIN_DIR/kube-controller-manager" \
   --kubeconfig="$dir/kubeconfig-controller-manager" --leader-elect=false \
   --bind-address=127.0.0.1 --secure-port="$kcm_port" \
   --tls-cert-file="$pki/components.crt" --tls-private-key-file="$pki/components.key" \
@@ -335,13 +273,13 @@ start kube-controller-manager "$K8S_BIN_DIR/kube-controller-manager" \
   --kube-api-qps=100 --kube-api-burst=200 \
   --v="$log_v" "${fg_args[@]}"
 healthz() { curl -sf --max-time 2 --cacert "$pki/ca.crt" "https://127.0.0.1:$1/healthz"; }
-wait_for kube-scheduler "GET https://127.0.0.1:$scheduler_port/healthz" healthz "$scheduler_port"
-wait_for kube-controller-manager "GET https://127.0.0.1:$kcm_port/healthz" healthz "$kcm_port"
-wait_for kube-controller-manager "the default ServiceAccount in namespace default" \
+sup_wait kube-scheduler "GET https://127.0.0.1:$scheduler_port/healthz" healthz "$scheduler_port"
+sup_wait kube-controller-manager "GET https://127.0.0.1:$kcm_port/healthz" healthz "$kcm_port"
+sup_wait kube-controller-manager "the default ServiceAccount in namespace default" \
   api /api/v1/namespaces/default/serviceaccounts/default
 
 # --- env ---------------------------------------------------------------------------------------
-current="env"
+sup_step env
 {
   echo "# Written by hack/local-cluster/up.sh; source it."
   # e KEY VALUE: one quoted export line.
@@ -367,14 +305,13 @@ current="env"
   e KCM_PORT "$kcm_port"
   e RUNTIME_CONFIG "$runtime_config"
   e FEATURE_GATES "$feature_gates"
-  e ETCD_PID "${pid_of[etcd]}"
-  e APISERVER_PID "${pid_of[kube-apiserver]}"
-  e SCHEDULER_PID "${pid_of[kube-scheduler]}"
-  e KCM_PID "${pid_of[kube-controller-manager]}"
+  e ETCD_PID "${sup_pid[etcd]}"
+  e APISERVER_PID "${sup_pid[kube-apiserver]}"
+  e SCHEDULER_PID "${sup_pid[kube-scheduler]}"
+  e KCM_PID "${sup_pid[kube-controller-manager]}"
 } >"$dir/env.tmp"
 mv "$dir/env.tmp" "$dir/env"
-check_alive
-ready=1
-current=""
+sup_check_alive
+sup_ready
 log "cluster '$name' up in $(elapsed)s: $apiserver_url (run dir $dir)"
 log "use it: source $dir/env && \$KUBECTL get nodes    stop it: hack/local-cluster/down.sh --dir $dir"
