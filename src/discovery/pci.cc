@@ -182,6 +182,42 @@ std::optional<int> ParseDeviceMinor(std::string_view content) {
   return ParseDec<int>(Trim(rest.substr(0, rest.find('\n'))));
 }
 
+// The kernel driver a PCI function in sysfs directory `dev` is bound to, and its module (the
+// driver's name when sysfs names none); both empty when it is unbound.
+std::pair<std::string, std::string> BoundDriver(Env* env, const HostRoot& root,
+                                                const fs::path& dev) {
+  std::string driver;
+  std::string module;
+  if (auto link = env->ReadLink(root.Path((dev / "driver").string())); link.ok()) {
+    driver = Basename(*link);
+    fs::path drv_dir = link->is_absolute() ? *link : (dev / *link).lexically_normal();
+    if (auto m = env->ReadLink(root.Path((drv_dir / "module").string())); m.ok()) {
+      module = Basename(*m);
+    } else {
+      module = driver;
+    }
+  }
+  return {driver, module};
+}
+
+// The type a function of a known vendor is published as, by its class (display 0x03,
+// accelerator 0x12); nullptr: not kept.
+const char* PublishedType(const VendorInfo& vi, std::optional<uint32_t> cls,
+                          const std::string& driver) {
+  if (cls) {
+    uint32_t base = *cls >> 16;
+    if (base == 0x03) return vi.display_type;
+    if (base == 0x12) return vi.accel_type;
+    return nullptr;
+  }
+  if (!driver.empty() &&
+      std::find(vi.drivers.begin(), vi.drivers.end(), driver) != vi.drivers.end()) {
+    // No class, but bound to the vendor's accelerator driver: keep it with what is known.
+    return vi.display_type != nullptr ? vi.display_type : vi.accel_type;
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 // ---- public helpers -----------------------------------------------------------------------------
@@ -285,28 +321,64 @@ std::string PciBackend::ProductName(const std::string& vendor_display, uint32_t 
   return model::TruncateAttributeString(Trim(name));
 }
 
-std::optional<PciBackend::Found> PciBackend::Probe(const std::string& bdf_in) {
-  std::string bdf = bdf_in;
-  std::transform(bdf.begin(), bdf.end(), bdf.begin(),
+// Where a PCI function lives in sysfs. `listed` is the entry under /sys/bus/pci/devices as
+// Discover found it; `dev` the directory it resolves to (the symlink resolved by path arithmetic).
+struct PciBackend::Sysfs {
+  std::string bdf;  // lower case
+  fs::path listed;
+  fs::path dev;
+  std::optional<std::string> pcie_root;  // "pciDDDD:BB" when `dev` is under /sys/devices/pci*
+};
+
+struct PciBackend::Identity {
+  uint32_t vendor = 0;
+  std::optional<uint32_t> cls;
+  const char* vendor_key = nullptr;      // the "vendor" attribute
+  const char* vendor_display = nullptr;  // for fallback product names
+  std::string module;                    // kernel module of the bound driver; empty: unbound
+  const char* type = nullptr;            // the published type
+};
+
+std::optional<PciBackend::Found> PciBackend::Probe(const std::string& bdf) {
+  const Sysfs at = Locate(bdf);
+  std::optional<Identity> id = Identify(at);
+  if (!id) return std::nullopt;
+  Found f;
+  f.bdf = at.bdf;
+  f.type = id->type;
+  AddIdentity(at, *id, f.device);
+  AddIds(at, *id, f.device);
+  AddNumaNode(at, f.device);
+  AddDriverVersion(at, id->module, f.device);
+  AddMemory(at, AddDeviceNodes(at, *id, f.device), f.device);
+  return f;
+}
+
+PciBackend::Sysfs PciBackend::Locate(const std::string& bdf) {
+  Sysfs at;
+  at.bdf = bdf;
+  std::transform(at.bdf.begin(), at.bdf.end(), at.bdf.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   const fs::path devices_dir = "/sys/bus/pci/devices";
+  at.listed = devices_dir / bdf;
   // Where the device really lives: resolve the symlink by path arithmetic.
-  fs::path dev = devices_dir / bdf_in;
-  std::optional<std::string> pcie_root;
-  if (auto link = env_->ReadLink(root_.Path((devices_dir / bdf_in).string())); link.ok()) {
-    dev = (link->is_absolute() ? *link : devices_dir / *link).lexically_normal();
+  at.dev = at.listed;
+  if (auto link = env_->ReadLink(root_.Path(at.listed.string())); link.ok()) {
+    at.dev = (link->is_absolute() ? *link : devices_dir / *link).lexically_normal();
   }
-  {
-    auto it = dev.begin();
-    std::vector<std::string> parts;
-    for (; it != dev.end() && parts.size() < 4; ++it) parts.push_back(it->string());
-    if (parts.size() == 4 && parts[0] == "/" && parts[1] == "sys" && parts[2] == "devices" &&
-        parts[3].rfind("pci", 0) == 0) {
-      pcie_root = parts[3];
-    }
+  auto it = at.dev.begin();
+  std::vector<std::string> parts;
+  for (; it != at.dev.end() && parts.size() < 4; ++it) parts.push_back(it->string());
+  if (parts.size() == 4 && parts[0] == "/" && parts[1] == "sys" && parts[2] == "devices" &&
+      parts[3].rfind("pci", 0) == 0) {
+    at.pcie_root = parts[3];
   }
+  return at;
+}
 
-  auto vendor_s = ReadTrimmed(bdf, dev / "vendor", false);
+std::optional<PciBackend::Identity> PciBackend::Identify(const Sysfs& at) {
+  const std::string& bdf = at.bdf;
+  auto vendor_s = ReadTrimmed(bdf, at.dev / "vendor", false);
   if (!vendor_s) return std::nullopt;
   auto vendor = ParseHexId(*vendor_s, 4);
   if (!vendor) {
@@ -315,7 +387,7 @@ std::optional<PciBackend::Found> PciBackend::Probe(const std::string& bdf_in) {
     return std::nullopt;
   }
   std::optional<uint32_t> cls;
-  if (auto s = ReadTrimmed(bdf, dev / "class", false)) {
+  if (auto s = ReadTrimmed(bdf, at.dev / "class", false)) {
     cls = ParseHexId(*s, 6);
     if (!cls)
       WarnOnce(bdf + "|class",
@@ -333,58 +405,41 @@ std::optional<PciBackend::Found> PciBackend::Probe(const std::string& bdf_in) {
     return std::nullopt;
   }
 
-  // The bound kernel driver and its module.
-  std::string driver;
-  std::string module;
-  if (auto link = env_->ReadLink(root_.Path((dev / "driver").string())); link.ok()) {
-    driver = Basename(*link);
-    fs::path drv_dir = link->is_absolute() ? *link : (dev / *link).lexically_normal();
-    if (auto m = env_->ReadLink(root_.Path((drv_dir / "module").string())); m.ok()) {
-      module = Basename(*m);
-    } else {
-      module = driver;
-    }
-  }
-
-  const char* type = nullptr;
-  if (cls) {
-    uint32_t base = *cls >> 16;
-    if (base == 0x03) type = vi->display_type;
-    if (base == 0x12) type = vi->accel_type;
-  } else if (!driver.empty() &&
-             std::find(vi->drivers.begin(), vi->drivers.end(), driver) != vi->drivers.end()) {
-    // No class, but bound to the vendor's accelerator driver: keep it with what is known.
-    type = vi->display_type != nullptr ? vi->display_type : vi->accel_type;
-  }
+  auto [driver, module] = BoundDriver(env_, root_, at.dev);
+  const char* type = PublishedType(*vi, cls, driver);
   if (type == nullptr) return std::nullopt;
+  return Identity{*vendor, cls, vi->key, vi->display, std::move(module), type};
+}
 
-  Found f;
-  f.bdf = bdf;
-  f.type = type;
-  model::Device& d = f.device;
+void PciBackend::AddIdentity(const Sysfs& at, const Identity& id, model::Device& d) {
   auto& a = d.attributes;
-  a.emplace("type", model::AttrValue::String(type));
-  a.emplace("vendor", model::AttrValue::String(vi->key));
-  a.emplace("vendorID", model::AttrValue::String(Hex(*vendor, 4)));
-  a.emplace("pciBusID", model::AttrValue::String(bdf));
+  a.emplace("type", model::AttrValue::String(id.type));
+  a.emplace("vendor", model::AttrValue::String(id.vendor_key));
+  a.emplace("vendorID", model::AttrValue::String(Hex(id.vendor, 4)));
+  a.emplace("pciBusID", model::AttrValue::String(at.bdf));
   // NVIDIA display-class GPUs: TimeSlicing is applied with nvidia-smi (-i takes the bus ID; NVML
   // enrichment replaces it with the UUID).
-  if (*vendor == 0x10de && cls && (*cls >> 16) == 0x03) {
+  if (id.vendor == 0x10de && id.cls && (*id.cls >> 16) == 0x03) {
     d.timeslice_control = model::TimeSliceControl::kNvidiaSmi;
-    d.timeslice_target = bdf;
+    d.timeslice_target = at.bdf;
   }
-  if (pcie_root) {
-    a.emplace("resource.kubernetes.io/pcieRoot", model::AttrValue::String(*pcie_root));
+  if (at.pcie_root) {
+    a.emplace("resource.kubernetes.io/pcieRoot", model::AttrValue::String(*at.pcie_root));
   } else {
-    WarnOnce(bdf + "|pcieRoot", bdf + ": " + (devices_dir / bdf_in).string() +
-                                    " does not lead under /sys/devices/pci*; no pcieRoot");
+    WarnOnce(at.bdf + "|pcieRoot", at.bdf + ": " + at.listed.string() +
+                                       " does not lead under /sys/devices/pci*; no pcieRoot");
   }
+}
 
+// deviceID, the subsystem IDs and the product name looked up by vendor and device ID.
+void PciBackend::AddIds(const Sysfs& at, const Identity& id, model::Device& d) {
+  const std::string& bdf = at.bdf;
+  auto& a = d.attributes;
   int64_t device_id = -1;
-  if (auto s = ReadTrimmed(bdf, dev / "device", false)) {
-    if (auto id = ParseHexId(*s, 4)) {
-      device_id = *id;
-      a.emplace("deviceID", model::AttrValue::String(Hex(*id, 4)));
+  if (auto s = ReadTrimmed(bdf, at.dev / "device", false)) {
+    if (auto parsed = ParseHexId(*s, 4)) {
+      device_id = *parsed;
+      a.emplace("deviceID", model::AttrValue::String(Hex(*parsed, 4)));
     } else {
       WarnOnce(bdf + "|device",
                bdf + ": malformed device id \"" + model::TruncateAttributeString(*s) + "\"");
@@ -392,66 +447,76 @@ std::optional<PciBackend::Found> PciBackend::Probe(const std::string& bdf_in) {
   }
   for (const auto& [file, attr] : {std::pair{"subsystem_vendor", "subsystemVendorID"},
                                    std::pair{"subsystem_device", "subsystemDeviceID"}}) {
-    if (auto s = ReadTrimmed(bdf, dev / file, true)) {
-      if (auto id = ParseHexId(*s, 4)) {
-        a.emplace(attr, model::AttrValue::String(Hex(*id, 4)));
+    if (auto s = ReadTrimmed(bdf, at.dev / file, true)) {
+      if (auto parsed = ParseHexId(*s, 4)) {
+        a.emplace(attr, model::AttrValue::String(Hex(*parsed, 4)));
       } else {
         WarnOnce(bdf + "|" + file,
                  bdf + ": malformed " + file + " \"" + model::TruncateAttributeString(*s) + "\"");
       }
     }
   }
-  a.emplace("productName", model::AttrValue::String(ProductName(vi->display, *vendor, device_id)));
+  a.emplace("productName",
+            model::AttrValue::String(ProductName(id.vendor_display, id.vendor, device_id)));
+}
 
-  if (auto s = ReadTrimmed(bdf, dev / "numa_node", true)) {
+void PciBackend::AddNumaNode(const Sysfs& at, model::Device& d) {
+  if (auto s = ReadTrimmed(at.bdf, at.dev / "numa_node", true)) {
     auto n = ParseDec<int64_t>(*s);
     if (!n || *n < -1 || *n > 65535) {
-      WarnOnce(bdf + "|numa_node", bdf + ": malformed numa_node \"" +
-                                       model::TruncateAttributeString(*s) + "\"; no numaNode");
+      WarnOnce(at.bdf + "|numa_node", at.bdf + ": malformed numa_node \"" +
+                                          model::TruncateAttributeString(*s) + "\"; no numaNode");
     } else if (*n >= 0) {
-      a.emplace("numaNode", model::AttrValue::Int(*n));
+      d.attributes.emplace("numaNode", model::AttrValue::Int(*n));
     }
   }
+}
 
-  // Kernel driver and its version.
-  if (!module.empty()) {
-    a.emplace("driverName", model::AttrValue::String(model::TruncateAttributeString(module)));
-    std::optional<std::string> raw =
-        ReadTrimmed(bdf, fs::path("/sys/module") / module / "version", true);
-    if (!raw && module == "nvidia") {
-      if (auto s = ReadTrimmed(bdf, "/proc/driver/nvidia/version", true)) {
-        raw = ParseNvrmVersion(*s);
-        if (!raw) {
-          WarnOnce("nvrm|version", "no version in /proc/driver/nvidia/version (\"" +
-                                       model::TruncateAttributeString(*s) + "\")");
-        }
-      }
-    }
-    if (raw) {
-      switch (SetVersionAttribute(a, "driverVersion", *raw)) {
-        case VersionOutcome::kRawOnly:
-          WarnOnce("version|" + module + "|" + *raw,
-                   "driver " + module + " version \"" + model::TruncateAttributeString(*raw) +
-                       "\" cannot be read as a semantic version; publishing only driverVersionRaw");
-          break;
-        case VersionOutcome::kUnprintable:
-          WarnOnce("version|" + module,
-                   "driver " + module + " version has unprintable characters; no driverVersionRaw");
-          break;
-        default:
-          break;
+// Kernel driver and its version: /sys/module/<m>/version, for nvidia also the NVRM line of
+// /proc/driver/nvidia/version.
+void PciBackend::AddDriverVersion(const Sysfs& at, const std::string& module, model::Device& d) {
+  if (module.empty()) return;
+  auto& a = d.attributes;
+  a.emplace("driverName", model::AttrValue::String(model::TruncateAttributeString(module)));
+  std::optional<std::string> raw =
+      ReadTrimmed(at.bdf, fs::path("/sys/module") / module / "version", true);
+  if (!raw && module == "nvidia") {
+    if (auto s = ReadTrimmed(at.bdf, "/proc/driver/nvidia/version", true)) {
+      raw = ParseNvrmVersion(*s);
+      if (!raw) {
+        WarnOnce("nvrm|version", "no version in /proc/driver/nvidia/version (\"" +
+                                     model::TruncateAttributeString(*s) + "\")");
       }
     }
   }
+  if (!raw) return;
+  switch (SetVersionAttribute(a, "driverVersion", *raw)) {
+    case VersionOutcome::kRawOnly:
+      WarnOnce("version|" + module + "|" + *raw,
+               "driver " + module + " version \"" + model::TruncateAttributeString(*raw) +
+                   "\" cannot be read as a semantic version; publishing only driverVersionRaw");
+      break;
+    case VersionOutcome::kUnprintable:
+      WarnOnce("version|" + module,
+               "driver " + module + " version has unprintable characters; no driverVersionRaw");
+      break;
+    default:
+      break;
+  }
+}
 
-  // Device nodes, only those present under <root>/dev.
+// Device nodes, only those present under <root>/dev.
+std::vector<std::string> PciBackend::AddDeviceNodes(const Sysfs& at, const Identity& id,
+                                                    model::Device& d) {
+  const std::string& bdf = at.bdf;
   auto add_node = [&](const std::string& node) {
     if (env_->Exists(root_.Path(node)) &&
         std::find(d.device_nodes.begin(), d.device_nodes.end(), node) == d.device_nodes.end()) {
       d.device_nodes.push_back(node);
     }
   };
-  if (*vendor == 0x10de && module == "nvidia") {
+  const bool nvidia = id.vendor == 0x10de && id.module == "nvidia";
+  if (nvidia) {
     if (auto s = ReadTrimmed(bdf, "/proc/driver/nvidia/gpus/" + bdf + "/information", false)) {
       if (auto minor = ParseDeviceMinor(*s); minor && *minor >= 0) {
         add_node("/dev/nvidia" + std::to_string(*minor));
@@ -463,43 +528,46 @@ std::optional<PciBackend::Found> PciBackend::Probe(const std::string& bdf_in) {
   }
   // DRM nodes (card first, then render) and compute-accel nodes.
   std::vector<std::string> drm_cards;
-  if (auto names = env_->ListDir(root_.Path((dev / "drm").string())); names.ok()) {
-    std::vector<std::string> cards;
+  if (auto names = env_->ListDir(root_.Path((at.dev / "drm").string())); names.ok()) {
     std::vector<std::string> renders;
     for (const auto& n : *names) {
       if (n.rfind("card", 0) == 0 && ParseDec<int>(std::string_view(n).substr(4))) {
-        cards.push_back(n);
+        drm_cards.push_back(n);
       } else if (n.rfind("renderD", 0) == 0 && ParseDec<int>(std::string_view(n).substr(7))) {
         renders.push_back(n);
       }
     }
-    drm_cards = cards;
-    for (const auto& n : cards) add_node("/dev/dri/" + n);
+    for (const auto& n : drm_cards) add_node("/dev/dri/" + n);
     for (const auto& n : renders) add_node("/dev/dri/" + n);
   }
-  if (auto names = env_->ListDir(root_.Path((dev / "accel").string())); names.ok()) {
+  if (auto names = env_->ListDir(root_.Path((at.dev / "accel").string())); names.ok()) {
     for (const auto& n : *names) {
       if (n.rfind("accel", 0) == 0 && ParseDec<int>(std::string_view(n).substr(5))) {
         add_node("/dev/accel/" + n);
       }
     }
   }
-  if (*vendor == 0x10de && module == "nvidia") {
+  if (nvidia) {
     for (const char* n : {"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools"})
       add_node(n);
   }
-  if (*vendor == 0x1002 && module == "amdgpu") add_node("/dev/kfd");
+  if (id.vendor == 0x1002 && id.module == "amdgpu") add_node("/dev/kfd");
+  return drm_cards;
+}
 
-  // Memory where the kernel driver reports it.
-  std::vector<fs::path> mem_files = {dev / "mem_info_vram_total", dev / "lmem_total_bytes"};
-  for (const auto& c : drm_cards) mem_files.push_back(dev / "drm" / c / "lmem_total_bytes");
+// Memory where the kernel driver reports it: the first non-zero of amdgpu's mem_info_vram_total,
+// Intel's lmem_total_bytes on the device or on one of its DRM cards.
+void PciBackend::AddMemory(const Sysfs& at, const std::vector<std::string>& drm_cards,
+                           model::Device& d) {
+  std::vector<fs::path> mem_files = {at.dev / "mem_info_vram_total", at.dev / "lmem_total_bytes"};
+  for (const auto& c : drm_cards) mem_files.push_back(at.dev / "drm" / c / "lmem_total_bytes");
   for (const auto& p : mem_files) {
-    auto s = ReadTrimmed(bdf, p, true);
+    auto s = ReadTrimmed(at.bdf, p, true);
     if (!s) continue;
     auto bytes = ParseDec<uint64_t>(*s);
     if (!bytes) {
-      WarnOnce(bdf + "|" + p.string(), bdf + ": malformed " + p.filename().string() + " \"" +
-                                           model::TruncateAttributeString(*s) + "\"");
+      WarnOnce(at.bdf + "|" + p.string(), at.bdf + ": malformed " + p.filename().string() + " \"" +
+                                              model::TruncateAttributeString(*s) + "\"");
       continue;
     }
     if (*bytes > 0) {
@@ -507,7 +575,6 @@ std::optional<PciBackend::Found> PciBackend::Probe(const std::string& bdf_in) {
       break;
     }
   }
-  return f;
 }
 
 Expected<std::vector<model::Device>> PciBackend::Discover() {

@@ -68,7 +68,19 @@ class PciBackend : public Backend {
  private:
   struct Names;  // libpci state
   struct Found;
+  struct Sysfs;     // where one PCI function lives in sysfs
+  struct Identity;  // its vendor, class, bound driver and the type it is published as
   std::optional<Found> Probe(const std::string& bdf);
+  // Probe's steps, in the order it takes them (each logs what it cannot read and goes on).
+  Sysfs Locate(const std::string& bdf);
+  std::optional<Identity> Identify(const Sysfs& at);
+  void AddIdentity(const Sysfs& at, const Identity& id, model::Device& d);
+  void AddIds(const Sysfs& at, const Identity& id, model::Device& d);
+  void AddNumaNode(const Sysfs& at, model::Device& d);
+  void AddDriverVersion(const Sysfs& at, const std::string& module, model::Device& d);
+  // Returns the DRM card names (cardN) the memory step looks under.
+  std::vector<std::string> AddDeviceNodes(const Sysfs& at, const Identity& id, model::Device& d);
+  void AddMemory(const Sysfs& at, const std::vector<std::string>& drm_cards, model::Device& d);
   std::string ProductName(const std::string& vendor_display, uint32_t vendor, int64_t device);
   // Reads a whole sysfs/proc file, trimmed; nullopt (logged once for `who`) when unreadable.
   std::optional<std::string> ReadTrimmed(const std::string& who,
