@@ -89,7 +89,66 @@ const Json::json_pointer kDevices("/spec/devices");
 const Json::json_pointer kName("/metadata/name");
 const Json::json_pointer kRv("/metadata/resourceVersion");
 
+// Which existing slice each desired chunk goes to (-1: none, create one), and which existing
+// slices are taken.
+struct Pairing {
+  std::vector<int> match;
+  std::vector<bool> used;
+};
+
+// Pairs desired chunks with existing slices of identical content.
+Pairing PairIdentical(const std::vector<std::vector<Json>>& chunks,
+                      const std::vector<Json>& existing, bool ignore_taints) {
+  Pairing p{std::vector<int>(chunks.size(), -1), std::vector<bool>(existing.size(), false)};
+  for (size_t c = 0; c < chunks.size(); ++c) {
+    Json want_devices = chunks[c];
+    if (ignore_taints) want_devices = WithoutTaints(std::move(want_devices));
+    for (size_t e = 0; e < existing.size(); ++e) {
+      if (!p.used[e] && existing[e].contains(kDevices) &&
+          Contains(existing[e].at(kDevices), want_devices) &&
+          (ignore_taints || NoStaleTaints(existing[e].at(kDevices), want_devices))) {
+        p.match[c] = static_cast<int>(e);
+        p.used[e] = true;
+        break;
+      }
+    }
+  }
+  return p;
+}
+
+// True when the pool needs no writes: no slices of another pool, one slice per chunk, each chunk
+// paired with an identical slice, every slice at the highest generation with the right count.
+bool PoolInSync(const std::vector<Json>& existing, bool other_pools, const Pairing& p,
+                int64_t max_gen, int64_t want_count) {
+  return !other_pools && static_cast<int64_t>(existing.size()) == want_count &&
+         std::all_of(p.match.begin(), p.match.end(), [](int m) { return m >= 0; }) &&
+         std::all_of(existing.begin(), existing.end(), [&](const Json& s) {
+           return GetInt(s, kGen) == max_gen && GetInt(s, kCount) == want_count;
+         });
+}
+
+// Reuses unpaired existing slices for unpaired chunks; the chunks still unpaired are created.
+void PairRemaining(Pairing& p) {
+  for (size_t c = 0; c < p.match.size(); ++c) {
+    if (p.match[c] >= 0) continue;
+    for (size_t e = 0; e < p.used.size(); ++e) {
+      if (!p.used[e]) {
+        p.match[c] = static_cast<int>(e);
+        p.used[e] = true;
+        break;
+      }
+    }
+  }
+}
+
 }  // namespace
+
+// This node's slices of our driver, as listed.
+struct SlicePublisher::Listed {
+  std::vector<Json> existing;      // of our pool
+  std::vector<Json> foreign_pool;  // our driver + node, another pool name: obsolete
+  int64_t max_gen = 0;             // the highest generation in `existing`
+};
 
 SlicePublisher::SlicePublisher(kube::ResourceApi* api, Options options)
     : api_(api), options_(std::move(options)) {}
@@ -188,70 +247,59 @@ void SlicePublisher::ReconcileLoop() {
 Status SlicePublisher::Reconcile(const model::InventoryPtr& inventory) {
   DesiredPool desired = BuildPool(*inventory, options_.pool);
   for (const auto& p : desired.problems) spdlog::warn("device {}", p);
+  ASSIGN_OR_RETURN(Listed listed, ListPool());
 
+  const int64_t want_count = static_cast<int64_t>(desired.chunks.size());
+  Pairing pairing = PairIdentical(desired.chunks, listed.existing, taints_dropped_.load());
+  if (PoolInSync(listed.existing, !listed.foreign_pool.empty(), pairing, listed.max_gen,
+                 want_count)) {
+    RecordInSync(listed);
+    return Status::Ok();
+  }
+
+  // One new generation for every slice of the pool; slices left over are deleted last.
+  const int64_t generation = std::max(listed.max_gen, last_generation_) + 1;
+  PairRemaining(pairing);
+  Writes writes;
+  RETURN_IF_ERROR(WriteSlices(desired.chunks, listed.existing, pairing.match, generation, writes));
+  for (size_t e = 0; e < listed.existing.size(); ++e) {
+    if (!pairing.used[e]) RETURN_IF_ERROR(DeleteSlice(listed.existing[e], writes));
+  }
+  for (const auto& s : listed.foreign_pool) RETURN_IF_ERROR(DeleteSlice(s, writes));
+  RecordPublished(generation, desired.chunks.size(), inventory->devices().size(), writes);
+  return Status::Ok();
+}
+
+Expected<SlicePublisher::Listed> SlicePublisher::ListPool() {
   ASSIGN_OR_RETURN(auto list, api_->ListResourceSlices("", FieldSelector()));
-  std::vector<Json> existing;
-  std::vector<Json> foreign_pool;  // our driver + node, another pool name: obsolete
+  Listed listed;
   for (auto& s : list.items) {
-    (GetStr(s, kPool) == options_.pool.pool() ? existing : foreign_pool).push_back(std::move(s));
+    (GetStr(s, kPool) == options_.pool.pool() ? listed.existing : listed.foreign_pool)
+        .push_back(std::move(s));
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.lists++;
     list_resource_version_ = list.resource_version;
   }
+  for (const auto& s : listed.existing) listed.max_gen = std::max(listed.max_gen, GetInt(s, kGen));
+  return listed;
+}
 
-  const int64_t want_count = static_cast<int64_t>(desired.chunks.size());
-  int64_t max_gen = 0;
-  for (const auto& s : existing) max_gen = std::max(max_gen, GetInt(s, kGen));
+void SlicePublisher::RecordInSync(const Listed& listed) {
+  std::lock_guard<std::mutex> lock(mu_);
+  last_generation_ = std::max(last_generation_, listed.max_gen);
+  stats_.generation = listed.max_gen;
+  stats_.slices = listed.existing.size();
+}
 
-  // Pair desired chunks with existing slices of identical content.
-  std::vector<int> match(desired.chunks.size(), -1);
-  std::vector<bool> used(existing.size(), false);
-  bool ignore_taints = taints_dropped_.load();
-  for (size_t c = 0; c < desired.chunks.size(); ++c) {
-    Json want_devices = desired.chunks[c];
-    if (ignore_taints) want_devices = WithoutTaints(std::move(want_devices));
-    for (size_t e = 0; e < existing.size(); ++e) {
-      if (!used[e] && existing[e].contains(kDevices) &&
-          Contains(existing[e].at(kDevices), want_devices) &&
-          (ignore_taints || NoStaleTaints(existing[e].at(kDevices), want_devices))) {
-        match[c] = static_cast<int>(e);
-        used[e] = true;
-        break;
-      }
-    }
-  }
-  bool in_sync = foreign_pool.empty() && static_cast<int64_t>(existing.size()) == want_count &&
-                 std::all_of(match.begin(), match.end(), [](int m) { return m >= 0; }) &&
-                 std::all_of(existing.begin(), existing.end(), [&](const Json& s) {
-                   return GetInt(s, kGen) == max_gen && GetInt(s, kCount) == want_count;
-                 });
-  if (in_sync) {
-    std::lock_guard<std::mutex> lock(mu_);
-    last_generation_ = std::max(last_generation_, max_gen);
-    stats_.generation = max_gen;
-    stats_.slices = existing.size();
-    return Status::Ok();
-  }
-
-  int64_t generation = std::max(max_gen, last_generation_) + 1;
-  // Reuse unmatched existing slices for unmatched chunks; create the rest.
-  for (size_t c = 0; c < desired.chunks.size(); ++c) {
-    if (match[c] >= 0) continue;
-    for (size_t e = 0; e < existing.size(); ++e) {
-      if (!used[e]) {
-        match[c] = static_cast<int>(e);
-        used[e] = true;
-        break;
-      }
-    }
-  }
-  uint64_t creates = 0;
-  uint64_t updates = 0;
-  uint64_t deletes = 0;
-  for (size_t c = 0; c < desired.chunks.size(); ++c) {
-    Json obj = MakeSlice(options_.pool, desired.chunks[c], generation, want_count);
+// Writes chunk c into existing[match[c]] (PUT) or, when match[c] < 0, a new slice (POST).
+Status SlicePublisher::WriteSlices(const std::vector<std::vector<Json>>& chunks,
+                                   const std::vector<Json>& existing, const std::vector<int>& match,
+                                   int64_t generation, Writes& writes) {
+  const auto count = static_cast<int64_t>(chunks.size());
+  for (size_t c = 0; c < chunks.size(); ++c) {
+    Json obj = MakeSlice(options_.pool, chunks[c], generation, count);
     Expected<Json> written = Status();
     if (match[c] >= 0) {
       const Json& old = existing[static_cast<size_t>(match[c])];
@@ -259,10 +307,10 @@ Status SlicePublisher::Reconcile(const model::InventoryPtr& inventory) {
       obj["metadata"]["resourceVersion"] = GetStr(old, kRv);
       obj["metadata"].erase("generateName");
       written = api_->UpdateResourceSlice(obj);
-      updates++;
+      writes.updates++;
     } else {
       written = api_->CreateResourceSlice(obj);
-      creates++;
+      writes.creates++;
     }
     if (!written.ok()) return written.status().WithContext("writing ResourceSlice");
     if (TaintsDropped(obj, *written) && !taints_dropped_.exchange(true)) {
@@ -275,35 +323,35 @@ Status SlicePublisher::Reconcile(const model::InventoryPtr& inventory) {
     std::lock_guard<std::mutex> lock(mu_);
     own_versions_.insert(GetStr(*written, kRv));
   }
-  auto delete_slice = [&](const Json& s) -> Status {
-    std::string name = GetStr(s, kName);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      own_deletes_.insert(name);
-    }
-    Status st = api_->DeleteResourceSlice(name);
-    if (!st.ok() && st.code() != Code::kNotFound) return st.WithContext("deleting ResourceSlice");
-    deletes++;
-    return Status::Ok();
-  };
-  for (size_t e = 0; e < existing.size(); ++e) {
-    if (!used[e]) RETURN_IF_ERROR(delete_slice(existing[e]));
-  }
-  for (const auto& s : foreign_pool) RETURN_IF_ERROR(delete_slice(s));
+  return Status::Ok();
+}
 
+Status SlicePublisher::DeleteSlice(const Json& slice, Writes& writes) {
+  std::string name = GetStr(slice, kName);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    own_deletes_.insert(name);
+  }
+  Status st = api_->DeleteResourceSlice(name);
+  if (!st.ok() && st.code() != Code::kNotFound) return st.WithContext("deleting ResourceSlice");
+  writes.deletes++;
+  return Status::Ok();
+}
+
+void SlicePublisher::RecordPublished(int64_t generation, size_t slices, size_t devices,
+                                     const Writes& writes) {
   std::lock_guard<std::mutex> lock(mu_);
   last_generation_ = generation;
   stats_.generation = generation;
-  stats_.slices = desired.chunks.size();
-  stats_.creates += creates;
-  stats_.updates += updates;
-  stats_.deletes += deletes;
+  stats_.slices = slices;
+  stats_.creates += writes.creates;
+  stats_.updates += writes.updates;
+  stats_.deletes += writes.deletes;
   spdlog::info(
       "published pool {} generation {}: {} devices in {} slices ({} created, {} updated, "
       "{} deleted)",
-      options_.pool.pool(), generation, inventory->devices().size(), want_count, creates, updates,
-      deletes);
-  return Status::Ok();
+      options_.pool.pool(), generation, devices, slices, writes.creates, writes.updates,
+      writes.deletes);
 }
 
 void SlicePublisher::WatchLoop() {

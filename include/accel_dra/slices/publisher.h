@@ -72,6 +72,20 @@ class SlicePublisher {
   void ReconcileLoop();
   void WatchLoop();
   Status Reconcile(const model::InventoryPtr& inventory);
+  // Reconcile's steps.
+  struct Listed;  // this node's slices as listed: our pool's, other pools', highest generation
+  struct Writes {
+    uint64_t creates = 0;
+    uint64_t updates = 0;
+    uint64_t deletes = 0;
+  };
+  Expected<Listed> ListPool();
+  void RecordInSync(const Listed& listed);
+  Status WriteSlices(const std::vector<std::vector<Json>>& chunks,
+                     const std::vector<Json>& existing, const std::vector<int>& match,
+                     int64_t generation, Writes& writes);
+  Status DeleteSlice(const Json& slice, Writes& writes);
+  void RecordPublished(int64_t generation, size_t slices, size_t devices, const Writes& writes);
   void MarkDirty();
   std::string FieldSelector() const;
 
