@@ -34,8 +34,9 @@ pid_alive() {
   [ -n "$st" ] && [ "$st" != Z ]
 }
 
-# pid_cmdline PID: the command line with NULs turned into spaces (empty if gone).
-pid_cmdline() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null || true; }
+# pid_cmdline PID: the command line with NULs turned into spaces (empty, and silent, if gone:
+# stderr is redirected before the input, so a process that just exited prints nothing).
+pid_cmdline() { tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline" || true; }
 
 # pid_of_run PID RUN_DIR: true when PID is alive and its command line mentions RUN_DIR/ (guards
 # against PID reuse: every component is started with paths inside its run dir).
