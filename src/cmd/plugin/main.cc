@@ -222,18 +222,11 @@ int RunPlugin(const Flags& f) {
   kube::ResourceApi api(client->get());
 
   // Wait (bounded) for the apiserver: a plugin often starts before the network is ready.
-  auto deadline = t0 + std::chrono::milliseconds(static_cast<int64_t>(f.startup_timeout_s * 1000));
-  Expected<std::string> version = Status();
-  while (true) {
-    version = api.Version();
-    if (version.ok()) break;
-    Code c = version.status().code();
-    bool transient = c == Code::kUnavailable || c == Code::kDeadlineExceeded;
-    if (!transient || std::chrono::steady_clock::now() >= deadline) {
-      return Fail("cannot use the Kubernetes API at " + config->server + ": " +
-                  version.status().message());
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto version = kube::WaitForVersion(
+      api, t0 + std::chrono::milliseconds(static_cast<int64_t>(f.startup_timeout_s * 1000)));
+  if (!version.ok()) {
+    return Fail("cannot use the Kubernetes API at " + config->server + ": " +
+                version.status().message());
   }
   spdlog::info("accel-dra-plugin {} driver={} node={} resource.k8s.io/{}", build_info::kVersion,
                f.driver_name, f.node_name, *version);
