@@ -388,21 +388,8 @@ std::vector<std::string> NormalizeArgs(int argc, char** argv) {
   return args;
 }
 
-}  // namespace
-}  // namespace accel_dra
-
-int main(int argc, char** argv) {
-  using accel_dra::Flags;
-  // Block the shutdown signals before any thread starts; the NodeAgent's loop reads them.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-
-  Flags f;
-  CLI::App app{"accel-dra-plugin: Kubernetes DRA driver for accelerators", "accel-dra-plugin"};
-  app.set_version_flag("--version", std::string(accel_dra::build_info::kVersion));
+// Flags, registered by group (the order of --help).
+void AddClusterFlags(CLI::App& app, Flags& f) {
   app.add_option("--driver-name", f.driver_name, "DRA driver name")
       ->envname("DRIVER_NAME")
       ->capture_default_str();
@@ -410,9 +397,15 @@ int main(int argc, char** argv) {
       ->envname("NODE_NAME");
   app.add_option("--kubeconfig", f.kubeconfig,
                  "kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)");
-  app.add_option("--cdi-root", f.cdi_root, "directory for CDI specs")
-      ->envname("CDI_ROOT")
+  app.add_option("--startup-timeout", f.startup_timeout_s,
+                 "seconds to wait for the apiserver at start")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_flag("--delete-slices-on-exit", f.delete_slices_on_exit,
+               "delete this node's ResourceSlices on a clean shutdown");
+}
+
+void AddKubeletFlags(CLI::App& app, Flags& f) {
   app.add_option("--kubelet-registrar-directory-path", f.registrar_dir,
                  "kubelet plugin registration directory")
       ->envname("KUBELET_REGISTRAR_DIRECTORY_PATH")
@@ -423,10 +416,6 @@ int main(int argc, char** argv) {
   app.add_option("--pod-uid", f.pod_uid,
                  "UID of the plugin's pod: per-pod socket names for rolling updates")
       ->envname("POD_UID");
-  app.add_option("--cleanup-interval", f.cleanup_interval_s,
-                 "seconds between checks for prepared claims whose ResourceClaim is gone")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
   app.add_option("--healthcheck-port", f.healthcheck_port,
                  "port of the gRPC health service (-1 disables)")
       ->envname("HEALTHCHECK_PORT")
@@ -435,10 +424,33 @@ int main(int argc, char** argv) {
                  "address of the gRPC health service (a kubelet probe needs the pod's address)")
       ->envname("HEALTHCHECK_ADDRESS")
       ->capture_default_str();
-  app.add_option("-v,--v", f.verbosity, "log verbosity (klog style)")->capture_default_str();
-  app.add_option("--log-format", f.log_format, "text or json")
-      ->check(CLI::IsMember({"text", "json"}))
+}
+
+void AddClaimFlags(CLI::App& app, Flags& f) {
+  app.add_option("--cdi-root", f.cdi_root, "directory for CDI specs")
+      ->envname("CDI_ROOT")
       ->capture_default_str();
+  app.add_option("--cleanup-interval", f.cleanup_interval_s,
+                 "seconds between checks for prepared claims whose ResourceClaim is gone")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--inspect-tool", f.inspect_tool,
+                 "host path of a static inspect binary that every claim's containers get "
+                 "read-only at " +
+                     std::string(model::kInspectToolContainerPath))
+      ->envname("ACCEL_DRA_INSPECT_TOOL");
+  app.add_option("--nvidia-smi", f.nvidia_smi,
+                 "nvidia-smi program that applies TimeSlicing intervals to NVIDIA GPUs (searched "
+                 "on PATH unless it contains a '/')")
+      ->envname("NVIDIA_SMI")
+      ->capture_default_str();
+  // Hidden (empty group): a deliberate isolation breach for the conformance probe's negative test.
+  app.add_flag("--testing-expose-all-devices", f.testing_expose_all_devices,
+               "TESTING ONLY: give every claim the device nodes of all devices")
+      ->group("");
+}
+
+void AddDiscoveryFlags(CLI::App& app, Flags& f) {
   app.add_option("--simulate", f.simulate, "publish N simulated devices")
       ->envname("ACCEL_DRA_SIMULATE")
       ->check(CLI::Range(0, 100000));
@@ -459,34 +471,10 @@ int main(int argc, char** argv) {
   app.add_option("--nvml-library", f.nvml_library, "NVML library loaded at run time when present")
       ->envname("NVML_LIBRARY")
       ->capture_default_str();
-  app.add_flag("--delete-slices-on-exit", f.delete_slices_on_exit,
-               "delete this node's ResourceSlices on a clean shutdown");
-  app.add_option("--startup-timeout", f.startup_timeout_s,
-                 "seconds to wait for the apiserver at start")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--rediscover-interval", f.rediscover_interval_s,
-                 "seconds between cheap device-change checks")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--inspect-tool", f.inspect_tool,
-                 "host path of a static inspect binary that every claim's containers get "
-                 "read-only at " +
-                     std::string(accel_dra::model::kInspectToolContainerPath))
-      ->envname("ACCEL_DRA_INSPECT_TOOL");
-  app.add_option("--nvidia-smi", f.nvidia_smi,
-                 "nvidia-smi program that applies TimeSlicing intervals to NVIDIA GPUs (searched "
-                 "on PATH unless it contains a '/')")
-      ->envname("NVIDIA_SMI")
-      ->capture_default_str();
-  // Hidden (empty group): a deliberate isolation breach for the conformance probe's negative test.
-  app.add_flag("--testing-expose-all-devices", f.testing_expose_all_devices,
-               "TESTING ONLY: give every claim the device nodes of all devices")
-      ->group("");
-  app.add_option("--rescan-interval", f.rescan_interval_s,
-                 "seconds between full device rescans, a safety net for missed device events")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
+}
+
+// How changes of the devices are noticed and published (NodeAgent).
+void AddDeviceWatchFlags(CLI::App& app, Flags& f) {
   app.add_option("--device-events", f.device_events,
                  "how device hotplug is noticed: udev (netlink monitor), inotify (watch the tree "
                  "under --host-root), poll (rescan every --rediscover-interval), auto (udev when "
@@ -494,15 +482,58 @@ int main(int argc, char** argv) {
       ->envname("DEVICE_EVENTS")
       ->check(CLI::IsMember({"auto", "udev", "inotify", "poll"}))
       ->capture_default_str();
+  app.add_option("--rediscover-interval", f.rediscover_interval_s,
+                 "seconds between cheap device-change checks")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--rescan-interval", f.rescan_interval_s,
+                 "seconds between full device rescans, a safety net for missed device events")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_flag("--device-taints", f.device_taints,
                "publish unhealthy devices with a NoSchedule taint <driver>/unhealthy=<reason> "
                "(needs the DRADeviceTaints feature gate, alpha in Kubernetes 1.35)");
+}
+
+void AddLogFlags(CLI::App& app, Flags& f) {
+  app.add_option("-v,--v", f.verbosity, "log verbosity (klog style)")->capture_default_str();
+  app.add_option("--log-format", f.log_format, "text or json")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+}
+
+CLI::App* AddDiscoverCommand(CLI::App& app, Flags& f) {
   auto* discover = app.add_subcommand(
       "discover", "print the ResourceSlices this node would publish (no cluster needed)");
   discover->fallthrough();  // global flags may follow the subcommand
   discover->add_option("-o,--output", f.output, "yaml or json")
       ->check(CLI::IsMember({"yaml", "json"}))
       ->capture_default_str();
+  return discover;
+}
+
+}  // namespace
+}  // namespace accel_dra
+
+int main(int argc, char** argv) {
+  using accel_dra::Flags;
+  // Block the shutdown signals before any thread starts; the NodeAgent's loop reads them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+  Flags f;
+  CLI::App app{"accel-dra-plugin: Kubernetes DRA driver for accelerators", "accel-dra-plugin"};
+  app.set_version_flag("--version", std::string(accel_dra::build_info::kVersion));
+  accel_dra::AddClusterFlags(app, f);
+  accel_dra::AddKubeletFlags(app, f);
+  accel_dra::AddClaimFlags(app, f);
+  accel_dra::AddDiscoveryFlags(app, f);
+  accel_dra::AddDeviceWatchFlags(app, f);
+  accel_dra::AddLogFlags(app, f);
+  CLI::App* discover = accel_dra::AddDiscoverCommand(app, f);
 
   try {
     auto args = accel_dra::NormalizeArgs(argc, argv);
