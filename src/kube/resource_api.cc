@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <initializer_list>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "accel_dra/common/json_path.h"
@@ -95,6 +96,19 @@ Json ClaimFromWire(const Json& wire_claim, const std::string& version) {
 }
 
 }  // namespace internal
+
+Expected<std::string> WaitForVersion(ResourceApi& api,
+                                     std::chrono::steady_clock::time_point deadline,
+                                     std::chrono::milliseconds interval) {
+  while (true) {
+    auto version = api.Version();
+    if (version.ok()) return version;
+    Code c = version.status().code();
+    bool transient = c == Code::kUnavailable || c == Code::kDeadlineExceeded;
+    if (!transient || std::chrono::steady_clock::now() >= deadline) return version;
+    std::this_thread::sleep_for(interval);
+  }
+}
 
 Expected<std::string> ResourceApi::Version() {
   std::lock_guard<std::mutex> lock(mu_);

@@ -6,9 +6,17 @@
 
 namespace accel_dra::node {
 
+Expected<std::unique_ptr<NodeAttributeWatcher>> NodeAttributeWatcher::Create(kube::ResourceApi* api,
+                                                                             Env* env,
+                                                                             Options options) {
+  ASSIGN_OR_RETURN(auto wakeup, Wakeup::Create());
+  return std::unique_ptr<NodeAttributeWatcher>(
+      new NodeAttributeWatcher(api, env, std::move(options), std::move(wakeup)));
+}
+
 NodeAttributeWatcher::NodeAttributeWatcher(kube::ResourceApi* api, Env* env, Options options,
-                                           OnChange on_change)
-    : api_(api), env_(env), options_(std::move(options)), on_change_(std::move(on_change)) {}
+                                           std::unique_ptr<Wakeup> wakeup)
+    : api_(api), env_(env), options_(std::move(options)), wakeup_(std::move(wakeup)) {}
 
 NodeAttributeWatcher::~NodeAttributeWatcher() { Stop(); }
 
@@ -55,7 +63,7 @@ void NodeAttributeWatcher::Apply(const nlohmann::json& node) {
     summary += name + "=" + value.ToJson().begin().value().dump();
   }
   spdlog::info("node attributes of {}: {}", options_.node_name, summary);
-  if (on_change_) on_change_(attrs);
+  wakeup_->Notify();
 }
 
 std::string NodeAttributeWatcher::Read() {

@@ -196,6 +196,13 @@ class ResourceApi {
   std::string version_;
 };
 
+// api.Version(), retried every `interval` while the apiserver cannot be reached (Unavailable,
+// DeadlineExceeded) until `deadline`: a plugin often starts before the network is ready. Any other
+// error, or the last one at the deadline, is returned at once.
+Expected<std::string> WaitForVersion(
+    ResourceApi& api, std::chrono::steady_clock::time_point deadline,
+    std::chrono::milliseconds interval = std::chrono::milliseconds(500));
+
 // The core (v1) objects the conformance probe uses. Thread-safe.
 class CoreApi {
  public:

@@ -1,13 +1,15 @@
 #pragma once
 // NodeAttributeWatcher keeps the node-level device attributes (discovery/node_runtime.h) of the
-// plugin's own Node current.
+// plugin's own Node current, and notifies; it does not publish.
 //
 // Promises:
 //  - Start() reads the Node once before returning (bounded by the client's request deadline), so
 //    the first slices already carry the runtime attributes; then a background thread watches the
 //    Node (field selector on its name) and re-reads it after every watch end or error.
-//  - on_change is called (from the watch thread) only when the attributes differ from the last
-//    ones reported, so an unchanged Node (e.g. kubelet's periodic status updates) causes nothing.
+//  - It notifies and nothing more: when the attributes differ from the last ones, current() has
+//    the new ones and then fd() becomes readable (a Wakeup) until Drain(). Its thread calls no
+//    other code, so whoever polls fd() (the NodeAgent's loop) composes and publishes on its own
+//    thread. An unchanged Node (e.g. kubelet's periodic status updates) does not notify.
 //  - A missing Node or one without runtime information yields the attributes without runtime
 //    facts (sharingMode only); each distinct problem is logged once. A transient read error keeps
 //    the last known attributes. Nothing here ends the process.
@@ -17,7 +19,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
-#include <functional>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -26,12 +28,23 @@
 #include "accel_dra/common/env.h"
 #include "accel_dra/discovery/node_runtime.h"
 #include "accel_dra/kube/client.h"
+#include "accel_dra/node/wakeup.h"
 
 namespace accel_dra::node {
 
-class NodeAttributeWatcher {
+// What the NodeAgent needs from a source of node-level attributes: a pollable fd that becomes
+// readable after current() changed, Drain() to clear it, and the attributes themselves. Drain()
+// and current() may be called from any thread.
+class NodeAttributeSource {
  public:
-  using OnChange = std::function<void(const discovery::NodeAttributes&)>;
+  virtual ~NodeAttributeSource() = default;
+  virtual int fd() const = 0;
+  virtual void Drain() = 0;
+  virtual discovery::NodeAttributes current() const = 0;
+};
+
+class NodeAttributeWatcher : public NodeAttributeSource {
+ public:
   struct Options {
     std::string node_name;
     // Host path of the containerd configuration, read under host_root.
@@ -41,16 +54,22 @@ class NodeAttributeWatcher {
     std::chrono::milliseconds backoff_max{std::chrono::seconds(30)};
   };
 
-  NodeAttributeWatcher(kube::ResourceApi* api, Env* env, Options options, OnChange on_change);
-  ~NodeAttributeWatcher();
+  // Fails only when the Wakeup (an eventfd) cannot be created.
+  static Expected<std::unique_ptr<NodeAttributeWatcher>> Create(kube::ResourceApi* api, Env* env,
+                                                                Options options);
+  ~NodeAttributeWatcher() override;
   NodeAttributeWatcher(const NodeAttributeWatcher&) = delete;
   NodeAttributeWatcher& operator=(const NodeAttributeWatcher&) = delete;
 
   void Start();
   void Stop();  // idempotent
-  discovery::NodeAttributes current() const;
+  int fd() const override { return wakeup_->fd(); }
+  void Drain() override { wakeup_->Drain(); }
+  discovery::NodeAttributes current() const override;
 
  private:
+  NodeAttributeWatcher(kube::ResourceApi* api, Env* env, Options options,
+                       std::unique_ptr<Wakeup> wakeup);
   void Loop(std::string resource_version);
   // Re-reads the Node; returns its resourceVersion ("" when it could not be read).
   std::string Read();
@@ -61,7 +80,7 @@ class NodeAttributeWatcher {
   kube::ResourceApi* api_;
   Env* env_;
   Options options_;
-  OnChange on_change_;
+  std::unique_ptr<Wakeup> wakeup_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -1,22 +1,17 @@
-// accel-dra-plugin: the per-node DRA driver process. Flag parsing and wiring only.
+// accel-dra-plugin: the per-node DRA driver process. Flags and wiring only: the daemon's run loop
+// is node::NodeAgent (include/accel_dra/node/agent.h), which composes the published pool with
+// node::PoolComposer; the kubelet side is kubelet::PluginServer over claims::Preparer.
 
-#include <poll.h>
 #include <signal.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <iostream>
 #include <memory>
-#include <mutex>
-#include <optional>
-#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -31,13 +26,14 @@
 #include "accel_dra/discovery/events.h"
 #include "accel_dra/discovery/health.h"
 #include "accel_dra/discovery/manager.h"
-#include "accel_dra/discovery/node_runtime.h"
 #include "accel_dra/discovery/nvml.h"
 #include "accel_dra/discovery/pci.h"
 #include "accel_dra/discovery/simulated.h"
 #include "accel_dra/kube/client.h"
 #include "accel_dra/kubelet/plugin_server.h"
+#include "accel_dra/node/agent.h"
 #include "accel_dra/node/node_watch.h"
+#include "accel_dra/node/pool_composer.h"
 #include "accel_dra/slices/publisher.h"
 #include "accel_dra/slices/slices.h"
 
@@ -95,23 +91,6 @@ Status CheckInspectTool(const std::string& path) {
   return Status();
 }
 
-// The latest device snapshot, shared between the discovery loop and gRPC threads.
-class InventoryHolder {
- public:
-  void Set(model::InventoryPtr inv) {
-    std::lock_guard<std::mutex> lock(mu_);
-    inv_ = std::move(inv);
-  }
-  model::InventoryPtr Get() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return inv_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  model::InventoryPtr inv_;
-};
-
 int Fail(const std::string& message, int code = 1) {
   std::fprintf(stderr, "accel-dra-plugin: error: %s\n", message.c_str());
   return code;
@@ -164,14 +143,23 @@ slices::PoolOptions PoolFor(const Flags& f, const std::string& node) {
   return p;
 }
 
+std::chrono::milliseconds Seconds(double s) {
+  return std::chrono::milliseconds(static_cast<int64_t>(s * 1000));
+}
+
 int RunDiscover(const Flags& f) {
   std::string node = f.node_name.empty() ? Hostname() : f.node_name;
   auto devices = MakeDevices(f, node);
   if (!devices.ok()) return Fail(devices.status().message());
-  // No Node here: the node-level attributes without the container runtime ones.
-  auto inventory = discovery::WithNodeAttributes(
-      *devices->Refresh(), discovery::DriverOnlyAttributes(), slices::kMaxAttributesAndCapacities);
-  auto pool = slices::BuildPool(inventory, PoolFor(f, node));
+  // Composed as the daemon composes it, without a Node: the node-level attributes without the
+  // container runtime ones, and no health.
+  model::InventoryPtr inventory;
+  node::PoolComposer composer(
+      {.driver_name = f.driver_name},
+      [&inventory](model::InventoryPtr inv) { inventory = std::move(inv); });
+  composer.SetInventory(devices->Refresh());
+  composer.Publish();
+  auto pool = slices::BuildPool(*inventory, PoolFor(f, node));
   for (const auto& p : pool.problems) spdlog::warn("device {}", p);
   nlohmann::json items = nlohmann::json::array();
   for (const auto& chunk : pool.chunks) {
@@ -187,57 +175,44 @@ int RunDiscover(const Flags& f) {
   return 0;
 }
 
-int RunPlugin(const Flags& f) {
+// What is checked before anything starts, so a mistake is one clear line, not a half-started
+// daemon.
+Status CheckPluginFlags(const Flags& f) {
   if (f.node_name.empty()) {
-    return Fail("--node-name (or NODE_NAME) is required: the name of the Node this plugin runs on");
+    return InvalidArgument(
+        "--node-name (or NODE_NAME) is required: the name of the Node this plugin runs on");
   }
-  auto t0 = std::chrono::steady_clock::now();
-  if (!f.inspect_tool.empty()) {
-    if (Status st = CheckInspectTool(f.inspect_tool); !st.ok()) return Fail(st.message());
-  }
+  if (!f.inspect_tool.empty()) RETURN_IF_ERROR(CheckInspectTool(f.inspect_tool));
   if (f.testing_expose_all_devices) {
     spdlog::warn(
         "TESTING ONLY: --testing-expose-all-devices is set: every claim's containers get the "
         "device nodes of ALL devices of this node, also devices they did not claim. Device "
         "isolation is broken on purpose; never use this outside tests.");
   }
-  // SIGINT/SIGTERM are blocked in every thread (main()); the main loop reads them from here.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  int sigfd = ::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-  if (sigfd < 0) return Fail("signalfd: " + std::string(std::strerror(errno)));
-  auto events_mode = discovery::ParseDeviceEventsMode(f.device_events);
-  if (!events_mode.ok()) return Fail(events_mode.status().message());
-  discovery::NvmlEnrichedBackend* nvml = nullptr;
-  auto devices = MakeDevices(f, f.node_name, &nvml);
-  if (!devices.ok()) return Fail(devices.status().message());
+  return Status();
+}
 
-  auto config = kube::ResolveConfig(f.kubeconfig);
-  if (!config.ok()) return Fail(config.status().message());
-  config->user_agent = std::string("accel-dra-plugin/") + build_info::kVersion;
-  auto client = kube::Client::Create(*config);
-  if (!client.ok()) return Fail(client.status().message());
-  kube::ResourceApi api(client->get());
-
-  // Wait (bounded) for the apiserver: a plugin often starts before the network is ready.
-  auto deadline = t0 + std::chrono::milliseconds(static_cast<int64_t>(f.startup_timeout_s * 1000));
-  Expected<std::string> version = Status();
-  while (true) {
-    version = api.Version();
-    if (version.ok()) break;
-    Code c = version.status().code();
-    bool transient = c == Code::kUnavailable || c == Code::kDeadlineExceeded;
-    if (!transient || std::chrono::steady_clock::now() >= deadline) {
-      return Fail("cannot use the Kubernetes API at " + config->server + ": " +
-                  version.status().message());
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+// The API client, once the apiserver answers (waiting at most --startup-timeout after `t0`).
+struct Api {
+  std::unique_ptr<kube::Client> client;
+  std::unique_ptr<kube::ResourceApi> resources;
+};
+Expected<Api> Connect(const Flags& f, std::chrono::steady_clock::time_point t0) {
+  ASSIGN_OR_RETURN(auto config, kube::ResolveConfig(f.kubeconfig));
+  config.user_agent = std::string("accel-dra-plugin/") + build_info::kVersion;
+  ASSIGN_OR_RETURN(auto client, kube::Client::Create(config));
+  auto resources = std::make_unique<kube::ResourceApi>(client.get());
+  auto version = kube::WaitForVersion(*resources, t0 + Seconds(f.startup_timeout_s));
+  if (!version.ok()) {
+    return version.status().WithContext("cannot use the Kubernetes API at " + config.server);
   }
   spdlog::info("accel-dra-plugin {} driver={} node={} resource.k8s.io/{}", build_info::kVersion,
                f.driver_name, f.node_name, *version);
+  return Api{std::move(client), std::move(resources)};
+}
 
+// The pool, owned by the Node (when it can be read) so that deleting the Node deletes its slices.
+slices::SlicePublisher::Options PublisherOptions(const Flags& f, kube::ResourceApi& api) {
   slices::SlicePublisher::Options popts;
   popts.pool = PoolFor(f, f.node_name);
   auto node = api.GetNode(f.node_name);
@@ -247,29 +222,116 @@ int RunPlugin(const Flags& f) {
     spdlog::warn("cannot read Node {} ({}); slices are published without an owner reference",
                  f.node_name, node.ok() ? "no uid" : node.status().message());
   }
-  InventoryHolder inventory;
-  // Device events (hotplug) for hardware discovery; simulated devices only poll their profile.
+  return popts;
+}
+
+node::NodeAttributeWatcher::Options WatcherOptions(const Flags& f) {
+  node::NodeAttributeWatcher::Options wopts;
+  wopts.node_name = f.node_name;
+  wopts.containerd_config = f.containerd_config;
+  wopts.host_root = HostRoot(f.host_root);
+  return wopts;
+}
+
+// `rescan_to_notice_hotplug`: hardware without an event source, so a full rescan runs every
+// --rediscover-interval instead of every --rescan-interval.
+node::NodeAgent::Options AgentOptions(const Flags& f, bool rescan_to_notice_hotplug) {
+  node::NodeAgent::Options aopts;
+  aopts.pool.driver_name = f.driver_name;
+  aopts.pool.device_taints = f.device_taints;
+  aopts.check_every = Seconds(f.rediscover_interval_s);
+  aopts.rescan_every = rescan_to_notice_hotplug ? aopts.check_every : Seconds(f.rescan_interval_s);
+  aopts.sweep_every = Seconds(f.cleanup_interval_s);
+  return aopts;
+}
+
+kubelet::PluginServerOptions ServerOptions(const Flags& f,
+                                           std::shared_ptr<model::ClaimPreparer> preparer,
+                                           std::shared_ptr<model::DeviceHealthSource> health) {
+  kubelet::PluginServerOptions sopts;
+  sopts.driver_name = f.driver_name;
+  sopts.registrar_dir = f.registrar_dir;
+  sopts.plugins_dir = f.plugins_dir;
+  sopts.pod_uid = f.pod_uid;
+  sopts.preparer = std::move(preparer);
+  sopts.healthcheck_port = f.healthcheck_port;
+  sopts.healthcheck_address = f.healthcheck_address;
+  sopts.health_source = std::move(health);
+  return sopts;
+}
+
+// Logs how long the first publish took after start (the start-up figure of docs/benchmarks.md).
+std::thread AnnounceFirstPublish(slices::SlicePublisher& publisher,
+                                 std::chrono::steady_clock::time_point t0) {
+  return std::thread([&publisher, t0] {
+    if (publisher.WaitInSync(std::chrono::minutes(10))) {
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - t0)
+                    .count();
+      spdlog::info("first ResourceSlices published {} ms after start", ms);
+    }
+  });
+}
+
+// The daemon's life once it is set up: the Node read, the first slices, the kubelet sockets,
+// then the agent's loop until SIGTERM/SIGINT; on the way out everything stops in order.
+int Serve(const Flags& f, std::chrono::steady_clock::time_point t0, node::NodeAgent& agent,
+          node::NodeAttributeWatcher& watcher, slices::SlicePublisher& publisher,
+          const kubelet::PluginServerOptions& sopts, const node::NodeAgent::Sweep& sweep) {
+  watcher.Start();  // reads the Node once: the first slices carry its attributes
+  publisher.Start();
+  agent.Publish();
+  std::thread announce = AnnounceFirstPublish(publisher, t0);
+  kubelet::PluginServer server(sopts);
+  Status served = server.Start();
+  if (served.ok()) {
+    spdlog::info("serving kubelet: registration {} DRA {}", server.paths().registration_socket,
+                 server.paths().dra_socket);
+    agent.Run(sweep);
+    server.Stop();
+  }
+  watcher.Stop();
+  publisher.Stop();
+  announce.join();
+  if (!served.ok()) return Fail(served.message());
+  if (f.delete_slices_on_exit) {
+    if (Status st = publisher.DeleteAll(); !st.ok()) return Fail(st.message());
+  }
+  return 0;
+}
+
+int RunPlugin(const Flags& f) {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (Status st = CheckPluginFlags(f); !st.ok()) return Fail(st.message());
+  auto events_mode = discovery::ParseDeviceEventsMode(f.device_events);
+  if (!events_mode.ok()) return Fail(events_mode.status().message());
+  discovery::NvmlEnrichedBackend* nvml = nullptr;
+  auto devices = MakeDevices(f, f.node_name, &nvml);
+  if (!devices.ok()) return Fail(devices.status().message());
+  auto connected = Connect(f, t0);
+  if (!connected.ok()) return Fail(connected.status().message());
+  kube::ResourceApi& api = *connected->resources;
+  slices::SlicePublisher publisher(&api, PublisherOptions(f, api));
+
+  // The node agent: device events (hotplug) for hardware discovery (simulated devices only poll
+  // their profile), health, the Node's runtime attributes; it discovers once when created.
   const bool hardware = f.simulate < 0 && f.simulate_profile.empty();
   std::unique_ptr<discovery::DeviceEventSource> events;
   if (hardware) events = discovery::OpenDeviceEvents(*events_mode, HostRoot(f.host_root));
-  inventory.Set(devices->Refresh());
   auto health = std::make_shared<discovery::DeviceHealthTracker>(
       Env::Default(), HostRoot(f.host_root), f.node_name);
-  // Re-checks device health (a few stat()s); main loop thread only. True when it changed.
-  auto check_health = [&]() -> bool {
-    const uint64_t before = health->generation();
-    std::optional<discovery::NvmlInfo> nv;
-    if (nvml != nullptr) nv = nvml->last_info();
-    health->Update(*inventory.Get(), nv ? &*nv : nullptr);
-    return health->generation() != before;
-  };
-  check_health();
-  // What is published: the inventory, with a taint on unhealthy devices when --device-taints.
-  auto with_health = [&]() -> model::InventoryPtr {
-    auto inv = inventory.Get();
-    if (!f.device_taints) return inv;
-    return discovery::WithUnhealthyTaints(inv, health->Unhealthy(), f.driver_name);
-  };
+  auto watcher = node::NodeAttributeWatcher::Create(&api, Env::Default(), WatcherOptions(f));
+  if (!watcher.ok()) return Fail(watcher.status().message());
+  node::NodeAgent::Parts parts;
+  parts.devices = &*devices;
+  parts.events = events.get();
+  parts.health = health.get();
+  parts.nvml = nvml;
+  parts.node_attributes = watcher->get();
+  parts.publish = [&publisher](model::InventoryPtr inv) { publisher.Update(std::move(inv)); };
+  auto agent = node::NodeAgent::Create(AgentOptions(f, hardware && !events), std::move(parts));
+  if (!agent.ok()) return Fail(agent.status().message());
+  const node::InventoryHolder& inventory = (*agent)->inventory();
 
   // Kubelet plugin: checkpoint, CDI, preparer, gRPC servers.
   Env* env = Env::Default();
@@ -311,132 +373,8 @@ int RunPlugin(const Flags& f) {
       recovered->completed, recovered->specs_recreated, recovered->rolled_back,
       recovered->orphan_specs_removed);
 
-  slices::SlicePublisher publisher(&api, popts);
-  // What is published: the discovered devices plus the node-level attributes (container runtime,
-  // cdiEnabled, sharingMode), composed under one lock so the latest of both always wins.
-  std::mutex publish_mu;
-  discovery::NodeAttributes node_attrs = discovery::DriverOnlyAttributes();
-  std::set<std::string> left_out_logged;
-  auto publish = [&] {
-    std::lock_guard<std::mutex> lock(publish_mu);
-    std::vector<std::string> left_out;
-    auto composed = std::make_shared<const model::Inventory>(discovery::WithNodeAttributes(
-        *with_health(), node_attrs, slices::kMaxAttributesAndCapacities, &left_out));
-    for (const auto& name : left_out) {
-      if (left_out_logged.insert(name).second) {
-        spdlog::warn(
-            "attribute {} left out of some devices: they already have 32 attributes and "
-            "capacities",
-            name);
-      }
-    }
-    publisher.Update(std::move(composed));
-  };
-  node::NodeAttributeWatcher::Options wopts;
-  wopts.node_name = f.node_name;
-  wopts.containerd_config = f.containerd_config;
-  wopts.host_root = HostRoot(f.host_root);
-  node::NodeAttributeWatcher node_watcher(&api, env, wopts,
-                                          [&](const discovery::NodeAttributes& attrs) {
-                                            {
-                                              std::lock_guard<std::mutex> lock(publish_mu);
-                                              node_attrs = attrs;
-                                            }
-                                            publish();
-                                          });
-  node_watcher.Start();  // reads the Node once: the first slices carry its attributes
-  publisher.Start();
-  publish();
-  std::thread announce([&publisher, t0] {
-    if (publisher.WaitInSync(std::chrono::minutes(10))) {
-      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::steady_clock::now() - t0)
-                    .count();
-      spdlog::info("first ResourceSlices published {} ms after start", ms);
-    }
-  });
-
-  kubelet::PluginServerOptions sopts;
-  sopts.driver_name = f.driver_name;
-  sopts.registrar_dir = f.registrar_dir;
-  sopts.plugins_dir = f.plugins_dir;
-  sopts.pod_uid = f.pod_uid;
-  sopts.preparer = preparer;
-  sopts.healthcheck_port = f.healthcheck_port;
-  sopts.healthcheck_address = f.healthcheck_address;
-  sopts.health_source = health;
-  kubelet::PluginServer server(sopts);
-  if (Status st = server.Start(); !st.ok()) {
-    node_watcher.Stop();
-    publisher.Stop();
-    announce.join();
-    return Fail(st.message());
-  }
-  spdlog::info("serving kubelet: registration {} DRA {}", server.paths().registration_socket,
-               server.paths().dra_socket);
-
-  // The main loop: shutdown signals (signalfd; they are blocked in every thread), device events,
-  // cheap change checks every --rediscover-interval, a full rescan every --rescan-interval (every
-  // --rediscover-interval without an event source), the stale-claim sweep.
-  using Clock = std::chrono::steady_clock;
-  auto ms = [](double s) { return std::chrono::milliseconds(static_cast<int64_t>(s * 1000)); };
-  const auto check_every = ms(f.rediscover_interval_s);
-  const auto rescan_every = hardware && !events ? check_every : ms(f.rescan_interval_s);
-  const auto cleanup_every = ms(f.cleanup_interval_s);
-  auto next_check = Clock::now() + check_every;
-  auto next_rescan = Clock::now() + rescan_every;
-  auto next_cleanup = Clock::now() + cleanup_every;
-  while (true) {
-    auto next = std::min({next_check, next_rescan, next_cleanup});
-    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next - Clock::now());
-    pollfd fds[2] = {{sigfd, POLLIN, 0}, {events ? events->fd() : -1, POLLIN, 0}};
-    int n = ::poll(fds, events ? 2 : 1, static_cast<int>(std::max<int64_t>(0, wait.count())));
-    if (n > 0 && (fds[0].revents & POLLIN) != 0) {
-      signalfd_siginfo si{};
-      if (::read(sigfd, &si, sizeof(si)) == static_cast<ssize_t>(sizeof(si))) {
-        spdlog::info("received {}, shutting down", si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
-        break;
-      }
-    }
-    bool rescan = false;
-    if (n > 0 && events && (fds[1].revents & POLLIN) != 0) {
-      // Let a burst settle (a hotplug is many files and nodes), then rescan once.
-      rescan = discovery::WaitForDeviceEvent(*events, std::chrono::milliseconds(0));
-      if (rescan) LOG_V(2, "device event: rescanning");
-    }
-    auto now = Clock::now();
-    bool tick = now >= next_check;
-    if (tick) {
-      rescan = devices->MaybeChanged() || rescan;
-      next_check = now + check_every;
-    }
-    if (now >= next_rescan) {
-      rescan = true;
-      next_rescan = now + rescan_every;
-    }
-    if (rescan) {
-      inventory.Set(devices->Refresh());
-      if (events) events->Rearm();
-    }
-    // Health is re-checked on every rescan and every check tick; the slices are recomposed only
-    // when the inventory or a device's health changed.
-    bool health_changed = (rescan || tick) && check_health();
-    if (rescan || health_changed) publish();
-    if (now >= next_cleanup) {
-      preparer->CleanupStale();
-      next_cleanup = Clock::now() + cleanup_every;
-    }
-  }
-  ::close(sigfd);
-  server.Stop();
-  node_watcher.Stop();
-  publisher.Stop();
-  announce.join();
-  if (f.delete_slices_on_exit) {
-    Status st = publisher.DeleteAll();
-    if (!st.ok()) return Fail(st.message());
-  }
-  return 0;
+  return Serve(f, t0, **agent, **watcher, publisher, ServerOptions(f, preparer, health),
+               [&preparer] { preparer->CleanupStale(); });
 }
 
 // klog-style "-v=4" is not CLI11 syntax; accept it as "--v=4".
@@ -450,21 +388,8 @@ std::vector<std::string> NormalizeArgs(int argc, char** argv) {
   return args;
 }
 
-}  // namespace
-}  // namespace accel_dra
-
-int main(int argc, char** argv) {
-  using accel_dra::Flags;
-  // Block the shutdown signals before any thread starts; the main loop waits for them.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-
-  Flags f;
-  CLI::App app{"accel-dra-plugin: Kubernetes DRA driver for accelerators", "accel-dra-plugin"};
-  app.set_version_flag("--version", std::string(accel_dra::build_info::kVersion));
+// Flags, registered by group (the order of --help).
+void AddClusterFlags(CLI::App& app, Flags& f) {
   app.add_option("--driver-name", f.driver_name, "DRA driver name")
       ->envname("DRIVER_NAME")
       ->capture_default_str();
@@ -472,9 +397,15 @@ int main(int argc, char** argv) {
       ->envname("NODE_NAME");
   app.add_option("--kubeconfig", f.kubeconfig,
                  "kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)");
-  app.add_option("--cdi-root", f.cdi_root, "directory for CDI specs")
-      ->envname("CDI_ROOT")
+  app.add_option("--startup-timeout", f.startup_timeout_s,
+                 "seconds to wait for the apiserver at start")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_flag("--delete-slices-on-exit", f.delete_slices_on_exit,
+               "delete this node's ResourceSlices on a clean shutdown");
+}
+
+void AddKubeletFlags(CLI::App& app, Flags& f) {
   app.add_option("--kubelet-registrar-directory-path", f.registrar_dir,
                  "kubelet plugin registration directory")
       ->envname("KUBELET_REGISTRAR_DIRECTORY_PATH")
@@ -485,10 +416,6 @@ int main(int argc, char** argv) {
   app.add_option("--pod-uid", f.pod_uid,
                  "UID of the plugin's pod: per-pod socket names for rolling updates")
       ->envname("POD_UID");
-  app.add_option("--cleanup-interval", f.cleanup_interval_s,
-                 "seconds between checks for prepared claims whose ResourceClaim is gone")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
   app.add_option("--healthcheck-port", f.healthcheck_port,
                  "port of the gRPC health service (-1 disables)")
       ->envname("HEALTHCHECK_PORT")
@@ -497,10 +424,33 @@ int main(int argc, char** argv) {
                  "address of the gRPC health service (a kubelet probe needs the pod's address)")
       ->envname("HEALTHCHECK_ADDRESS")
       ->capture_default_str();
-  app.add_option("-v,--v", f.verbosity, "log verbosity (klog style)")->capture_default_str();
-  app.add_option("--log-format", f.log_format, "text or json")
-      ->check(CLI::IsMember({"text", "json"}))
+}
+
+void AddClaimFlags(CLI::App& app, Flags& f) {
+  app.add_option("--cdi-root", f.cdi_root, "directory for CDI specs")
+      ->envname("CDI_ROOT")
       ->capture_default_str();
+  app.add_option("--cleanup-interval", f.cleanup_interval_s,
+                 "seconds between checks for prepared claims whose ResourceClaim is gone")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--inspect-tool", f.inspect_tool,
+                 "host path of a static inspect binary that every claim's containers get "
+                 "read-only at " +
+                     std::string(model::kInspectToolContainerPath))
+      ->envname("ACCEL_DRA_INSPECT_TOOL");
+  app.add_option("--nvidia-smi", f.nvidia_smi,
+                 "nvidia-smi program that applies TimeSlicing intervals to NVIDIA GPUs (searched "
+                 "on PATH unless it contains a '/')")
+      ->envname("NVIDIA_SMI")
+      ->capture_default_str();
+  // Hidden (empty group): a deliberate isolation breach for the conformance probe's negative test.
+  app.add_flag("--testing-expose-all-devices", f.testing_expose_all_devices,
+               "TESTING ONLY: give every claim the device nodes of all devices")
+      ->group("");
+}
+
+void AddDiscoveryFlags(CLI::App& app, Flags& f) {
   app.add_option("--simulate", f.simulate, "publish N simulated devices")
       ->envname("ACCEL_DRA_SIMULATE")
       ->check(CLI::Range(0, 100000));
@@ -521,34 +471,10 @@ int main(int argc, char** argv) {
   app.add_option("--nvml-library", f.nvml_library, "NVML library loaded at run time when present")
       ->envname("NVML_LIBRARY")
       ->capture_default_str();
-  app.add_flag("--delete-slices-on-exit", f.delete_slices_on_exit,
-               "delete this node's ResourceSlices on a clean shutdown");
-  app.add_option("--startup-timeout", f.startup_timeout_s,
-                 "seconds to wait for the apiserver at start")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--rediscover-interval", f.rediscover_interval_s,
-                 "seconds between cheap device-change checks")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--inspect-tool", f.inspect_tool,
-                 "host path of a static inspect binary that every claim's containers get "
-                 "read-only at " +
-                     std::string(accel_dra::model::kInspectToolContainerPath))
-      ->envname("ACCEL_DRA_INSPECT_TOOL");
-  app.add_option("--nvidia-smi", f.nvidia_smi,
-                 "nvidia-smi program that applies TimeSlicing intervals to NVIDIA GPUs (searched "
-                 "on PATH unless it contains a '/')")
-      ->envname("NVIDIA_SMI")
-      ->capture_default_str();
-  // Hidden (empty group): a deliberate isolation breach for the conformance probe's negative test.
-  app.add_flag("--testing-expose-all-devices", f.testing_expose_all_devices,
-               "TESTING ONLY: give every claim the device nodes of all devices")
-      ->group("");
-  app.add_option("--rescan-interval", f.rescan_interval_s,
-                 "seconds between full device rescans, a safety net for missed device events")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
+}
+
+// How changes of the devices are noticed and published (NodeAgent).
+void AddDeviceWatchFlags(CLI::App& app, Flags& f) {
   app.add_option("--device-events", f.device_events,
                  "how device hotplug is noticed: udev (netlink monitor), inotify (watch the tree "
                  "under --host-root), poll (rescan every --rediscover-interval), auto (udev when "
@@ -556,15 +482,58 @@ int main(int argc, char** argv) {
       ->envname("DEVICE_EVENTS")
       ->check(CLI::IsMember({"auto", "udev", "inotify", "poll"}))
       ->capture_default_str();
+  app.add_option("--rediscover-interval", f.rediscover_interval_s,
+                 "seconds between cheap device-change checks")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--rescan-interval", f.rescan_interval_s,
+                 "seconds between full device rescans, a safety net for missed device events")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_flag("--device-taints", f.device_taints,
                "publish unhealthy devices with a NoSchedule taint <driver>/unhealthy=<reason> "
                "(needs the DRADeviceTaints feature gate, alpha in Kubernetes 1.35)");
+}
+
+void AddLogFlags(CLI::App& app, Flags& f) {
+  app.add_option("-v,--v", f.verbosity, "log verbosity (klog style)")->capture_default_str();
+  app.add_option("--log-format", f.log_format, "text or json")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+}
+
+CLI::App* AddDiscoverCommand(CLI::App& app, Flags& f) {
   auto* discover = app.add_subcommand(
       "discover", "print the ResourceSlices this node would publish (no cluster needed)");
   discover->fallthrough();  // global flags may follow the subcommand
   discover->add_option("-o,--output", f.output, "yaml or json")
       ->check(CLI::IsMember({"yaml", "json"}))
       ->capture_default_str();
+  return discover;
+}
+
+}  // namespace
+}  // namespace accel_dra
+
+int main(int argc, char** argv) {
+  using accel_dra::Flags;
+  // Block the shutdown signals before any thread starts; the NodeAgent's loop reads them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+  Flags f;
+  CLI::App app{"accel-dra-plugin: Kubernetes DRA driver for accelerators", "accel-dra-plugin"};
+  app.set_version_flag("--version", std::string(accel_dra::build_info::kVersion));
+  accel_dra::AddClusterFlags(app, f);
+  accel_dra::AddKubeletFlags(app, f);
+  accel_dra::AddClaimFlags(app, f);
+  accel_dra::AddDiscoveryFlags(app, f);
+  accel_dra::AddDeviceWatchFlags(app, f);
+  accel_dra::AddLogFlags(app, f);
+  CLI::App* discover = accel_dra::AddDiscoverCommand(app, f);
 
   try {
     auto args = accel_dra::NormalizeArgs(argc, argv);

@@ -1,7 +1,6 @@
 #include "accel_dra/discovery/pci.h"
 
 #include <gtest/gtest.h>
-#include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -12,6 +11,7 @@
 
 #include "accel_dra/common/names.h"
 #include "accel_dra/slices/slices.h"
+#include "log_capture.h"
 
 namespace accel_dra::discovery {
 namespace {
@@ -19,27 +19,7 @@ namespace fs = std::filesystem;
 
 const fs::path kHosts = fs::path(ACCEL_DRA_SOURCE_DIR) / "tests/fixtures/hosts";
 
-// Captures everything logged through spdlog's default logger while alive.
-class LogCapture {
- public:
-  LogCapture() : previous_(spdlog::default_logger()) {
-    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out_);
-    sink->set_pattern("%l %v");
-    spdlog::set_default_logger(std::make_shared<spdlog::logger>("capture", sink));
-  }
-  ~LogCapture() { spdlog::set_default_logger(previous_); }
-  std::string text() const { return out_.str(); }
-  int Count(const std::string& needle) const {
-    int n = 0;
-    std::string t = out_.str();
-    for (size_t p = t.find(needle); p != std::string::npos; p = t.find(needle, p + 1)) ++n;
-    return n;
-  }
-
- private:
-  std::ostringstream out_;
-  std::shared_ptr<spdlog::logger> previous_;
-};
+using test_support::LogCapture;
 
 std::vector<model::Device> DiscoverHost(const std::string& name) {
   PciBackend backend(Env::Default(), HostRoot(kHosts / name), PciOptions{kHosts / "pci.ids"});

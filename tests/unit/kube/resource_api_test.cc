@@ -106,6 +106,37 @@ TEST_F(KubeResourceApiTest, DiscoveryIsCached) {
   EXPECT_EQ(discovery, 1);
 }
 
+TEST_F(KubeResourceApiTest, WaitForVersionRetriesOnlyWhileUnreachableAndUntilTheDeadline) {
+  auto discoveries = [this] {
+    int n = 0;
+    for (auto& c : fake_->calls()) n += c.path == "/apis/resource.k8s.io" ? 1 : 0;
+    return n;
+  };
+  auto later = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  fake_->Push(Unavailable("connection refused"));
+  fake_->Push(Resp(503, StatusBody(503, "ServiceUnavailable", "starting")));
+  Serve({"v1"});
+  auto v = WaitForVersion(*api_, later, milliseconds(1));
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(*v, "v1");
+  EXPECT_EQ(discoveries(), 3);
+
+  SetUp();  // not transient: returned at once
+  fake_->Push(Resp(403, StatusBody(403, "Forbidden", "no")));
+  v = WaitForVersion(*api_, later, milliseconds(1));
+  EXPECT_EQ(v.status().code(), Code::kPermissionDenied);
+  EXPECT_EQ(discoveries(), 1);
+
+  SetUp();  // the deadline has passed: the last error
+  fake_->OnDo([](const FakeTransport::Call&) -> Expected<HttpResponse> {
+    return Unavailable("connection refused");
+  });
+  v = WaitForVersion(*api_, std::chrono::steady_clock::now(), milliseconds(1));
+  EXPECT_EQ(v.status().code(), Code::kUnavailable);
+  EXPECT_THAT(v.status().message(), HasSubstr("connection refused"));
+  EXPECT_EQ(discoveries(), 1);
+}
+
 TEST_F(KubeResourceApiTest, DiscoveryFailures) {
   Serve({"v1alpha3"});
   auto v = api_->Version();
