@@ -19,6 +19,9 @@ namespace accel_dra::probe {
 namespace fs = std::filesystem;
 namespace {
 
+// Own small helpers (StartsWith, Trim, Join), not common/strings.h: this file links into the
+// static accel-dra-inspect, which must depend on the standard library only (no accel_dra_common).
+
 bool StartsWith(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
 std::string Trim(std::string_view s) {

@@ -12,6 +12,10 @@
 //  - Every wait is bounded by `timeout`; a failed check's message names the cause (the
 //    scheduler's reason, the kubelet's event, the value that differed).
 //  - The checks run one after another and each frees its devices before the next starts.
+//
+// Inside src/probe: runner.cc is the orchestration (order, results, clean-up), cluster_session.h
+// the plumbing every check uses (objects, waits, clean-up), checks/ one file per check, and
+// verdicts.h / cluster_inventory.h the pure pieces they judge with.
 
 #include <atomic>
 #include <chrono>

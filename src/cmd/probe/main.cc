@@ -5,6 +5,8 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <map>
+#include <string>
 
 #include "accel_dra/build_info.h"
 #include "accel_dra/common/log.h"
@@ -25,6 +27,23 @@ void InstallSignalHandlers() {
   sa.sa_flags = 0;  // no SA_RESTART: sleeps and polls notice quickly
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+}
+
+// --node-selector k=v[,k=v] into *selector; false (with a message on stderr) when an item is not
+// key=value.
+bool ParseNodeSelector(const std::string& flag, std::map<std::string, std::string>* selector) {
+  std::string rest = flag;
+  while (!rest.empty()) {
+    std::string item = rest.substr(0, rest.find(','));
+    rest = rest.find(',') == std::string::npos ? "" : rest.substr(rest.find(',') + 1);
+    auto eq = item.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::cerr << "error: --node-selector: \"" << item << "\" is not key=value\n";
+      return false;
+    }
+    (*selector)[item.substr(0, eq)] = item.substr(eq + 1);
+  }
+  return true;
 }
 
 }  // namespace
@@ -81,19 +100,7 @@ int main(int argc, char** argv) {
 
   opt.timeout = std::chrono::seconds(timeout);
   opt.cleanup_timeout = std::chrono::seconds(cleanup_timeout);
-  if (!node_selector.empty()) {
-    std::string rest = node_selector;
-    while (!rest.empty()) {
-      std::string item = rest.substr(0, rest.find(','));
-      rest = rest.find(',') == std::string::npos ? "" : rest.substr(rest.find(',') + 1);
-      auto eq = item.find('=');
-      if (eq == std::string::npos || eq == 0) {
-        std::cerr << "error: --node-selector: \"" << item << "\" is not key=value\n";
-        return 2;
-      }
-      opt.node_selector[item.substr(0, eq)] = item.substr(eq + 1);
-    }
-  }
+  if (!ParseNodeSelector(node_selector, &opt.node_selector)) return 2;
   if (auto st = accel_dra::probe::ValidateRunOptions(opt); !st.ok()) {
     std::cerr << "error: " << st.message() << "\n";
     return 2;
