@@ -11,6 +11,7 @@
 #include "accel_dra/common/json_path.h"
 #include "accel_dra/common/strings.h"
 #include "accel_dra/common/yaml.h"
+#include "accel_dra/probe/verdicts.h"
 
 namespace accel_dra::probe {
 namespace {
@@ -336,9 +337,9 @@ std::string ClusterSession::PrepareFailure(const std::string& name) {
   auto events = core_->ListEvents(ns_, "involvedObject.name=" + name);
   if (!events.ok()) return "";
   for (const auto& e : *events) {
-    if (JsonString(e, {"reason"}) == "FailedPrepareDynamicResources") {
-      return JsonString(e, {"message"});
-    }
+    if (JsonString(e, {"reason"}) != "FailedPrepareDynamicResources") continue;
+    std::string message = JsonString(e, {"message"});
+    if (!IsTransientPrepareFailure(message)) return message;
   }
   return "";
 }

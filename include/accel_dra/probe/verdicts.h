@@ -27,6 +27,12 @@ std::string VisibleDevices(const InspectResult& out);
 // /dev/dri/renderD* (the render node of a /dev/dri/card*).
 std::vector<std::string> PerDeviceNodes(const std::vector<std::string>& nodes);
 
+// A FailedPrepareDynamicResources message that the kubelet retries past by itself, so it is not
+// the driver's answer: the node authorizer refusing the kubelet's read of a ResourceClaim it has
+// not yet linked to the pod ("no relationship found between node ..."), a race right after the
+// pod is bound.
+bool IsTransientPrepareFailure(std::string_view message);
+
 // --- dra_support ---------------------------------------------------------------------------------
 
 // resource.k8s.io/v1 serves deviceclasses, resourceclaims, resourceclaimtemplates and

@@ -12,6 +12,10 @@ bool Fail(CheckResult& c, const std::string& message) {
   return false;
 }
 
+bool IsTransientPrepareFailure(std::string_view message) {
+  return message.find("no relationship found between node") != std::string_view::npos;
+}
+
 std::string VisibleDevices(const InspectResult& out) {
   auto it = out.accel_env.find("ACCEL_VISIBLE_DEVICES");
   return it == out.accel_env.end() ? "" : it->second;

@@ -297,3 +297,23 @@ TEST(SecureAccessVerdict, TwoClaimsSeeDisjointDevices) {
 
 }  // namespace
 }  // namespace accel_dra::probe
+
+namespace accel_dra::probe {
+namespace {
+
+// The kubelet retries a prepare the node authorizer refused before it linked the claim to the pod
+// (seen on the loaded 2-core node); the driver's own errors still fail the wait.
+TEST(PrepareFailureTest, NodeAuthorizerRaceIsTransient) {
+  EXPECT_TRUE(IsTransientPrepareFailure(
+      "failed to fetch ResourceClaim probe-x/c: resourceclaims.resource.k8s.io \"c\" is "
+      "forbidden: User \"system:node:node-0\" cannot get resource \"resourceclaims\" in API group "
+      "\"resource.k8s.io\" in the namespace \"probe-x\": no relationship found between node "
+      "'node-0' and this object"));
+  EXPECT_FALSE(IsTransientPrepareFailure(
+      "NodePrepareResources failed for ResourceClaim c: device gpu-0 is not published by this "
+      "node"));
+  EXPECT_FALSE(IsTransientPrepareFailure(""));
+}
+
+}  // namespace
+}  // namespace accel_dra::probe
