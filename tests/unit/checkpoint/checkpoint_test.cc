@@ -50,12 +50,19 @@ std::string Resign(const Json& doc) { return Format2(doc["data"]); }
 
 class CheckpointTest : public CheckpointTestBase {
  protected:
-  // Writes a valid checkpoint holding one completed claim "uid-1"; returns the file's bytes.
+  // Writes a valid checkpoint holding one completed claim "uid-1" (its first device with every
+  // optional record field); returns the file's bytes.
   std::string WriteValid() {
     auto cp = MustOpen();
-    EXPECT_TRUE(cp->Update([](State& s) {
-                    s.claims["uid-1"] = MakeClaim("one", ClaimState::kPrepareCompleted, 2);
-                  }).ok());
+    EXPECT_TRUE(
+        cp->Update([](State& s) {
+            PreparedClaim c = MakeClaim("one", ClaimState::kPrepareCompleted, 2);
+            PreparedDevice& d = c.devices[0];
+            d.time_slice = model::AppliedTimeSlice{model::TimeSliceControl::kNvidiaSmi, "GPU-0", 0};
+            d.device_nodes = std::vector<std::string>{"/dev/accel0"};
+            d.mounts = std::vector<model::FileMount>{{"/run/v", "/run/accel-dra/driver/version"}};
+            s.claims["uid-1"] = c;
+          }).ok());
     return ReadAll(file());
   }
 
@@ -122,9 +129,7 @@ TEST_F(CheckpointTest, RoundTrip) {
     d0.sharing = {model::SharingStrategy::kSpacePartitioning, model::TimeSliceInterval::kDefault,
                   16};
     d0.admin_access = true;
-    d0.time_slice.reset();
-    d0.device_nodes.reset();  // not recorded (as read from format 1): stays so
-    d0.mounts.reset();
+    // No time slice, device nodes or mounts recorded (as read from format 1): stays so.
     PreparedDevice& d1 = expected.claims["uid-done"].devices[1];
     d1.share_id = "share-1";
     d1.sharing.interval = model::TimeSliceInterval::kLong;

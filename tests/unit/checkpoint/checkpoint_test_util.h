@@ -62,10 +62,6 @@ inline PreparedClaim MakeClaim(const std::string& name, ClaimState state, int de
     d.device = "accel-" + std::to_string(i);
     d.cdi_device_ids = {"k8s.accel-dra.dev/claim=" + name + "-accel-" + std::to_string(i)};
     d.sharing.strategy = model::SharingStrategy::kTimeSlicing;
-    d.time_slice =
-        model::AppliedTimeSlice{model::TimeSliceControl::kNvidiaSmi, "GPU-" + std::to_string(i), 0};
-    d.device_nodes = std::vector<std::string>{"/dev/accel" + std::to_string(i)};
-    d.mounts = std::vector<model::FileMount>{{"/run/v", "/run/accel-dra/driver/version"}};
     c.devices.push_back(std::move(d));
   }
   return c;
