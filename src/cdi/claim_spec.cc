@@ -27,6 +27,106 @@ DeviceNode NodeFor(const std::string& host_path) {
   return node;
 }
 
+// The claim's devices in (index, pool, name) order.
+std::vector<const ClaimSpecDevice*> Ordered(const std::vector<ClaimSpecDevice>& devices) {
+  std::vector<const ClaimSpecDevice*> ordered;
+  ordered.reserve(devices.size());
+  for (const auto& d : devices) ordered.push_back(&d);
+  std::sort(ordered.begin(), ordered.end(), [](const ClaimSpecDevice* a, const ClaimSpecDevice* b) {
+    if (a->index != b->index) return a->index < b->index;
+    if (a->device.pool != b->device.pool) return a->device.pool < b->device.pool;
+    return a->device.device < b->device.device;
+  });
+  return ordered;
+}
+
+// The sharing variables of device `d` (variable prefix `prefix`).
+Status AddSharingEnv(const std::string& where, const std::string& prefix,
+                     const model::PreparedDevice& d, std::vector<std::string>& env) {
+  const model::SharingSettings& s = d.sharing;
+  env.push_back(prefix + "_SHARING_STRATEGY=" + s.StrategyName());
+  switch (s.strategy) {
+    case model::SharingStrategy::kExclusive:
+      break;
+    case model::SharingStrategy::kTimeSlicing:
+      env.push_back(prefix +
+                    "_TIMESLICE_INTERVAL=" + std::string(model::TimeSliceIntervalName(s.interval)));
+      env.push_back(prefix + "_TIMESLICE_ENFORCED=" + (d.TimeSliceEnforced() ? "true" : "false"));
+      break;
+    case model::SharingStrategy::kSpacePartitioning:
+      if (s.partition_count <= 0) {
+        return InvalidArgument(where + ": device " + d.device +
+                               " uses SpacePartitioning but has no partition count");
+      }
+      env.push_back(prefix + "_PARTITION_COUNT=" + std::to_string(s.partition_count));
+      break;
+  }
+  return Status::Ok();
+}
+
+// The device's extra variables after the standard ones: valid names, none set twice.
+Status AddExtraEnv(const std::string& where, const ClaimSpecDevice& d,
+                   std::vector<std::string>& env) {
+  std::set<std::string, std::less<>> device_keys;
+  for (const auto& e : env) device_keys.insert(e.substr(0, e.find('=')));
+  for (const auto& [k, v] : d.extra_env) {
+    if (!IsEnvName(k)) {
+      return InvalidArgument(where + ": device " + d.device.device + ": extra variable name \"" +
+                             k + "\" is not a valid name ([A-Za-z_][A-Za-z0-9_]*)");
+    }
+    if (k == "ACCEL_VISIBLE_DEVICES" || !device_keys.insert(k).second) {
+      return InvalidArgument(where + ": device " + d.device.device + ": extra variable " + k +
+                             " is set twice");
+    }
+    env.push_back(k + "=" + v);
+  }
+  return Status::Ok();
+}
+
+// The CDI device `cdi_name` of `d`: its variables (prefix ACCEL_DEVICE_<key>) and device nodes.
+Expected<Device> BuildDevice(const ClaimInfo& claim, const std::string& where, std::string cdi_name,
+                             const std::string& key, const ClaimSpecDevice& d) {
+  const model::PreparedDevice& rec = d.device;
+  const std::string prefix = "ACCEL_DEVICE_" + key;
+  Device dev;
+  dev.name = std::move(cdi_name);
+  auto& env = dev.container_edits.env;
+  env.push_back(prefix + "=" + rec.device);
+  env.push_back(prefix + "_RESOURCE_CLAIM=" + claim.namespace_ + "/" + claim.name);
+  env.push_back(prefix + "_RESOURCE_CLAIM_UID=" + claim.uid);
+  RETURN_IF_ERROR(AddSharingEnv(where, prefix, rec, env));
+  RETURN_IF_ERROR(AddExtraEnv(where, d, env));
+  if (rec.device_nodes) {
+    for (const auto& path : *rec.device_nodes) {
+      dev.container_edits.device_nodes.push_back(NodeFor(path));
+    }
+  }
+  return dev;
+}
+
+// The spec-level read-only mounts: sorted by container path, one per container path, absolute.
+Status AddMounts(const std::string& where, const std::set<ReadOnlyMount>& mounts, Spec& spec) {
+  // Sorted by container path (the set orders by host path, then container path).
+  std::vector<ReadOnlyMount> sorted(mounts.begin(), mounts.end());
+  std::stable_sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
+    return a.container_path < b.container_path;
+  });
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    const ReadOnlyMount& m = sorted[i];
+    if (i > 0 && sorted[i - 1].container_path == m.container_path) {
+      return InvalidArgument(where + ": two files would be mounted at " + m.container_path + " (" +
+                             sorted[i - 1].host_path + " and " + m.host_path + ")");
+    }
+    if (m.host_path.empty() || m.host_path.front() != '/' || m.container_path.empty() ||
+        m.container_path.front() != '/') {
+      return InvalidArgument(where + ": mount " + m.host_path + " -> " + m.container_path +
+                             ": both paths must be absolute");
+    }
+    spec.container_edits.mounts.push_back(ToCdiMount(m));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Mount ToCdiMount(const ReadOnlyMount& m) {
@@ -46,108 +146,40 @@ std::string ContainerDevicePath(std::string_view host_path) {
 }
 
 Expected<Spec> BuildClaimSpec(std::string_view driver_name, const ClaimInfo& claim,
-                              const std::vector<PreparedDevice>& devices,
+                              const std::vector<ClaimSpecDevice>& devices,
                               const ClaimSpecExtras& extras) {
   RETURN_IF_ERROR(ValidateClaimUid(claim.uid));
   std::string where = "claim " + claim.namespace_ + "/" + claim.name + " (" + claim.uid + ")";
   if (devices.empty()) return InvalidArgument(where + ": no devices to put in the CDI spec");
-
-  std::vector<const PreparedDevice*> ordered;
-  ordered.reserve(devices.size());
-  for (const auto& d : devices) ordered.push_back(&d);
-  std::sort(ordered.begin(), ordered.end(), [](const PreparedDevice* a, const PreparedDevice* b) {
-    if (a->index != b->index) return a->index < b->index;
-    if (a->pool != b->pool) return a->pool < b->pool;
-    return a->device_name < b->device_name;
-  });
 
   Spec spec;
   spec.kind = KindForDriver(driver_name);
   std::set<std::string, std::less<>> keys;  // device env keys in use, to detect collisions
   std::string visible;
   std::set<ReadOnlyMount> mounts(extras.read_only_mounts.begin(), extras.read_only_mounts.end());
-  for (const PreparedDevice* d : ordered) {
-    mounts.insert(d->read_only_mounts.begin(), d->read_only_mounts.end());
-    ASSIGN_OR_RETURN(std::string cdi_name, ClaimDeviceName(claim.uid, d->device_name));
-    std::string key = EnvKeyForDevice(d->device_name);
+  for (const ClaimSpecDevice* d : Ordered(devices)) {
+    const model::PreparedDevice& rec = d->device;
+    if (rec.mounts) mounts.insert(rec.mounts->begin(), rec.mounts->end());
+    ASSIGN_OR_RETURN(std::string cdi_name, ClaimDeviceName(claim.uid, rec.device));
+    std::string key = EnvKeyForDevice(rec.device);
     if (!keys.insert(key).second) {
-      return InvalidArgument(where + ": device " + d->device_name + " (pool " + d->pool +
+      return InvalidArgument(where + ": device " + rec.device + " (pool " + rec.pool +
                              ") would share the variable prefix ACCEL_DEVICE_" + key +
                              " with another device of the claim; device names must be unique "
                              "among the driver's devices on a node");
     }
-    std::string prefix = "ACCEL_DEVICE_" + key;
-
-    Device dev;
-    dev.name = std::move(cdi_name);
-    auto& env = dev.container_edits.env;
-    env.push_back(prefix + "=" + d->device_name);
-    env.push_back(prefix + "_RESOURCE_CLAIM=" + claim.namespace_ + "/" + claim.name);
-    env.push_back(prefix + "_RESOURCE_CLAIM_UID=" + claim.uid);
-    std::string strategy = d->sharing_strategy.empty() ? "Exclusive" : d->sharing_strategy;
-    env.push_back(prefix + "_SHARING_STRATEGY=" + strategy);
-    if (strategy == "TimeSlicing") {
-      std::string interval = d->timeslice_interval.empty() ? "Default" : d->timeslice_interval;
-      env.push_back(prefix + "_TIMESLICE_INTERVAL=" + interval);
-      env.push_back(prefix + "_TIMESLICE_ENFORCED=" + (d->timeslice_enforced ? "true" : "false"));
-    } else if (strategy == "SpacePartitioning") {
-      if (d->partition_count.empty()) {
-        return InvalidArgument(where + ": device " + d->device_name +
-                               " uses SpacePartitioning but has no partition count");
-      }
-      env.push_back(prefix + "_PARTITION_COUNT=" + d->partition_count);
-    } else if (strategy != "Exclusive") {
-      return InvalidArgument(where + ": device " + d->device_name +
-                             " has unknown sharing strategy " + strategy +
-                             " (accepted: Exclusive, TimeSlicing, SpacePartitioning)");
-    }
-    std::set<std::string, std::less<>> device_keys;
-    for (const auto& e : env) device_keys.insert(e.substr(0, e.find('=')));
-    for (const auto& [k, v] : d->extra_env) {
-      if (!IsEnvName(k)) {
-        return InvalidArgument(where + ": device " + d->device_name + ": extra variable name \"" +
-                               k + "\" is not a valid name ([A-Za-z_][A-Za-z0-9_]*)");
-      }
-      if (k == "ACCEL_VISIBLE_DEVICES" || !device_keys.insert(k).second) {
-        return InvalidArgument(where + ": device " + d->device_name + ": extra variable " + k +
-                               " is set twice");
-      }
-      env.push_back(k + "=" + v);
-    }
-    for (const auto& path : d->device_node_paths) {
-      dev.container_edits.device_nodes.push_back(NodeFor(path));
-    }
-    if (!visible.empty()) visible += ",";
-    visible += d->device_name;
+    ASSIGN_OR_RETURN(Device dev, BuildDevice(claim, where, std::move(cdi_name), key, *d));
     spec.devices.push_back(std::move(dev));
+    visible += (visible.empty() ? "" : ",") + rec.device;
   }
   for (const auto& name : extras.unclaimed_device_names) {
-    if (!visible.empty()) visible += ",";
-    visible += name;
+    visible += (visible.empty() ? "" : ",") + name;
   }
   spec.container_edits.env.push_back("ACCEL_VISIBLE_DEVICES=" + visible);
   for (const auto& path : extras.unclaimed_device_node_paths) {
     spec.container_edits.device_nodes.push_back(NodeFor(path));
   }
-  // Sorted by container path (the set orders by container path, then host path).
-  std::vector<ReadOnlyMount> sorted(mounts.begin(), mounts.end());
-  std::stable_sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
-    return a.container_path < b.container_path;
-  });
-  for (size_t i = 0; i < sorted.size(); ++i) {
-    const ReadOnlyMount& m = sorted[i];
-    if (i > 0 && sorted[i - 1].container_path == m.container_path) {
-      return InvalidArgument(where + ": two files would be mounted at " + m.container_path + " (" +
-                             sorted[i - 1].host_path + " and " + m.host_path + ")");
-    }
-    if (m.host_path.empty() || m.host_path.front() != '/' || m.container_path.empty() ||
-        m.container_path.front() != '/') {
-      return InvalidArgument(where + ": mount " + m.host_path + " -> " + m.container_path +
-                             ": both paths must be absolute");
-    }
-    spec.container_edits.mounts.push_back(ToCdiMount(m));
-  }
-
+  RETURN_IF_ERROR(AddMounts(where, mounts, spec));
   Status st = Validate(spec);
   if (!st.ok()) return st.WithContext(where);
   return spec;

@@ -120,18 +120,6 @@ Status ParseEnum(const Json& v, std::string_view path,
   return FieldError(path, msg + " (accepted values: " + accepted() + ")");
 }
 
-constexpr std::array<std::pair<std::string_view, SharingStrategy>, 3> kStrategies = {{
-    {"Exclusive", SharingStrategy::kExclusive},
-    {"TimeSlicing", SharingStrategy::kTimeSlicing},
-    {"SpacePartitioning", SharingStrategy::kSpacePartitioning},
-}};
-constexpr std::array<std::pair<std::string_view, TimeSliceInterval>, 4> kIntervals = {{
-    {"Default", TimeSliceInterval::kDefault},
-    {"Short", TimeSliceInterval::kShort},
-    {"Medium", TimeSliceInterval::kMedium},
-    {"Long", TimeSliceInterval::kLong},
-}};
-
 Status CheckTypeField(const Json& p, const char* key, std::string_view expected) {
   std::string hint = "; a DeviceConfig starts with apiVersion: " + std::string(kApiVersion) +
                      " and kind: " + std::string(kKind);
@@ -164,8 +152,8 @@ Expected<DeviceConfig> Parse(const Json& p) {
   RETURN_IF_ERROR(
       CheckFields(sharing, "sharing", {"strategy", "timeSlicing", "spacePartitioning"}));
   if (IsSet(sharing, "strategy")) {
-    RETURN_IF_ERROR(
-        ParseEnum(sharing.at("strategy"), "sharing.strategy", kStrategies, cfg.strategy));
+    RETURN_IF_ERROR(ParseEnum(sharing.at("strategy"), "sharing.strategy", model::kSharingStrategies,
+                              cfg.strategy));
   }
   std::string strategy_name(SharingStrategyName(cfg.strategy));
 
@@ -179,8 +167,8 @@ Expected<DeviceConfig> Parse(const Json& p) {
                             strategy_name + "); remove it or set strategy: TimeSlicing");
     }
     if (IsSet(ts, "interval")) {
-      RETURN_IF_ERROR(
-          ParseEnum(ts.at("interval"), "sharing.timeSlicing.interval", kIntervals, cfg.interval));
+      RETURN_IF_ERROR(ParseEnum(ts.at("interval"), "sharing.timeSlicing.interval",
+                                model::kTimeSliceIntervals, cfg.interval));
     }
   }
 
@@ -224,34 +212,6 @@ Expected<DeviceConfig> Parse(const Json& p) {
 }
 
 }  // namespace
-
-std::string_view SharingStrategyName(SharingStrategy s) {
-  for (const auto& [name, e] : kStrategies) {
-    if (e == s) return name;
-  }
-  return "Unknown";
-}
-
-std::string_view TimeSliceIntervalName(TimeSliceInterval i) {
-  for (const auto& [name, e] : kIntervals) {
-    if (e == i) return name;
-  }
-  return "Unknown";
-}
-
-std::string DeviceConfig::StrategyName() const {
-  return std::string(SharingStrategyName(strategy));
-}
-
-std::string DeviceConfig::IntervalName() const {
-  if (strategy != SharingStrategy::kTimeSlicing) return "";
-  return std::string(TimeSliceIntervalName(interval));
-}
-
-std::string DeviceConfig::PartitionCountString() const {
-  if (strategy != SharingStrategy::kSpacePartitioning) return "";
-  return std::to_string(partition_count);
-}
 
 Expected<DeviceConfig> ParseDeviceConfig(const Json& parameters) {
   try {

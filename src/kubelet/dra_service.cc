@@ -62,6 +62,20 @@ void WarnUnrequested(const Map& results, const std::vector<model::ClaimRef>& cla
   }
 }
 
+// Kubelet's view of a prepared device: only the DRA wire fields (request names, pool, device, CDI
+// device IDs and, in v1, the share ID). The record's settings (sharing, admin access, time slice,
+// device nodes, mounts) stay in the driver.
+template <typename WireDevice>
+void SetWireFields(const model::PreparedDevice& d, WireDevice* dev) {
+  for (const auto& r : d.request_names) dev->add_request_names(r);
+  dev->set_pool_name(d.pool);
+  dev->set_device_name(d.device);
+  for (const auto& id : d.cdi_device_ids) dev->add_cdi_device_ids(id);
+  if constexpr (requires { dev->set_share_id(std::string()); }) {
+    if (d.share_id) dev->set_share_id(*d.share_id);
+  }
+}
+
 // Runs `fn` (which calls the preparer), turning an escaped exception into a gRPC INTERNAL error.
 template <typename Fn>
 grpc::Status Guarded(std::string_view op, Fn&& fn) {
@@ -111,14 +125,7 @@ grpc::Status Prepare(model::ClaimPreparer& preparer, std::string_view api,
       outcome = "error: " + it->second.error;
     } else {
       for (const model::PreparedDevice& d : it->second.devices) {
-        auto* dev = out.add_devices();
-        for (const auto& r : d.request_names) dev->add_request_names(r);
-        dev->set_pool_name(d.pool);
-        dev->set_device_name(d.device);
-        for (const auto& id : d.cdi_device_ids) dev->add_cdi_device_ids(id);
-        if constexpr (requires { dev->set_share_id(std::string()); }) {
-          if (d.share_id) dev->set_share_id(*d.share_id);
-        }
+        SetWireFields(d, out.add_devices());
       }
       outcome = "ok, " + std::to_string(it->second.devices.size()) + " device(s)";
     }

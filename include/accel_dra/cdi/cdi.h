@@ -53,7 +53,6 @@
 
 #include <sys/types.h>
 
-#include <compare>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -65,6 +64,7 @@
 
 #include "accel_dra/common/env.h"
 #include "accel_dra/common/status.h"
+#include "accel_dra/model/prepared_claim.h"
 
 namespace accel_dra::cdi {
 
@@ -245,12 +245,7 @@ class CdiWriter {
 // ---- What the driver puts in a claim spec -----------------------------------------------------
 
 // A file or directory of the host bound read-only into the container.
-struct ReadOnlyMount {
-  std::string host_path;
-  std::string container_path;
-  auto operator<=>(const ReadOnlyMount&) const = default;
-  bool operator==(const ReadOnlyMount&) const = default;
-};
+using ReadOnlyMount = model::FileMount;
 // The CDI mount for `m`: type "bind", options kReadOnlyBindOptions.
 Mount ToCdiMount(const ReadOnlyMount& m);
 
@@ -265,22 +260,14 @@ struct ClaimInfo {
   std::string name;
 };
 
-struct PreparedDevice {
-  std::string device_name;  // the allocation result's device
-  std::string pool;
+// One CDI device of a claim spec: a prepared device's record and what the spec needs besides.
+struct ClaimSpecDevice {
+  // The record: `device` and `pool` name it; `sharing` and TimeSliceEnforced() give its sharing
+  // variables; `device_nodes` (host paths) its device nodes; `mounts` files the device needs in
+  // the container (they go into the spec-level edits, deduplicated across the claim's devices).
+  // Nodes or mounts not recorded (nullopt) are none: the caller fills them in beforehand.
+  model::PreparedDevice device;
   int index = 0;  // position within the claim; devices are emitted in (index, pool, name) order
-  std::vector<std::string> device_node_paths;  // host device nodes to expose; may be empty
-  // Sharing settings as names: strategy Exclusive (default when empty) | TimeSlicing |
-  // SpacePartitioning; interval used only with TimeSlicing ("Default" when empty); partition
-  // count used only with SpacePartitioning (required there).
-  std::string sharing_strategy;
-  std::string timeslice_interval;
-  std::string partition_count;
-  // With TimeSlicing: whether the interval was applied to the hardware (..._TIMESLICE_ENFORCED).
-  bool timeslice_enforced = false;
-  // Files the device needs in the container (e.g. its driver's version file); they go into the
-  // spec-level edits, deduplicated across the claim's devices.
-  std::vector<ReadOnlyMount> read_only_mounts;
   // Extra per-device variables, emitted in order after the standard ones. Keys must be valid
   // variable names ([A-Za-z_][A-Za-z0-9_]*) and must not repeat a key of the same device.
   std::vector<std::pair<std::string, std::string>> extra_env;
@@ -303,10 +290,10 @@ struct ClaimSpecExtras {
 // mounts and `extras` in the spec-level edits (mounts sorted by container path, duplicates
 // merged). cdi_version is left empty (so the minimum is written). Deterministic: equal inputs
 // give equal specs, whatever the input order. InvalidArgument for bad names, no devices,
-// duplicate devices, colliding variable names, or two mounts with one container path and
-// different host paths.
+// duplicate devices, colliding variable names, SpacePartitioning without a partition count, or
+// two mounts with one container path and different host paths.
 Expected<Spec> BuildClaimSpec(std::string_view driver_name, const ClaimInfo& claim,
-                              const std::vector<PreparedDevice>& devices,
+                              const std::vector<ClaimSpecDevice>& devices,
                               const ClaimSpecExtras& extras = {});
 
 }  // namespace accel_dra::cdi

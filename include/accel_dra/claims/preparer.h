@@ -54,6 +54,7 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,7 @@
 #include "accel_dra/common/command.h"
 #include "accel_dra/model/claim.h"
 #include "accel_dra/model/device.h"
+#include "accel_dra/model/prepared_claim.h"
 
 namespace accel_dra::claims {
 
@@ -94,6 +96,8 @@ struct PreparerOptions {
   std::chrono::milliseconds command_timeout{30000};
 };
 
+class RecoveryFailures;  // preparer_internal.h
+
 struct RecoveryReport {
   int rolled_back = 0;  // PrepareStarted claims undone
   int orphan_specs_removed = 0;
@@ -106,6 +110,8 @@ class Preparer : public model::ClaimPreparer {
   Preparer(PreparerOptions options, ClaimGetter get_claim, InventorySource inventory,
            checkpoint::Checkpoint* checkpoint, cdi::CdiWriter* cdi);
 
+  // The answer's devices are the claim's full records; the kubelet adapters send their wire
+  // fields.
   std::map<std::string, model::PrepareResult> Prepare(
       const std::vector<model::ClaimRef>& claims) override;
   std::map<std::string, std::string> Unprepare(const std::vector<model::ClaimRef>& claims) override;
@@ -115,21 +121,57 @@ class Preparer : public model::ClaimPreparer {
   int CleanupStale();
 
  private:
+  struct Allocation;  // a claim read and checked (preparer_internal.h)
+
   model::PrepareResult PrepareOne(const model::ClaimRef& claim);
   std::string UnprepareOne(const model::ClaimRef& claim);
+
+  // Prepare (prepare.cc), under the claim's mutex, step by step: read and check the claim, build
+  // its records, record PrepareStarted, apply device settings, write the CDI spec, record
+  // PrepareCompleted. `who` names the claim in messages.
   Expected<std::vector<model::PreparedDevice>> PrepareLocked(const model::ClaimRef& claim);
+  Expected<Allocation> ReadAllocation(const model::ClaimRef& claim, const std::string& who) const;
+  // The record of one allocation result of this driver.
+  Expected<model::PreparedDevice> RecordFor(const model::ClaimRef& claim, const std::string& who,
+                                            const nlohmann::json& result,
+                                            const Allocation& allocation,
+                                            const model::Inventory* inventory) const;
+  Expected<std::vector<model::PreparedDevice>> BuildRecords(
+      const model::ClaimRef& claim, const std::string& who, const Allocation& allocation,
+      const model::Inventory* inventory) const;
+  // Records the claim PrepareStarted (visible, not durable) unless a device conflicts.
+  Status RecordStarted(const model::ClaimRef& claim, const std::string& who,
+                       const std::vector<model::PreparedDevice>& devices,
+                       const std::string& spec_file);
+  // Takes the PrepareStarted entry out again (errors are logged: memory is right, and the next
+  // successful write or Recover() makes the disk agree).
+  void RollBackStarted(const model::ClaimRef& claim, const std::string& who);
+  Status RecordCompleted(const model::ClaimRef& claim, const std::string& who);
+
   // `strict`: a failing time-slice reset fails the unprepare (else it is logged).
   Status UnprepareLocked(const std::string& uid, bool strict = true);
-  // Runs nvidia-smi to set `setting` (0..3) on `target`.
+
+  // Recover() (recovery.cc), step by step. `exclusive`: no other live process shares the
+  // checkpoint, so unfinished work is abandoned and may be undone or redone.
+  void RollBackInterrupted(bool exclusive, RecoveryReport& report, RecoveryFailures& failures);
+  void RemoveUnownedSpecs(const std::set<std::string>& specs, RecoveryReport& report,
+                          RecoveryFailures& failures);
+  void ReapplySettingsAfterReboot(RecoveryFailures& failures);
+  void RestoreSpecs(bool exclusive, const std::set<std::string>& specs, RecoveryReport& report,
+                    RecoveryFailures& failures);
+
+  // Time slices (time_slice.cc). Runs nvidia-smi to set `setting` (0..3) on `target`.
   Status SetTimeSlice(const std::string& target, int setting);
+  // Applies the time slices `devices` record (each device once); the first failure names it.
+  Status ApplyTimeSlices(const std::vector<model::PreparedDevice>& devices);
   // Resets the time slice of the devices of `devices` that no other claim than `uid` in the
   // checkpoint has a setting on. Returns the first failure (after trying all).
-  Status ResetTimeSlices(const std::string& uid,
-                         const std::vector<checkpoint::PreparedDevice>& devices);
-  // The claim's CDI spec from its checkpointed devices plus the options' extras.
+  Status ResetTimeSlices(const std::string& uid, const std::vector<model::PreparedDevice>& devices);
+
+  // The claim's CDI spec from its records plus the options' extras (claim_spec.cc).
   Expected<cdi::Spec> BuildSpec(const std::string& uid, const std::string& ns,
                                 const std::string& name,
-                                const std::vector<checkpoint::PreparedDevice>& devices,
+                                const std::vector<model::PreparedDevice>& devices,
                                 const model::Inventory* inventory) const;
   std::mutex& ClaimMutex(const std::string& uid);
 

@@ -39,31 +39,26 @@
 #include <vector>
 
 #include "accel_dra/common/status.h"
+#include "accel_dra/model/sharing.h"
 
 namespace accel_dra::config {
 
 inline constexpr std::string_view kApiVersion = "accel-dra.dev/v1alpha1";
 inline constexpr std::string_view kKind = "DeviceConfig";
-inline constexpr int kMinPartitionCount = 2;
-inline constexpr int kMaxPartitionCount = 16;
+inline constexpr int kMinPartitionCount = model::kMinPartitionCount;
+inline constexpr int kMaxPartitionCount = model::kMaxPartitionCount;
 
-enum class SharingStrategy { kExclusive, kTimeSlicing, kSpacePartitioning };
-enum class TimeSliceInterval { kDefault, kShort, kMedium, kLong };
+// The sharing types and their names are the model's (model/sharing.h), spelled here as well
+// because they are this API's vocabulary.
+using model::SharingStrategy;
+using model::SharingStrategyName;  // "Exclusive", ...
+using model::TimeSliceInterval;
+using model::TimeSliceIntervalName;  // "Default", ...
 
-std::string_view SharingStrategyName(SharingStrategy s);      // "Exclusive", ...
-std::string_view TimeSliceIntervalName(TimeSliceInterval i);  // "Default", ...
-
-// A validated, defaulted configuration. Invariants: interval is meaningful only with
-// TimeSlicing, partition_count only with SpacePartitioning (then 2..16, otherwise 0).
-struct DeviceConfig {
-  SharingStrategy strategy = SharingStrategy::kExclusive;
-  TimeSliceInterval interval = TimeSliceInterval::kDefault;
-  int partition_count = 0;
-
-  // Names for the CDI builder (cdi::PreparedDevice): "" when the setting does not apply.
-  std::string StrategyName() const;
-  std::string IntervalName() const;          // set only with TimeSlicing
-  std::string PartitionCountString() const;  // set only with SpacePartitioning
+// A validated, defaulted configuration: today exactly the device's sharing settings
+// (model::SharingSettings, with their invariants and names), which is also what a prepared
+// device records. Settings other than sharing would be added here.
+struct DeviceConfig : model::SharingSettings {
   bool operator==(const DeviceConfig&) const = default;
 };
 

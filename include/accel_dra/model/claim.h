@@ -6,9 +6,10 @@
 // Nothing in this header depends on gRPC or protobuf.
 
 #include <map>
-#include <optional>
 #include <string>
 #include <vector>
+
+#include "accel_dra/model/prepared_claim.h"
 
 namespace accel_dra::model {
 
@@ -22,23 +23,9 @@ struct ClaimRef {
   friend bool operator==(const ClaimRef&, const ClaimRef&) = default;
 };
 
-// One device handed to the container runtime for a prepared claim.
-struct PreparedDevice {
-  // Top-level request names (no "/subrequest" suffix) this device serves; empty = all requests.
-  std::vector<std::string> request_names;
-  std::string pool;
-  std::string device;
-  // Fully qualified CDI device IDs ("vendor/class=name").
-  std::vector<std::string> cdi_device_ids;
-  // Set for a share of a multi-allocatable device (consumable capacity). Only the v1 wire API can
-  // carry it; the v1beta1 adapter drops it.
-  std::optional<std::string> share_id;
-
-  friend bool operator==(const PreparedDevice&, const PreparedDevice&) = default;
-};
-
 // Outcome of preparing one claim. A non-empty `error` means the claim failed (devices ignored);
-// the message is shown to the user in a pod event, so it should say what to do.
+// the message is shown to the user in a pod event, so it should say what to do. The devices are
+// the claim's records (model/prepared_claim.h); the adapters send only their wire fields.
 struct PrepareResult {
   std::vector<PreparedDevice> devices;
   std::string error;

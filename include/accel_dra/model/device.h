@@ -4,6 +4,7 @@
 // of a node's devices that is replaced whole when anything changes (readers never see a
 // half-updated set).
 
+#include <compare>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -46,6 +47,7 @@ class AttrValue {
 struct FileMount {
   std::string host_path;
   std::string container_path;
+  auto operator<=>(const FileMount& o) const = default;
   bool operator==(const FileMount& o) const = default;
 };
 

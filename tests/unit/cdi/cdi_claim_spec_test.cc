@@ -20,12 +20,15 @@ namespace fs = std::filesystem;
 
 constexpr const char* kUid = "4b6e5c1a-0d6f-4d3e-9c1b-2f7e1a9b8c7d";
 
-PreparedDevice Dev(std::string name, int index, std::vector<std::string> nodes = {}) {
-  PreparedDevice d;
-  d.device_name = std::move(name);
-  d.pool = "node-a";
+using model::SharingStrategy;
+using model::TimeSliceInterval;
+
+ClaimSpecDevice Dev(std::string name, int index, std::vector<std::string> nodes = {}) {
+  ClaimSpecDevice d;
+  d.device.device = std::move(name);
+  d.device.pool = "node-a";
   d.index = index;
-  d.device_node_paths = std::move(nodes);
+  d.device.device_nodes = std::move(nodes);
   return d;
 }
 
@@ -70,15 +73,15 @@ TEST(CdiClaimSpec, ExclusiveDeviceWithNodes) {
 
 TEST(CdiClaimSpec, SharingVariantsAndExtraEnv) {
   ClaimInfo claim{kUid, "ns", "c"};
-  PreparedDevice ts = Dev("accel-0", 0);
-  ts.sharing_strategy = "TimeSlicing";
-  ts.timeslice_interval = "Long";
-  PreparedDevice ts_default = Dev("accel-1", 1);
-  ts_default.sharing_strategy = "TimeSlicing";
-  PreparedDevice sp = Dev("accel-2", 2);
-  sp.sharing_strategy = "SpacePartitioning";
-  sp.partition_count = "4";
-  sp.timeslice_interval = "Short";  // ignored: not TimeSlicing
+  ClaimSpecDevice ts = Dev("accel-0", 0);
+  ts.device.sharing.strategy = SharingStrategy::kTimeSlicing;
+  ts.device.sharing.interval = TimeSliceInterval::kLong;
+  ClaimSpecDevice ts_default = Dev("accel-1", 1);
+  ts_default.device.sharing.strategy = SharingStrategy::kTimeSlicing;
+  ClaimSpecDevice sp = Dev("accel-2", 2);
+  sp.device.sharing.strategy = SharingStrategy::kSpacePartitioning;
+  sp.device.sharing.partition_count = 4;
+  sp.device.sharing.interval = TimeSliceInterval::kShort;  // ignored: not TimeSlicing
   sp.extra_env = {{"ACCEL_FOO", "bar"}, {"_X1", "y=z"}};
   auto spec = BuildClaimSpec("accel-dra.dev", claim, {ts, ts_default, sp});
   ASSERT_TRUE(spec.ok()) << spec.status().ToString();
@@ -103,8 +106,8 @@ TEST(CdiClaimSpec, SharingVariantsAndExtraEnv) {
 
 TEST(CdiClaimSpec, DeterministicWhateverTheInputOrder) {
   ClaimInfo claim{kUid, "ns", "c"};
-  std::vector<PreparedDevice> devices = {Dev("accel-3", 1, {"/dev/a3"}), Dev("accel-1", 0),
-                                         Dev("accel-2", 2)};
+  std::vector<ClaimSpecDevice> devices = {Dev("accel-3", 1, {"/dev/a3"}), Dev("accel-1", 0),
+                                          Dev("accel-2", 2)};
   auto a = BuildClaimSpec("accel-dra.dev", claim, devices);
   std::reverse(devices.begin(), devices.end());
   auto b = BuildClaimSpec("accel-dra.dev", claim, devices);
@@ -136,7 +139,7 @@ TEST(CdiClaimSpec, TwoClaimsInOneContainerDoNotCollide) {
 
 TEST(CdiClaimSpec, Errors) {
   ClaimInfo claim{kUid, "ns", "c"};
-  auto expect_error = [&](const std::vector<PreparedDevice>& devices, std::string_view what,
+  auto expect_error = [&](const std::vector<ClaimSpecDevice>& devices, std::string_view what,
                           const ClaimInfo& c) {
     auto r = BuildClaimSpec("accel-dra.dev", c, devices);
     ASSERT_FALSE(r.ok()) << what;
@@ -148,16 +151,13 @@ TEST(CdiClaimSpec, Errors) {
   expect_error({Dev("accel-0", 0)}, "invalid claim UID", ClaimInfo{"", "ns", "c"});
   expect_error({Dev("accel/0", 0)}, "cannot be named in CDI", claim);
   expect_error({Dev("accel-0", 0), Dev("accel-0", 1)}, "ACCEL_DEVICE_ACCEL_0", claim);
-  PreparedDevice other_pool = Dev("accel-0", 1);
-  other_pool.pool = "node-b";
+  ClaimSpecDevice other_pool = Dev("accel-0", 1);
+  other_pool.device.pool = "node-b";
   expect_error({Dev("accel-0", 0), other_pool}, "pool node-b", claim);
-  PreparedDevice sp = Dev("accel-0", 0);
-  sp.sharing_strategy = "SpacePartitioning";
+  ClaimSpecDevice sp = Dev("accel-0", 0);
+  sp.device.sharing.strategy = SharingStrategy::kSpacePartitioning;
   expect_error({sp}, "no partition count", claim);
-  PreparedDevice bad = Dev("accel-0", 0);
-  bad.sharing_strategy = "Sometimes";
-  expect_error({bad}, "unknown sharing strategy Sometimes", claim);
-  PreparedDevice badenv = Dev("accel-0", 0);
+  ClaimSpecDevice badenv = Dev("accel-0", 0);
   badenv.extra_env = {{"1X", "y"}};
   expect_error({badenv}, "not a valid name", claim);
   badenv.extra_env = {{"ACCEL_DEVICE_ACCEL_0", "y"}};
@@ -191,10 +191,11 @@ TEST(CdiClaimSpec, DeviceNodeOutsideDevGetsHostPath) {
 }
 
 TEST(CdiClaimSpec, ReadOnlyMountsAreSpecLevelSortedAndDeduplicated) {
-  PreparedDevice a = Dev("accel-0", 0);
-  a.read_only_mounts = {{"/run/sim/version", std::string(model::kDriverVersionContainerPath)}};
-  PreparedDevice b = Dev("accel-1", 1);
-  b.read_only_mounts = a.read_only_mounts;
+  ClaimSpecDevice a = Dev("accel-0", 0);
+  a.device.mounts = std::vector<ReadOnlyMount>{
+      {"/run/sim/version", std::string(model::kDriverVersionContainerPath)}};
+  ClaimSpecDevice b = Dev("accel-1", 1);
+  b.device.mounts = a.device.mounts;
   ClaimSpecExtras extras;
   extras.read_only_mounts = {{"/opt/inspect", std::string(model::kInspectToolContainerPath)}};
   auto spec = BuildClaimSpec("accel-dra.dev", {kUid, "ns", "c"}, {b, a}, extras);
@@ -212,25 +213,36 @@ TEST(CdiClaimSpec, ReadOnlyMountsAreSpecLevelSortedAndDeduplicated) {
   for (const auto& d : spec->devices) EXPECT_TRUE(d.container_edits.mounts.empty());
 
   // Two different files at one container path: an error naming both.
-  b.read_only_mounts = {{"/other/version", std::string(model::kDriverVersionContainerPath)}};
+  b.device.mounts = std::vector<ReadOnlyMount>{
+      {"/other/version", std::string(model::kDriverVersionContainerPath)}};
   auto clash = BuildClaimSpec("accel-dra.dev", {kUid, "ns", "c"}, {a, b});
   ASSERT_FALSE(clash.ok());
   EXPECT_NE(clash.status().message().find("/other/version"), std::string::npos)
       << clash.status().message();
-  b.read_only_mounts = {{"relative", "/x"}};
+  b.device.mounts = std::vector<ReadOnlyMount>{{"relative", "/x"}};
   EXPECT_FALSE(BuildClaimSpec("accel-dra.dev", {kUid, "ns", "c"}, {b}).ok());
 }
 
 TEST(CdiClaimSpec, TimeSliceEnforcedVariable) {
-  PreparedDevice ts = Dev("accel-0", 0);
-  ts.sharing_strategy = "TimeSlicing";
-  ts.timeslice_interval = "Medium";
+  ClaimSpecDevice ts = Dev("accel-0", 0);
+  ts.device.sharing.strategy = SharingStrategy::kTimeSlicing;
+  ts.device.sharing.interval = TimeSliceInterval::kMedium;
   auto advisory = BuildClaimSpec("accel-dra.dev", {kUid, "ns", "c"}, {ts});
   ASSERT_TRUE(advisory.ok());
   EXPECT_EQ(
       EnvOf(*advisory, std::string(kUid) + "-accel-0")["ACCEL_DEVICE_ACCEL_0_TIMESLICE_ENFORCED"],
       "false");
-  ts.timeslice_enforced = true;
+  // A recorded time slice without control is advisory too.
+  ts.device.time_slice = model::AppliedTimeSlice{
+      .control = model::TimeSliceControl::kNone, .target = "", .setting = 2};
+  auto recorded_advisory = BuildClaimSpec("accel-dra.dev", {kUid, "ns", "c"}, {ts});
+  ASSERT_TRUE(recorded_advisory.ok());
+  EXPECT_EQ(EnvOf(*recorded_advisory,
+                  std::string(kUid) + "-accel-0")["ACCEL_DEVICE_ACCEL_0_TIMESLICE_ENFORCED"],
+            "false");
+  // Enforced when the record says the time slice was set on the hardware.
+  ts.device.time_slice = model::AppliedTimeSlice{
+      .control = model::TimeSliceControl::kNvidiaSmi, .target = "GPU-1", .setting = 2};
   auto applied = BuildClaimSpec("accel-dra.dev", {kUid, "ns", "c"}, {ts});
   ASSERT_TRUE(applied.ok());
   EXPECT_EQ(
@@ -295,19 +307,19 @@ TEST_F(CdiSchemaTest, GeneratedSpecsAreValid) {
   // Simulated device: no nodes.
   add("sim.json", BuildClaimSpec("accel-dra.dev", claim, {Dev("accel-0", 0)}).value());
   // With device nodes and every sharing variant.
-  PreparedDevice ts = Dev("accel-1", 1, {"/dev/accel/accel1"});
-  ts.sharing_strategy = "TimeSlicing";
-  ts.timeslice_interval = "Medium";
-  PreparedDevice sp = Dev("accel-2", 2, {"/dev/accel/accel2", "/dev/accel/ctl"});
-  sp.sharing_strategy = "SpacePartitioning";
-  sp.partition_count = "8";
+  ClaimSpecDevice ts = Dev("accel-1", 1, {"/dev/accel/accel1"});
+  ts.device.sharing.strategy = SharingStrategy::kTimeSlicing;
+  ts.device.sharing.interval = TimeSliceInterval::kMedium;
+  ClaimSpecDevice sp = Dev("accel-2", 2, {"/dev/accel/accel2", "/dev/accel/ctl"});
+  sp.device.sharing.strategy = SharingStrategy::kSpacePartitioning;
+  sp.device.sharing.partition_count = 8;
   sp.extra_env = {{"ACCEL_EXTRA", "1"}};
   add("mixed.json",
       BuildClaimSpec("accel-dra.dev", claim, {Dev("accel-0", 0, {"/dev/accel/accel0"}), ts, sp})
           .value());
   // Device nodes under another root, mounts (the probe's files), the testing breach.
-  PreparedDevice run = Dev("accel-3", 3, {"/tmp/run/dev/accel-sim3"});
-  run.read_only_mounts = {
+  ClaimSpecDevice run = Dev("accel-3", 3, {"/tmp/run/dev/accel-sim3"});
+  run.device.mounts = {
       {"/tmp/run/sim-driver/version", std::string(model::kDriverVersionContainerPath)}};
   ClaimSpecExtras extras;
   extras.read_only_mounts = {{"/opt/inspect", std::string(model::kInspectToolContainerPath)}};

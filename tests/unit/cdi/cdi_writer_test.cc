@@ -52,9 +52,9 @@ class CdiWriterTest : public ::testing::Test {
 
   static Spec ClaimSpec(const std::string& uid, const std::string& device = "accel-0") {
     ClaimInfo claim{uid, "default", "my-claim"};
-    PreparedDevice d;
-    d.device_name = device;
-    d.pool = "node-a";
+    ClaimSpecDevice d;
+    d.device.device = device;
+    d.device.pool = "node-a";
     auto spec = BuildClaimSpec("accel-dra.dev", claim, {d});
     EXPECT_TRUE(spec.ok()) << spec.status().ToString();
     return spec.value();
@@ -185,8 +185,8 @@ TEST_F(CdiWriterTest, RejectsSpecsThatDoNotBelongToTheClaim) {
 TEST_F(CdiWriterTest, OtherDriverName) {
   CdiWriter w(&env_, root_, "gpu.example.com");
   EXPECT_EQ(w.kind(), "k8s.gpu.example.com/device");
-  PreparedDevice gpu;
-  gpu.device_name = "gpu-0";
+  ClaimSpecDevice gpu;
+  gpu.device.device = "gpu-0";
   auto spec = BuildClaimSpec("gpu.example.com", {"u1", "ns", "c"}, {gpu});
   ASSERT_TRUE(spec.ok());
   ASSERT_TRUE(w.WriteClaimSpec("u1", *spec).ok());

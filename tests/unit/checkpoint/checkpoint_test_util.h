@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 
@@ -18,6 +19,10 @@
 namespace accel_dra::checkpoint::testing {
 
 namespace fs = std::filesystem;
+using Json = nlohmann::json;
+using model::ClaimState;
+using model::PreparedClaim;
+using model::PreparedDevice;
 
 inline constexpr const char* kBootA = "11111111-2222-4333-8444-555555555555";
 inline constexpr const char* kBootB = "99999999-8888-4777-8666-555555555555";
@@ -56,7 +61,7 @@ inline PreparedClaim MakeClaim(const std::string& name, ClaimState state, int de
     d.pool = "node-a";
     d.device = "accel-" + std::to_string(i);
     d.cdi_device_ids = {"k8s.accel-dra.dev/claim=" + name + "-accel-" + std::to_string(i)};
-    d.config = {{"sharing", {{"strategy", "TimeSlicing"}}}};
+    d.sharing.strategy = model::SharingStrategy::kTimeSlicing;
     c.devices.push_back(std::move(d));
   }
   return c;

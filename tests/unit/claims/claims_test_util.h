@@ -32,7 +32,7 @@ namespace accel_dra::claims::testing {
 
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
-using checkpoint::ClaimState;
+using model::ClaimState;
 
 inline constexpr const char* kDriver = "accel-dra.dev";
 inline constexpr const char* kNode = "node-a";
@@ -326,7 +326,7 @@ class PreparerTestBase : public ::testing::Test {
   }
 
   bool SpecExists(const std::string& uid) const { return fs::exists(dirs_->SpecPath(uid)); }
-  std::optional<checkpoint::PreparedClaim> Entry(const std::string& uid) const {
+  std::optional<model::PreparedClaim> Entry(const std::string& uid) const {
     return checkpoint_->Find(uid);
   }
   std::vector<std::string> SpecUids() {

@@ -69,9 +69,10 @@ TEST_F(PreparerMountsTest, InspectToolAndVersionFileAreMountedOnceAndSurviveReco
   // spec from it, even though the inventory no longer has the mount.
   auto entry = Entry(uid);
   ASSERT_TRUE(entry.has_value());
-  EXPECT_EQ(entry->devices[0].config["mounts"],
-            Json::parse(R"([{"hostPath": "/run/x/sim-driver/version",
-                             "containerPath": "/run/accel-dra/driver/version"}])"));
+  EXPECT_EQ(entry->devices[0].mounts,
+            (std::vector<model::FileMount>{
+                {"/run/x/sim-driver/version", "/run/accel-dra/driver/version"}}));
+  EXPECT_EQ(entry->devices[0].device_nodes, std::vector<std::string>{"/run/x/dev/accel0"});
   const std::string before = ReadAll(dirs_->SpecPath(uid));
   Close();
   fs::remove_all(dirs_->cdi());
@@ -92,8 +93,7 @@ TEST_F(PreparerMountsTest, OldRecordsWithoutMountsTakeThemFromTheInventory) {
   PutAndPrepare("old", uid, "gpu-0");
   // Drop "mounts" from the record, as a checkpoint written before mounts existed has it.
   ASSERT_TRUE(
-      checkpoint_
-          ->Update([&](checkpoint::State& s) { s.claims[uid].devices[0].config.erase("mounts"); })
+      checkpoint_->Update([&](checkpoint::State& s) { s.claims[uid].devices[0].mounts.reset(); })
           .ok());
   Close();
   fs::remove_all(dirs_->cdi());

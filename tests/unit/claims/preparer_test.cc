@@ -450,9 +450,9 @@ TEST_F(PreparerErrorTest, OneFailingClaimDoesNotAffectTheOthers) {
 class PreparerRecoveryTest : public PreparerTestBase {
  protected:
   void WriteOrphanSpec(const std::string& uid, const std::string& device) {
-    cdi::PreparedDevice d;
-    d.device_name = device;
-    d.pool = kNode;
+    cdi::ClaimSpecDevice d;
+    d.device.device = device;
+    d.device.pool = kNode;
     auto spec = cdi::BuildClaimSpec(kDriver, {uid, kNamespace, "orphan"}, {d});
     ASSERT_TRUE(spec.ok()) << spec.status().ToString();
     ASSERT_TRUE(writer_->WriteClaimSpec(uid, *spec).ok());
@@ -612,7 +612,7 @@ TEST_F(SharedRecoveryTest, LeavesOtherInstancesWorkInFlightButRemovesUnownedSpec
   auto b = PutAndPrepare("b", "uid-b", "gpu-1");
   ASSERT_TRUE(checkpoint_
                   ->Update([](checkpoint::State& s) {
-                    s.claims.at("uid-a").state = checkpoint::ClaimState::kPrepareStarted;
+                    s.claims.at("uid-a").state = ClaimState::kPrepareStarted;
                   })
                   .ok());
   fs::remove(dirs_->SpecPath("uid-b"));
@@ -628,7 +628,7 @@ TEST_F(SharedRecoveryTest, LeavesOtherInstancesWorkInFlightButRemovesUnownedSpec
   EXPECT_EQ(report->orphan_specs_removed, 1);
   EXPECT_FALSE(SpecExists("uid-orphan"));
   ASSERT_TRUE(Entry("uid-a").has_value());
-  EXPECT_EQ(Entry("uid-a")->state, checkpoint::ClaimState::kPrepareStarted);
+  EXPECT_EQ(Entry("uid-a")->state, ClaimState::kPrepareStarted);
   EXPECT_FALSE(SpecExists("uid-b"));
 
   // The sole owner (no rolling update) recovers everything.

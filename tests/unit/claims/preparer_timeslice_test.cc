@@ -94,8 +94,8 @@ TEST_F(PreparerTimeSliceTest, AppliedOnPrepareAndResetOnUnprepare) {
   EXPECT_EQ(env["ACCEL_DEVICE_GPU_1_TIMESLICE_ENFORCED"], "true");
   auto entry = Entry(uid);
   ASSERT_TRUE(entry.has_value());
-  EXPECT_EQ(entry->devices[0].config["timeSlice"],
-            (Json{{"control", "nvidia-smi"}, {"target", Target("gpu-1")}, {"setting", 3}}));
+  EXPECT_EQ(entry->devices[0].time_slice,
+            (model::AppliedTimeSlice{model::TimeSliceControl::kNvidiaSmi, Target("gpu-1"), 3}));
   // Idempotent: a second prepare runs nothing.
   ASSERT_TRUE(PrepareOne(Ref("ts", uid)).ok());
   EXPECT_EQ(Calls().size(), 1u);
@@ -170,6 +170,8 @@ TEST_F(PreparerTimeSliceTest, AdvisoryOnDevicesWithoutControl) {
   auto env = SpecEnv(Uid(6));
   EXPECT_EQ(env["ACCEL_DEVICE_GPU_9_TIMESLICE_INTERVAL"], "Long");
   EXPECT_EQ(env["ACCEL_DEVICE_GPU_9_TIMESLICE_ENFORCED"], "false");
+  EXPECT_EQ(Entry(Uid(6))->devices[0].time_slice,
+            (model::AppliedTimeSlice{model::TimeSliceControl::kNone, "", 3}));
   EXPECT_EQ(UnprepareOne(Ref("adv", Uid(6))), "");
   EXPECT_TRUE(Calls().empty());
   // Exclusive on a controlled device: nothing to apply.
@@ -184,14 +186,16 @@ TEST_F(PreparerTimeSliceTest, RecoveryResetsAnInterruptedPrepare) {
   ASSERT_TRUE(
       checkpoint_
           ->Update([&](checkpoint::State& s) {
-            checkpoint::PreparedClaim c;
+            model::PreparedClaim c;
             c.ns = kNamespace;
             c.name = "crashed";
             c.state = ClaimState::kPrepareStarted;
-            checkpoint::PreparedDevice d;
+            model::PreparedDevice d;
             d.pool = kNode;
             d.device = "gpu-2";
-            d.config = {{"timeSlice", {{"control", "nvidia-smi"}, {"target", t}, {"setting", 2}}}};
+            d.sharing.strategy = model::SharingStrategy::kTimeSlicing;
+            d.sharing.interval = model::TimeSliceInterval::kMedium;
+            d.time_slice = model::AppliedTimeSlice{model::TimeSliceControl::kNvidiaSmi, t, 2};
             c.devices.push_back(d);
             s.claims[Uid(8)] = c;
           })

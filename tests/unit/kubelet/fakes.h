@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -15,6 +16,19 @@
 #include "accel_dra/model/health.h"
 
 namespace accel_dra::kubelet::fakes {
+
+// A prepared device with only the wire fields set (all kubelet ever sees of it).
+inline model::PreparedDevice WireDevice(std::vector<std::string> request_names, std::string pool,
+                                        std::string device, std::vector<std::string> cdi_device_ids,
+                                        std::optional<std::string> share_id) {
+  model::PreparedDevice d;
+  d.request_names = std::move(request_names);
+  d.pool = std::move(pool);
+  d.device = std::move(device);
+  d.cdi_device_ids = std::move(cdi_device_ids);
+  d.share_id = std::move(share_id);
+  return d;
+}
 
 using std::chrono::milliseconds;
 
@@ -57,8 +71,8 @@ class FakePreparer : public model::ClaimPreparer {
 
   static model::PrepareResult DefaultResult(const model::ClaimRef& c) {
     model::PrepareResult r;
-    r.devices.push_back(model::PreparedDevice{
-        {"gpu"}, "node-a", "gpu-0", {"k8s.accel-dra.dev/gpu=" + c.uid + "-gpu-0"}, std::nullopt});
+    r.devices.push_back(WireDevice({"gpu"}, "node-a", "gpu-0",
+                                   {"k8s.accel-dra.dev/gpu=" + c.uid + "-gpu-0"}, std::nullopt));
     return r;
   }
 

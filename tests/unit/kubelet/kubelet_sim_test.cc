@@ -100,10 +100,10 @@ TEST_F(KubeletSimTest, RegisterMissingSocketFails) {
 
 TEST_F(KubeletSimTest, PrepareAndUnprepareViaRegistration) {
   preparer_->SetPrepareResult(
-      "u1", model::PrepareResult{
-                {model::PreparedDevice{
-                    {"gpu"}, "pool-a", "gpu-0", {"k8s.accel-dra.dev/gpu=u1"}, std::string("s1")}},
-                ""});
+      "u1",
+      model::PrepareResult{{fakes::WireDevice({"gpu"}, "pool-a", "gpu-0",
+                                              {"k8s.accel-dra.dev/gpu=u1"}, std::string("s1"))},
+                           ""});
   const std::string target = "--registrar-dir " + dir_ + "/registry --driver accel-dra.dev";
   auto r = RunSim("prepare " + target + " --claim ns/c1/u1");
   ASSERT_EQ(r.exit_code, 0) << r.out;

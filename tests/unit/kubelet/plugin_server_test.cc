@@ -226,13 +226,10 @@ TEST_F(PluginServerTest, NotifyRegistrationFailureRecreatesSocketWithBackoff) {
 
 model::PrepareResult TwoDevices() {
   model::PrepareResult r;
-  r.devices.push_back(
-      model::PreparedDevice{{"gpu", "nic"},
-                            "pool-a",
-                            "gpu-0",
-                            {"k8s.accel-dra.dev/gpu=common", "k8s.accel-dra.dev/gpu=x-gpu-0"},
-                            std::string("share-7")});
-  r.devices.push_back(model::PreparedDevice{{}, "pool-a", "gpu-1", {}, std::nullopt});
+  r.devices.push_back(fakes::WireDevice(
+      {"gpu", "nic"}, "pool-a", "gpu-0",
+      {"k8s.accel-dra.dev/gpu=common", "k8s.accel-dra.dev/gpu=x-gpu-0"}, std::string("share-7")));
+  r.devices.push_back(fakes::WireDevice({}, "pool-a", "gpu-1", {}, std::nullopt));
   return r;
 }
 

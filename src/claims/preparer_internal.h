@@ -1,0 +1,63 @@
+#pragma once
+// Internal to the claims core: helpers the Preparer's files (preparer.cc, prepare.cc,
+// recovery.cc, time_slice.cc, claim_spec.cc) share.
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "accel_dra/cdi/cdi.h"
+#include "accel_dra/checkpoint/checkpoint.h"
+#include "accel_dra/claims/preparer.h"
+#include "accel_dra/config/device_config.h"
+#include "accel_dra/model/prepared_claim.h"
+
+namespace accel_dra::claims {
+
+using Json = nlohmann::json;
+
+// "<namespace>/<name>".
+std::string ClaimName(const model::ClaimRef& c);
+// metadata.uid of a ResourceClaim, "" when missing or malformed.
+std::string ClaimUid(const Json& claim);
+
+// A ResourceClaim read from the apiserver and checked (UID, allocated, configs valid).
+struct Preparer::Allocation {
+  Json claim;
+  // status.allocation.devices.results (an array of objects; see ResolveAllocationConfigs).
+  const Json* results = nullptr;
+  // The effective DeviceConfig of each of this driver's allocation-result request names.
+  std::map<std::string, config::DeviceConfig> configs;
+};
+
+// Why `devices` of claim `uid` cannot be prepared next to the claims already in `state`, or "".
+// A device may be held twice only when one of the two has admin access or both are distinct
+// shares of a multi-allocatable device.
+std::string FindConflict(const checkpoint::State& state, const std::string& uid,
+                         const std::vector<model::PreparedDevice>& devices);
+
+// What the checkpoint records about the time slice of TimeSlicing device `dev` with `interval`:
+// set with nvidia-smi when the device has that control and a target, else advisory.
+model::AppliedTimeSlice TimeSliceFor(const model::Device& dev, model::TimeSliceInterval interval);
+
+// The CDI devices of a claim from its records (so a spec can be re-created after a reboot,
+// without the ResourceClaim): one per physical device, in the order of the records. Device nodes
+// and mounts a record lacks (format-1 checkpoints) come from `inventory`. Two records naming one
+// device (shares, admin access) must agree on the sharing settings, since the CDI device is the
+// same (InvalidArgument otherwise).
+Expected<std::vector<cdi::ClaimSpecDevice>> SpecDevicesFor(
+    const std::vector<model::PreparedDevice>& devices, const model::Inventory* inventory);
+
+// Recovery's failures: each is logged; the result names how many failed and the first.
+class RecoveryFailures {
+ public:
+  void Add(const Status& st);
+  Status Result() const;
+
+ private:
+  int count_ = 0;
+  Status first_;
+};
+
+}  // namespace accel_dra::claims
