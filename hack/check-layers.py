@@ -9,7 +9,8 @@ fails when
   * a source or public header of a component includes a header of a component it may not
     depend on (accel_dra/<component>/..., or generated gRPC headers, which belong to `proto`);
   * a target links an accel_dra_* target of a component it may not depend on;
-  * the declared dependencies have a cycle.
+  * the declared dependencies have a cycle;
+  * a path the document names in backquotes (src/..., include/..., hack/..., tests/...) is gone.
 Exit status 0 when everything agrees; otherwise one line per problem and status 1.
 
   hack/check-layers.py [--root DIR] [--doc FILE]
@@ -164,6 +165,13 @@ def main() -> int:
             if dc is not None and dc not in allowed.get(c, set()):
                 problems.append(f'{cm.relative_to(root)}: {t} ({c}) links {d} ({dc}), '
                                 f'which {c} may not depend on')
+
+    # Paths the document names must exist (a moved file makes the doc say so).
+    for m in re.finditer(r'`((?:src|include|hack|tests|docs|proto|deploy|bench)/[A-Za-z0-9_./-]*)`',
+                         doc.read_text()):
+        path = m.group(1).rstrip('/')
+        if '*' not in path and '<' not in path and not (root / path).exists():
+            problems.append(f'{doc.name} names {path}, which does not exist')
 
     for p in problems:
         print(p)
