@@ -12,6 +12,8 @@
 namespace accel_dra::claims {
 namespace {
 
+const std::set<std::string> kNoNodes;
+
 // "a, b, c".
 std::string CommaList(const std::set<std::string>& names) {
   std::string out;
@@ -19,30 +21,71 @@ std::string CommaList(const std::set<std::string>& names) {
   return out;
 }
 
+const std::vector<std::string>& NodesOf(const model::PreparedDevice& d) {
+  static const std::vector<std::string> kNone;
+  return d.device_nodes ? *d.device_nodes : kNone;
+}
+
 }  // namespace
 
 std::string FindConflict(const checkpoint::State& state, const std::string& uid,
-                         const std::vector<model::PreparedDevice>& devices) {
+                         const std::vector<model::PreparedDevice>& devices,
+                         const std::set<std::string>& shared_nodes) {
   for (const auto& [other_uid, other] : state.claims) {
     if (other_uid == uid) continue;
+    const std::string holder =
+        "ResourceClaim " + other.ns + "/" + other.name + " (uid " + other_uid + ")";
     for (const auto& mine : devices) {
       for (const auto& theirs : other.devices) {
-        if (mine.pool != theirs.pool || mine.device != theirs.device) continue;
-        bool admin = mine.admin_access || theirs.admin_access;
-        bool shares = mine.share_id && theirs.share_id && *mine.share_id != *theirs.share_id;
-        if (admin || shares) continue;
-        return "device " + mine.device + " is already in use by ResourceClaim " + other.ns + "/" +
-               other.name + " (uid " + other_uid +
-               "); a device is given to one claim at a time. The allocation may be stale: "
-               "delete the pod so the scheduler allocates again, or share one claim between pods";
+        if (mine.admin_access || theirs.admin_access) continue;
+        if (mine.pool == theirs.pool && mine.device == theirs.device) {
+          if (mine.share_id && theirs.share_id && *mine.share_id != *theirs.share_id) continue;
+          return "device " + mine.device + " is already in use by " + holder +
+                 "; a device is given to one claim at a time. The allocation may be stale: "
+                 "delete the pod so the scheduler allocates again, or share one claim between "
+                 "pods";
+        }
+        // One physical device under two names (shares of it are counted per name, so they do
+        // not make an exception here).
+        std::string same = model::PhysicalOverlap(mine.identity, NodesOf(mine), theirs.identity,
+                                                  NodesOf(theirs), shared_nodes);
+        if (same.empty()) continue;
+        return "device " + mine.device + " is the physical device (" + same + ") that " + holder +
+               " holds as " + theirs.device +
+               "; a device is given to one claim at a time. Its name changed after that claim "
+               "was prepared (an upgrade that renamed devices, or a device that moved), so the "
+               "scheduler could not see it is taken: it stays held until the pod of " +
+               other.ns + "/" + other.name +
+               " is gone; delete that pod, or delete this pod so the scheduler allocates again";
       }
     }
   }
   return "";
 }
 
+Status Preparer::CheckHeldDevices(const model::ClaimRef& claim, const std::string& who) const {
+  auto held = checkpoint_->Find(claim.uid);
+  if (!held || held->state != model::ClaimState::kPrepareCompleted) return Status::Ok();
+  auto inventory = inventory_();
+  if (inventory == nullptr) return Status::Ok();
+  for (const auto& d : held->devices) {
+    model::HeldDeviceCheck c = model::CheckHeldDevice(d, *inventory);
+    if (c.state != model::HeldDeviceState::kChanged &&
+        c.state != model::HeldDeviceState::kVanished) {
+      continue;
+    }
+    return FailedPrecondition(
+        who + " was prepared on this node, but its " + c.message +
+        "; the claim's containers cannot get the device they were prepared with. Delete the "
+        "pod so the claim is unprepared and allocated again");
+  }
+  return Status::Ok();
+}
+
 Expected<std::vector<model::PreparedDevice>> Preparer::PrepareLocked(const model::ClaimRef& claim) {
   const std::string who = "ResourceClaim " + ClaimName(claim);
+  // A prepared claim whose device vanished or changed is never answered as if nothing happened.
+  RETURN_IF_ERROR(CheckHeldDevices(claim, who));
   // Idempotency: a completed claim is answered from the checkpoint (once it is durable).
   if (auto done = checkpoint_->Find(claim.uid);
       done && done->state == model::ClaimState::kPrepareCompleted) {
@@ -57,7 +100,8 @@ Expected<std::vector<model::PreparedDevice>> Preparer::PrepareLocked(const model
   auto spec_file = cdi::ClaimSpecFileName(options_.driver_name, claim.uid);
   if (!spec_file.ok()) return spec_file.status().WithContext(who);
 
-  RETURN_IF_ERROR(RecordStarted(claim, who, devices, *spec_file));
+  RETURN_IF_ERROR(RecordStarted(claim, who, devices, *spec_file,
+                                inventory ? inventory->shared_device_nodes() : kNoNodes));
   CrashPoint("prepare-after-checkpoint-started");
   // From here on a failure undoes the device settings (recorded in the PrepareStarted entry, so
   // a crash is undone by Recover()) and takes the entry out again.
@@ -148,6 +192,7 @@ Expected<model::PreparedDevice> Preparer::RecordFor(const model::ClaimRef& claim
   }
   d.device_nodes = dev->device_nodes;
   d.mounts = dev->read_only_mounts;
+  d.identity = dev->identity;
   return d;
 }
 
@@ -183,7 +228,8 @@ Expected<std::vector<model::PreparedDevice>> Preparer::BuildRecords(
 
 Status Preparer::RecordStarted(const model::ClaimRef& claim, const std::string& who,
                                const std::vector<model::PreparedDevice>& devices,
-                               const std::string& spec_file) {
+                               const std::string& spec_file,
+                               const std::set<std::string>& shared_nodes) {
   // Record the intent (and claim the devices) before any side effect. Visible, not durable: it
   // must survive a crash of this process, but after a power loss the CDI spec (written without
   // fsync) is gone or an unowned file that Recover() removes, so there is nothing to roll back.
@@ -191,7 +237,7 @@ Status Preparer::RecordStarted(const model::ClaimRef& claim, const std::string& 
   bool recorded = false;
   Status st = checkpoint_->Update(
       [&](checkpoint::State& s) {
-        conflict = FindConflict(s, claim.uid, devices);
+        conflict = FindConflict(s, claim.uid, devices, shared_nodes);
         if (!conflict.empty()) return;
         model::PreparedClaim pc;
         pc.ns = claim.ns;

@@ -4,6 +4,7 @@
 
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -33,9 +34,12 @@ struct Preparer::Allocation {
 
 // Why `devices` of claim `uid` cannot be prepared next to the claims already in `state`, or "".
 // A device may be held twice only when one of the two has admin access or both are distinct
-// shares of a multi-allocatable device.
+// shares of a multi-allocatable device (same name). Devices are compared by name and by physical
+// identity (model::PhysicalOverlap: bus ID, UUID, a device node that is neither a shared control
+// node nor in `shared_nodes`), so one physical device under two names is refused too.
 std::string FindConflict(const checkpoint::State& state, const std::string& uid,
-                         const std::vector<model::PreparedDevice>& devices);
+                         const std::vector<model::PreparedDevice>& devices,
+                         const std::set<std::string>& shared_nodes);
 
 // What the checkpoint records about the time slice of TimeSlicing device `dev` with `interval`:
 // set with nvidia-smi when the device has that control and a target, else advisory.

@@ -238,6 +238,7 @@ Expected<std::vector<model::Device>> SimulatedBackend::Discover() {
       }
       d.attributes.emplace("driverName", model::AttrValue::String("accel-sim"));
       d.attributes.emplace("pciBusID", model::AttrValue::String(bdf));
+      d.identity = {bdf, d.attributes.at("uuid").string_value()};
       d.attributes.emplace("resource.kubernetes.io/pcieRoot", model::AttrValue::String(root));
       d.attributes.emplace("numaNode", model::AttrValue::Int(numa));
       d.attributes.emplace("simulated", model::AttrValue::Bool(true));

@@ -6,7 +6,12 @@
 //    named and that it is allocated, keeps the results of this driver, and refuses results that
 //    name another pool (node) or a device this node does not publish, with a message saying so.
 //  - A device that another prepared claim holds is refused, unless one of the two results has
-//    admin access or both are shares of a multi-allocatable device (distinct share IDs).
+//    admin access or both are shares of a multi-allocatable device (distinct share IDs). "Holds"
+//    is checked by name and by physical identity (PCI bus ID, UUID, a device node of its own), so
+//    a device renamed since the other claim was prepared is refused too.
+//  - A prepared claim whose device vanished from the inventory or is another physical device now
+//    (same name, other bus ID or UUID) is not answered from the checkpoint: kubelet gets an error
+//    saying which device and what to do.
 //  - Opaque configs of this driver are resolved (a claim config beats a class config; within a
 //    source, the exact request name beats the base request name, which beats an empty request
 //    list; see config/device_config.h) and validated strictly; a bad config fails the claim with
@@ -139,10 +144,14 @@ class Preparer : public model::ClaimPreparer {
   Expected<std::vector<model::PreparedDevice>> BuildRecords(
       const model::ClaimRef& claim, const std::string& who, const Allocation& allocation,
       const model::Inventory* inventory) const;
-  // Records the claim PrepareStarted (visible, not durable) unless a device conflicts.
+  // Records the claim PrepareStarted (visible, not durable) unless a device conflicts (by name
+  // or physical identity; `shared_nodes`: the inventory's nodes that identify no one device).
   Status RecordStarted(const model::ClaimRef& claim, const std::string& who,
                        const std::vector<model::PreparedDevice>& devices,
-                       const std::string& spec_file);
+                       const std::string& spec_file, const std::set<std::string>& shared_nodes);
+  // A PrepareCompleted claim whose device vanished from the inventory or is another physical
+  // device now (model::CheckHeldDevice) fails with what happened and what to do.
+  Status CheckHeldDevices(const model::ClaimRef& claim, const std::string& who) const;
   // Takes the PrepareStarted entry out again (errors are logged: memory is right, and the next
   // successful write or Recover() makes the disk agree).
   void RollBackStarted(const model::ClaimRef& claim, const std::string& who);

@@ -372,6 +372,9 @@ int RunPlugin(const Flags& f) {
       "rolled back, {} orphaned CDI specs removed",
       recovered->completed, recovered->specs_recreated, recovered->rolled_back,
       recovered->orphan_specs_removed);
+  // The loop reports prepared claims whose device vanished or changed (health, log).
+  (*agent)->SetHeldDevices(
+      [cp = ckpt->get()] { return model::HeldDevicesOf(cp->Snapshot().claims); });
 
   return Serve(f, t0, **agent, **watcher, publisher, ServerOptions(f, preparer, health),
                [&preparer] { preparer->CleanupStale(); });

@@ -61,6 +61,7 @@ class CheckpointTest : public CheckpointTestBase {
             d.time_slice = model::AppliedTimeSlice{model::TimeSliceControl::kNvidiaSmi, "GPU-0", 0};
             d.device_nodes = std::vector<std::string>{"/dev/accel0"};
             d.mounts = std::vector<model::FileMount>{{"/run/v", "/run/accel-dra/driver/version"}};
+            d.identity = {"0000:3b:00.0", "GPU-0"};
             s.claims["uid-1"] = c;
           }).ok());
     return ReadAll(file());
@@ -129,13 +130,15 @@ TEST_F(CheckpointTest, RoundTrip) {
     d0.sharing = {model::SharingStrategy::kSpacePartitioning, model::TimeSliceInterval::kDefault,
                   16};
     d0.admin_access = true;
-    // No time slice, device nodes or mounts recorded (as read from format 1): stays so.
+    // No time slice, device nodes, mounts or identity recorded (as read from format 1, or
+    // format 2 before identities were recorded): stays so.
     PreparedDevice& d1 = expected.claims["uid-done"].devices[1];
     d1.share_id = "share-1";
     d1.sharing.interval = model::TimeSliceInterval::kLong;
     d1.time_slice = model::AppliedTimeSlice{model::TimeSliceControl::kNone, "", 3};
     d1.mounts = std::vector<model::FileMount>{{"/run/gr\u00fc\u00df", "/run/x"}};
     d1.device_nodes = std::vector<std::string>{};
+    d1.identity = {"10000:3b:00.0", "GPU-8c5a4d3e"};
   }
   {
     OpenOptions options = LockTimeout(std::chrono::milliseconds(0));
@@ -185,7 +188,8 @@ TEST_F(CheckpointTest, RoundTrip) {
                             "timeSlice": {"control": "none", "setting": 3},
                             "deviceNodes": [],
                             "mounts": [{"hostPath": "/run/gr\u00fc\u00df",
-                                        "containerPath": "/run/x"}]})"));
+                                        "containerPath": "/run/x"}],
+                            "pciBusID": "10000:3b:00.0", "uuid": "GPU-8c5a4d3e"})"));
   EXPECT_EQ(doc["data"]["claims"]["uid-started"]["devices"], Json::array());
 
   auto cp = MustOpen();
@@ -426,6 +430,8 @@ TEST_F(CheckpointTest, MalformedTypedFieldsAreMovedAside) {
       {[](Json& d) { d["deviceNodes"] = {1}; }, "field \"deviceNodes\" is not an array of strings"},
       {[](Json& d) { d["mounts"][0].erase("hostPath"); },
        where + ".mounts[0]: missing field \"hostPath\""},
+      {[](Json& d) { d["pciBusID"] = 59; }, where + ": field \"pciBusID\" is not a string"},
+      {[](Json& d) { d["uuid"] = nullptr; }, where + ": field \"uuid\" is not a string"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.reason);
