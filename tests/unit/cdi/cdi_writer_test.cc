@@ -76,6 +76,9 @@ TEST_F(CdiWriterTest, WritesAtomicallyWithReadableModeAndCreatesRoot) {
   struct stat st {};
   ASSERT_EQ(::stat(file.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0644u);
+  // The root it created is readable by the container runtime, whatever the umask.
+  ASSERT_EQ(::stat(root_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0755u);
   // Only the spec file, no temp files left behind.
   EXPECT_EQ(env_.ListDir(root_).value(), std::vector<std::string>{file.filename().string()});
   EXPECT_EQ(env_.ReadFile(file).value(), ToJson(spec).value());

@@ -154,6 +154,10 @@ TEST_F(CheckpointTest, RoundTrip) {
   struct stat st {};
   ASSERT_EQ(::stat(file().c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
+  // The data directory Open() created is owner-only (it was 0755 before Env::CreateDirs honoured
+  // its mode; issue 11).
+  ASSERT_EQ(::stat(data_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
 
   // The document's shape: the fixed header, the CRC of the payload's bytes, and JSON as a whole.
   const std::string bytes = ReadAll(file());
