@@ -50,7 +50,7 @@ struct Flags {
   std::string pod_uid;
   double cleanup_interval_s = 60;
   int healthcheck_port = -1;
-  std::string healthcheck_address = "0.0.0.0";
+  std::string healthcheck_address;  // "": kubelet::DefaultHealthcheckAddress() ($POD_IP, 127.0.0.1)
   int verbosity = 0;
   std::string log_format = "text";
   int simulate = -1;
@@ -255,7 +255,8 @@ kubelet::PluginServerOptions ServerOptions(const Flags& f,
   sopts.pod_uid = f.pod_uid;
   sopts.preparer = std::move(preparer);
   sopts.healthcheck_port = f.healthcheck_port;
-  sopts.healthcheck_address = f.healthcheck_address;
+  sopts.healthcheck_address =
+      f.healthcheck_address.empty() ? kubelet::DefaultHealthcheckAddress() : f.healthcheck_address;
   sopts.health_source = std::move(health);
   return sopts;
 }
@@ -421,9 +422,9 @@ void AddKubeletFlags(CLI::App& app, Flags& f) {
       ->envname("HEALTHCHECK_PORT")
       ->capture_default_str();
   app.add_option("--healthcheck-address", f.healthcheck_address,
-                 "address of the gRPC health service (a kubelet probe needs the pod's address)")
-      ->envname("HEALTHCHECK_ADDRESS")
-      ->capture_default_str();
+                 "address of the gRPC health service (default: $POD_IP when set, which a kubelet "
+                 "grpc probe connects to, else 127.0.0.1)")
+      ->envname("HEALTHCHECK_ADDRESS");
 }
 
 void AddClaimFlags(CLI::App& app, Flags& f) {
