@@ -305,7 +305,8 @@ def _check_spec(bed: Bed, dirs: PluginDirs, key: str, sharing_env: dict[str, str
         assert not any(e.startswith(f"{k}_TIMESLICE_INTERVAL=") for e in env), env
     index = int(dev.rsplit("-", 1)[1])
     assert [n["path"] for n in edits.get("deviceNodes", [])] == [f"/dev/accel-sim{index}"]
-    assert f"ACCEL_VISIBLE_DEVICES={dev}" in spec["containerEdits"]["env"]
+    # One visible-devices variable per claim (two claims in one container never collide).
+    assert f"ACCEL_VISIBLE_DEVICES_{_env_key(uid)}={dev}" in spec["containerEdits"]["env"]
     return spec
 
 

@@ -86,8 +86,8 @@ struct PreparerOptions {
   // model::kInspectToolContainerPath. Empty: no such mount.
   std::string inspect_tool;
   // TESTING ONLY (--testing-expose-all-devices): every claim spec also exposes the device nodes
-  // of all other devices of the node and lists them in ACCEL_VISIBLE_DEVICES (an isolation
-  // breach on purpose, for the conformance probe's negative test).
+  // of all other devices of the node and lists them in the claim's ACCEL_VISIBLE_DEVICES_<CLAIM>
+  // (an isolation breach on purpose, for the conformance probe's negative test).
   bool testing_expose_all_devices = false;
   // Runs nvidia-smi for TimeSlicing on devices with TimeSliceControl::kNvidiaSmi; null: the real
   // runner. `nvidia_smi` is the program (searched on PATH unless it has a '/').

@@ -20,7 +20,10 @@ namespace accel_dra::probe {
 // Sets status kFail and the message; returns false (for `return Fail(c, ...)` in a step).
 bool Fail(CheckResult& c, const std::string& message);
 
-// The ACCEL_VISIBLE_DEVICES a container saw ("" when unset).
+// The devices a container's visible-devices variables name, merged: the driver's per-claim
+// ACCEL_VISIBLE_DEVICES_<CLAIM> lists (one per claim, so two claims never collide) and the plain
+// ACCEL_VISIBLE_DEVICES of older drivers, comma-separated, each device once, in the order of the
+// variables' names ("" when none is set). Reported as ACCEL_VISIBLE_DEVICES.
 std::string VisibleDevices(const InspectResult& out);
 // The accelerator device nodes that stand for one device each: without shared control nodes
 // (/dev/nvidiactl, /dev/nvidia-uvm*, /dev/nvidia-modeset, /dev/nvidia-caps/*, /dev/kfd) and without

@@ -19,6 +19,8 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kUid = "4b6e5c1a-0d6f-4d3e-9c1b-2f7e1a9b8c7d";
+// The claim's spec-level variable: ACCEL_VISIBLE_DEVICES_ + the UID upper-cased, '-' as '_'.
+constexpr const char* kVisible = "ACCEL_VISIBLE_DEVICES_4B6E5C1A_0D6F_4D3E_9C1B_2F7E1A9B8C7D";
 
 using model::SharingStrategy;
 using model::TimeSliceInterval;
@@ -67,8 +69,8 @@ TEST(CdiClaimSpec, ExclusiveDeviceWithNodes) {
   ASSERT_EQ(spec->devices[0].container_edits.device_nodes.size(), 2u);
   EXPECT_EQ(spec->devices[0].container_edits.device_nodes[0].path, "/dev/accel/accel0");
   EXPECT_EQ(spec->devices[0].container_edits.device_nodes[0].host_path, "");
-  EXPECT_EQ(EnvOf(*spec),
-            (std::map<std::string, std::string>{{"ACCEL_VISIBLE_DEVICES", "accel-0"}}));
+  EXPECT_EQ(EnvOf(*spec), (std::map<std::string, std::string>{{kVisible, "accel-0"}}));
+  EXPECT_EQ(VisibleDevicesVariable(kUid), kVisible);
 }
 
 TEST(CdiClaimSpec, SharingVariantsAndExtraEnv) {
@@ -101,7 +103,7 @@ TEST(CdiClaimSpec, SharingVariantsAndExtraEnv) {
   const auto& raw = spec->devices[2].container_edits.env;
   EXPECT_EQ(raw[raw.size() - 2], "ACCEL_FOO=bar");
   EXPECT_EQ(raw.back(), "_X1=y=z");
-  EXPECT_EQ(EnvOf(*spec)["ACCEL_VISIBLE_DEVICES"], "accel-0,accel-1,accel-2");
+  EXPECT_EQ(EnvOf(*spec)[kVisible], "accel-0,accel-1,accel-2");
 }
 
 TEST(CdiClaimSpec, DeterministicWhateverTheInputOrder) {
@@ -115,7 +117,7 @@ TEST(CdiClaimSpec, DeterministicWhateverTheInputOrder) {
   EXPECT_EQ(*a, *b);
   EXPECT_EQ(ToJson(*a).value(), ToJson(*b).value());
   EXPECT_EQ(a->devices[0].name, std::string(kUid) + "-accel-1");  // ordered by index
-  EXPECT_EQ(EnvOf(*a)["ACCEL_VISIBLE_DEVICES"], "accel-1,accel-3,accel-2");
+  EXPECT_EQ(EnvOf(*a)[kVisible], "accel-1,accel-3,accel-2");
 }
 
 // A container that gets devices from two claims receives the edits of both specs; the per-device
@@ -127,12 +129,19 @@ TEST(CdiClaimSpec, TwoClaimsInOneContainerDoNotCollide) {
   std::map<std::string, std::string> merged;
   for (const auto& [spec, dev] :
        {std::pair{&*a, "uid-a-accel-0"}, std::pair{&*b, "uid-b-accel-1"}}) {
-    for (const auto& [k, v] : EnvOf(*spec, dev)) {
-      EXPECT_TRUE(merged.emplace(k, v).second) << k << " is set by both claims";
+    // The device's variables and the spec-level ones (issue 11: ACCEL_VISIBLE_DEVICES, one
+    // spec-level variable for every claim, collided).
+    for (const std::string& d : {std::string(dev), std::string()}) {
+      for (const auto& [k, v] : EnvOf(*spec, d)) {
+        EXPECT_TRUE(merged.emplace(k, v).second) << k << " is set by both claims";
+      }
     }
   }
   EXPECT_EQ(merged["ACCEL_DEVICE_ACCEL_0_RESOURCE_CLAIM"], "ns/a");
   EXPECT_EQ(merged["ACCEL_DEVICE_ACCEL_1_RESOURCE_CLAIM"], "ns/b");
+  EXPECT_EQ(merged["ACCEL_VISIBLE_DEVICES_UID_A"], "accel-0");
+  EXPECT_EQ(merged["ACCEL_VISIBLE_DEVICES_UID_B"], "accel-1");
+  EXPECT_EQ(merged.count("ACCEL_VISIBLE_DEVICES"), 0u);
   // Device names (and so CDI IDs) differ between claims as well.
   EXPECT_NE(a->devices[0].name, b->devices[0].name);
 }
@@ -163,7 +172,9 @@ TEST(CdiClaimSpec, Errors) {
   badenv.extra_env = {{"ACCEL_DEVICE_ACCEL_0", "y"}};
   expect_error({badenv}, "set twice", claim);
   badenv.extra_env = {{"ACCEL_VISIBLE_DEVICES", "y"}};
-  expect_error({badenv}, "set twice", claim);
+  expect_error({badenv}, "would collide with the claims' ACCEL_VISIBLE_DEVICES_* variables", claim);
+  badenv.extra_env = {{kVisible, "y"}};
+  expect_error({badenv}, "would collide", claim);
 }
 
 TEST(CdiClaimSpec, ContainerDevicePathIsWhatFollowsTheLastDev) {
@@ -261,7 +272,7 @@ TEST(CdiClaimSpec, UnclaimedDevicesForTheTestingBreach) {
   auto spec = BuildClaimSpec("accel-dra.dev", {kUid, "ns", "c"},
                              {Dev("accel-0", 0, {"/run/x/dev/accel-sim0"})}, extras);
   ASSERT_TRUE(spec.ok()) << spec.status().ToString();
-  EXPECT_EQ(EnvOf(*spec)["ACCEL_VISIBLE_DEVICES"], "accel-0,accel-1,accel-2");
+  EXPECT_EQ(EnvOf(*spec)[kVisible], "accel-0,accel-1,accel-2");
   ASSERT_EQ(spec->container_edits.device_nodes.size(), 2u);
   EXPECT_EQ(spec->container_edits.device_nodes[1].path, "/dev/accel-sim2");
   EXPECT_EQ(spec->container_edits.device_nodes[1].host_path, "/run/x/dev/accel-sim2");

@@ -28,6 +28,22 @@ TEST(Verdicts, PerDeviceNodesSkipSharedControlAndRenderNodes) {
               ElementsAre("/dev/dri/card0", "/dev/nvidia0"));
 }
 
+// The driver sets one ACCEL_VISIBLE_DEVICES_<CLAIM> per claim (two claims in one container do
+// not collide); the probe merges them, and the plain variable of older drivers, into one list.
+TEST(Verdicts, VisibleDevicesMergesThePerClaimLists) {
+  EXPECT_EQ(VisibleDevices(Seen("", {})), "");
+  EXPECT_EQ(VisibleDevices(Seen("", {"ACCEL_VISIBLE_DEVICES=gpu-1,gpu-0"})), "gpu-1,gpu-0");
+  EXPECT_EQ(VisibleDevices(Seen("", {"ACCEL_VISIBLE_DEVICES_6F1C_A=gpu-1,gpu-0",
+                                     "ACCEL_VISIBLE_DEVICES_0A2B_B=gpu-3,gpu-1",
+                                     "ACCEL_VISIBLE_DEVICESX=gpu-9", "ACCEL_DEVICE_GPU_7=gpu-7"})),
+            "gpu-3,gpu-1,gpu-0");
+  CheckResult c;
+  EXPECT_TRUE(JudgeDeviceInjection(
+      "p", "gpu-0", Seen("/dev/accel-sim0", {"ACCEL_VISIBLE_DEVICES_6F1C2D3E=gpu-0"}), c));
+  EXPECT_THAT(c.observed, ElementsAre("inside the container: ACCEL_VISIBLE_DEVICES=gpu-0, device "
+                                      "nodes [/dev/accel-sim0] (inspect: binary)"));
+}
+
 TEST(DraSupportVerdict, ServedResources) {
   CheckResult c;
   EXPECT_TRUE(JudgeServedDraResources(
