@@ -2,6 +2,7 @@
 
 #include "checks/check.h"
 
+#include <exception>
 #include <set>
 #include <sstream>
 
@@ -13,6 +14,16 @@ bool Fail(CheckResult& c, const std::string& message) {
   c.status = CheckStatus::kFail;
   c.message = message;
   return false;
+}
+
+void RunGuarded(CheckResult& c, const std::function<void()>& body) {
+  try {
+    body();
+  } catch (const std::exception& e) {
+    Fail(c, std::string("internal error in the probe (please report it): ") + e.what());
+  } catch (...) {
+    Fail(c, "internal error in the probe (please report it): an unknown exception");
+  }
 }
 
 bool IsTransientPrepareFailure(std::string_view message) {
