@@ -236,6 +236,9 @@ class CdiWriter {
   Status RemoveClaimSpec(std::string_view claim_uid);
   // Claim UIDs that have a spec file of this driver in the root, sorted. A missing root is empty.
   Expected<std::vector<std::string>> ListClaimSpecs();
+  // The claim's spec file, parsed and validated (ParseJson). NotFound when there is none; other
+  // errors name the file.
+  Expected<Spec> ReadClaimSpec(std::string_view claim_uid);
 
  private:
   Status Annotate(const Status& st, const std::filesystem::path& path, std::string_view op) const;
@@ -301,5 +304,27 @@ struct ClaimSpecExtras {
 Expected<Spec> BuildClaimSpec(std::string_view driver_name, const ClaimInfo& claim,
                               const std::vector<ClaimSpecDevice>& devices,
                               const ClaimSpecExtras& extras = {});
+
+// What a claim spec this driver wrote says about the claim: the inverse of BuildClaimSpec, for
+// recovery when the checkpoint that recorded the claim is lost. It reads only what BuildClaimSpec
+// writes (see the top of this file); unknown variables (a device's extra_env) are ignored.
+struct ClaimSpecContents {
+  struct DeviceEntry {
+    std::string
+        device;  // from the CDI name "<claimUID>-<device>", checked against ACCEL_DEVICE_<ID>
+    model::SharingSettings sharing;   // ..._SHARING_STRATEGY, _TIMESLICE_INTERVAL, _PARTITION_COUNT
+    bool timeslice_enforced = false;  // ..._TIMESLICE_ENFORCED=true
+    std::vector<std::string> device_nodes;  // host paths (hostPath, else path)
+  };
+  ClaimInfo claim;                   // the UID given; namespace and name from _RESOURCE_CLAIM
+  std::vector<DeviceEntry> devices;  // in the spec's order (the order of the records)
+  // The spec-level read-only mounts (the inspect tool's among them, when there was one).
+  std::vector<ReadOnlyMount> mounts;
+};
+// InvalidArgument naming the device and variable when `spec` is not what BuildClaimSpec writes
+// for `claim_uid` (another kind, a device not named for the claim, a variable missing or
+// malformed, devices disagreeing on the claim).
+Expected<ClaimSpecContents> ReadBackClaimSpec(std::string_view driver_name,
+                                              std::string_view claim_uid, const Spec& spec);
 
 }  // namespace accel_dra::cdi

@@ -97,8 +97,9 @@ struct State {
 // How Open() found the file on disk.
 struct LoadReport {
   // Set when the file was unusable and moved aside (DataLoss for corruption, FailedPrecondition
-  // for a newer format). The message names the file and where it went. Log it loudly (and raise
-  // an Event); the plugin continues with an empty state.
+  // for a newer format). The message names the file and where it went. Log it loudly; the
+  // checkpoint starts empty (claims::Preparer::Recover() then rebuilds the prepared claims from
+  // their CDI specs, and the plugin reports it on its health service).
   std::optional<Status> warning;
   std::filesystem::path moved_aside_to;  // empty unless moved aside
   // The file was written under another boot ID: the node rebooted since. Claims are kept.

@@ -245,9 +245,22 @@ node::NodeAgent::Options AgentOptions(const Flags& f, bool rescan_to_notice_hotp
   return aopts;
 }
 
+// What start-up recovery could not restore, for the health service's "recovery" service; "" when
+// the checkpoint loaded.
+std::string RecoveryProblem(const checkpoint::LoadReport& load,
+                            const claims::RecoveryReport& recovered) {
+  if (load.moved_aside_to.empty()) return "";
+  return "the checkpoint was unusable and was moved aside to " + load.moved_aside_to.string() +
+         " at start; " + std::to_string(recovered.claims_rebuilt) +
+         " prepared claim(s) were rebuilt from their CDI specs and " +
+         std::to_string(recovered.specs_kept.size()) +
+         " CDI spec(s) were kept without a record (see the log); restart the plugin to clear this";
+}
+
 kubelet::PluginServerOptions ServerOptions(const Flags& f,
                                            std::shared_ptr<model::ClaimPreparer> preparer,
-                                           std::shared_ptr<model::DeviceHealthSource> health) {
+                                           std::shared_ptr<model::DeviceHealthSource> health,
+                                           std::string recovery_problem) {
   kubelet::PluginServerOptions sopts;
   sopts.driver_name = f.driver_name;
   sopts.registrar_dir = f.registrar_dir;
@@ -258,6 +271,7 @@ kubelet::PluginServerOptions ServerOptions(const Flags& f,
   sopts.healthcheck_address =
       f.healthcheck_address.empty() ? kubelet::DefaultHealthcheckAddress() : f.healthcheck_address;
   sopts.health_source = std::move(health);
+  sopts.recovery_problem = std::move(recovery_problem);
   return sopts;
 }
 
@@ -374,7 +388,8 @@ int RunPlugin(const Flags& f) {
       recovered->completed, recovered->specs_recreated, recovered->rolled_back,
       recovered->orphan_specs_removed);
 
-  return Serve(f, t0, **agent, **watcher, publisher, ServerOptions(f, preparer, health),
+  return Serve(f, t0, **agent, **watcher, publisher,
+               ServerOptions(f, preparer, health, RecoveryProblem(report, *recovered)),
                [&preparer] { preparer->CleanupStale(); });
 }
 

@@ -109,6 +109,22 @@ TEST_F(CdiWriterTest, RemoveMissingIsOkAndRemoveDeletes) {
   EXPECT_EQ(w.RemoveClaimSpec("a/b").code(), Code::kInvalidArgument);
 }
 
+TEST_F(CdiWriterTest, ReadClaimSpecParsesOrSaysWhy) {
+  CdiWriter w(&env_, root_);
+  EXPECT_EQ(w.ReadClaimSpec("uid-1").status().code(), Code::kNotFound);
+  Spec spec = ClaimSpec("uid-1");
+  ASSERT_TRUE(w.WriteClaimSpec("uid-1", spec).ok());
+  auto back = w.ReadClaimSpec("uid-1");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(ToJson(*back).value(), ToJson(spec).value());
+  const fs::path file = root_ / "k8s.accel-dra.dev-device_uid-2.json";
+  ASSERT_TRUE(env_.WriteFileAtomic(file, "{not json", 0644, Durability::kDurable).ok());
+  auto bad = w.ReadClaimSpec("uid-2");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find(file.string()), std::string::npos)
+      << bad.status().message();
+}
+
 TEST_F(CdiWriterTest, ListOnlyOurClaimSpecs) {
   CdiWriter w(&env_, root_);
   EXPECT_TRUE(w.ListClaimSpecs().value().empty());  // missing root: empty, not an error
