@@ -53,6 +53,19 @@ model::AppliedTimeSlice TimeSliceFor(const model::Device& dev, model::TimeSliceI
 Expected<std::vector<cdi::ClaimSpecDevice>> SpecDevicesFor(
     const std::vector<model::PreparedDevice>& devices, const model::Inventory* inventory);
 
+// Recovery after the checkpoint was moved aside (recovery.cc): rebuilds PrepareCompleted records
+// of the claims whose CDI specs (of `cdi`'s driver) are on disk, from the specs; records them in
+// `checkpoint` and keeps every spec (those that cannot be read back are named in
+// report.specs_kept). What a spec does not say: request names (empty = all requests), admin
+// access and share IDs (false / none); a time slice that was set is re-derived from `inventory`
+// (the device's control and target; a spec whose set time slice cannot be re-derived is kept
+// without a record); device nodes and the device mounts come from the spec, the pool is
+// options.pool_name.
+void RebuildFromSpecs(checkpoint::Checkpoint& checkpoint, cdi::CdiWriter& cdi,
+                      const PreparerOptions& options, const model::Inventory* inventory,
+                      const std::set<std::string>& specs, RecoveryReport& report,
+                      RecoveryFailures& failures);
+
 // Recovery's failures: each is logged; the result names how many failed and the first.
 class RecoveryFailures {
  public:

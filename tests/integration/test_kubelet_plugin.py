@@ -305,7 +305,8 @@ def _check_spec(bed: Bed, dirs: PluginDirs, key: str, sharing_env: dict[str, str
         assert not any(e.startswith(f"{k}_TIMESLICE_INTERVAL=") for e in env), env
     index = int(dev.rsplit("-", 1)[1])
     assert [n["path"] for n in edits.get("deviceNodes", [])] == [f"/dev/accel-sim{index}"]
-    assert f"ACCEL_VISIBLE_DEVICES={dev}" in spec["containerEdits"]["env"]
+    # One visible-devices variable per claim (two claims in one container never collide).
+    assert f"ACCEL_VISIBLE_DEVICES_{_env_key(uid)}={dev}" in spec["containerEdits"]["env"]
     return spec
 
 
@@ -555,30 +556,59 @@ def test_crash_recovery(bed, kp, point):
     assert p.alive()
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "flipped"])
 def test_corrupt_checkpoint_is_moved_aside(bed, kp, damage):
+    """A corrupt checkpoint is moved aside. The claims it recorded are rebuilt from their CDI
+    specs, which stay (issue 11: they were deleted as orphans, so containers of running pods
+    could not restart); the health service's "recovery" service says so, liveness does not."""
     d = kp.dirs
+    uid = bed.uid("plain")
     if damage == "garbage":
         d.data_dir.mkdir(parents=True)
         bad = b"{not json at all\xff\n"
         d.checkpoint.write_bytes(bad)
-    else:  # a real checkpoint (one prepared claim) cut in half
+    else:  # a real checkpoint (one prepared claim) cut in half, or with one flipped bit
         first = kp()
         _prepare_ok(d.dra_socket(), bed.ref("plain"))
         assert first.stop() == 0
-        bad = d.checkpoint.read_bytes()[: d.checkpoint.stat().st_size // 2]
+        spec = d.spec_path(uid).read_bytes()
+        bad = bytearray(d.checkpoint.read_bytes())
+        if damage == "truncated":
+            bad = bad[: len(bad) // 2]
+        else:
+            bad[len(bad) // 2] ^= 0x01
+        bad = bytes(bad)
         d.checkpoint.write_bytes(bad)
-    p = kp()
+    port = sim.free_port()
+    p = kp(f"--healthcheck-port={port}", "--healthcheck-address=127.0.0.1")
     aside = sorted(d.data_dir.glob("checkpoint.json.corrupt-*"))
     assert len(aside) == 1 and aside[0].read_bytes() == bad, os.listdir(d.data_dir)
     loud = [l for l in p.log().splitlines() if " E " in l and "corrupt" in l]
     assert loud and str(d.checkpoint) in loud[0] and str(aside[0]) in loud[0], p.log()
-    assert not d.checkpoint.exists()
-    if damage == "truncated":
-        # The forgotten claim's spec has no checkpoint entry any more: removed as an orphan.
-        assert "0 prepared claims (0 CDI specs re-created), 0 interrupted prepares rolled " \
-               "back, 1 orphaned CDI specs removed" in p.log(), p.log()
-        assert d.spec_uids() == set()
+    addr = f"127.0.0.1:{port}"
+    r = sim.healthcheck(addr, service="recovery")
+    assert r.rc == EXIT_REJECTED and r.out == {"status": "NOT_SERVING"}, str(r)
+    assert "recovery" in p.log() and f"moved aside to {aside[0]}" in p.log(), p.log()
+    r = sim.healthcheck(addr)
+    assert r.rc == EXIT_OK and r.out == {"status": "SERVING"}, str(r)
+    if damage == "garbage":
+        assert not d.checkpoint.exists()
+    else:
+        # The claim is rebuilt from its spec, which is kept as it was.
+        assert "1 prepared claims (0 CDI specs re-created), 0 interrupted prepares rolled " \
+               "back, 0 orphaned CDI specs removed" in p.log(), p.log()
+        assert "rebuilt 1 prepared claim(s) from their CDI specs" in p.log(), p.log()
+        assert d.spec_path(uid).read_bytes() == spec
+        assert d.checkpoint_claims() == {uid: "PrepareCompleted"}
+        # kubelet's calls work on the rebuilt claim: prepare is answered from the record (the
+        # spec does not hold request names: none, which means every request of the claim),
+        # unprepare removes it; a new prepare then starts from the claim object again.
+        r = _prepare_ok(d.dra_socket(), bed.ref("plain"))
+        rebuilt = [dict(x, request_names=[]) for x in _expected_devices(bed, "plain")]
+        assert r.devices(uid) == rebuilt
+        assert d.spec_path(uid).read_bytes() == spec
+        _unprepare_ok(d.dra_socket(), bed.ref("plain"))
+        assert d.spec_uids() == set() and d.checkpoint_claims() == {}
     r = _prepare_ok(d.dra_socket(), bed.ref("plain"))
     assert r.devices(bed.uid("plain")) == _expected_devices(bed, "plain")
     _check_spec(bed, d, "plain", {"SHARING_STRATEGY": "Exclusive"})

@@ -48,6 +48,13 @@
 //    devices' read-only file mounts). Afterwards
 //    a claim's spec file exists iff the checkpoint holds the claim PrepareCompleted. Recover()
 //    goes through every claim even when one step fails, then reports the first failure.
+//  - When the checkpoint was unusable and moved aside (load_report().moved_aside_to), Recover()
+//    removes no spec: it rebuilds PrepareCompleted records from this driver's CDI specs on disk
+//    (so containers of running pods can still restart, and kubelet's unprepare works), records
+//    them, and logs an error naming the moved-aside file and the rebuilt claims; a spec that
+//    cannot be read back is kept and named (RecoveryReport::specs_kept). What a rebuilt record
+//    lacks is listed at RebuildFromSpecs (preparer_internal.h). Claims that are gone are cleaned
+//    up later by CleanupStale().
 //  - CleanupStale() unprepares claims whose ResourceClaim is gone or was re-created with another
 //    UID; other read errors keep the claim (tried again next time).
 //  - Failures are per claim and never stop the process; every message says what is wrong.
@@ -91,8 +98,8 @@ struct PreparerOptions {
   // model::kInspectToolContainerPath. Empty: no such mount.
   std::string inspect_tool;
   // TESTING ONLY (--testing-expose-all-devices): every claim spec also exposes the device nodes
-  // of all other devices of the node and lists them in ACCEL_VISIBLE_DEVICES (an isolation
-  // breach on purpose, for the conformance probe's negative test).
+  // of all other devices of the node and lists them in the claim's ACCEL_VISIBLE_DEVICES_<CLAIM>
+  // (an isolation breach on purpose, for the conformance probe's negative test).
   bool testing_expose_all_devices = false;
   // Runs nvidia-smi for TimeSlicing on devices with TimeSliceControl::kNvidiaSmi; null: the real
   // runner. `nvidia_smi` is the program (searched on PATH unless it has a '/').
@@ -108,6 +115,10 @@ struct RecoveryReport {
   int orphan_specs_removed = 0;
   int completed = 0;        // PrepareCompleted claims kept
   int specs_recreated = 0;  // of those, claims whose missing CDI spec was written again
+  // Only after the checkpoint was moved aside (corrupt or newer): claims rebuilt from their CDI
+  // specs, and spec files kept although no record could be rebuilt from them.
+  int claims_rebuilt = 0;
+  std::vector<std::string> specs_kept;
 };
 
 class Preparer : public model::ClaimPreparer {

@@ -13,9 +13,12 @@
 //    409 Conflict (AlreadyExists when reason is AlreadyExists), 429/5xx Unavailable.
 //  - Connections are kept alive and reused; the client is safe to use from many threads at once.
 //  - A bearer token file (in-cluster projected token) is re-read when its mtime or size changes.
+//  - Bodies are bounded: a response, or a single watch event, larger than
+//    RestConfig::max_response_bytes (16 MiB by default) fails with ResourceExhausted.
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -45,6 +48,10 @@ struct RestConfig {
   std::string user_agent = "accel-dra";
   std::chrono::milliseconds timeout{10000};
   std::chrono::milliseconds connect_timeout{3000};
+  // The most bytes of one response body (after decompression), and of one line of a streamed
+  // body (one watch event), the transport accepts. More fails the request with
+  // ResourceExhausted naming the limit (not retried) instead of growing memory without bound.
+  size_t max_response_bytes = size_t{16} << 20;
 };
 
 // Reads a kubeconfig file: the named context, or current-context when `context` is empty.

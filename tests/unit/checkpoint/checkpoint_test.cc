@@ -157,6 +157,10 @@ TEST_F(CheckpointTest, RoundTrip) {
   struct stat st {};
   ASSERT_EQ(::stat(file().c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
+  // The data directory Open() created is owner-only (it was 0755 before Env::CreateDirs honoured
+  // its mode; issue 11).
+  ASSERT_EQ(::stat(data_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
 
   // The document's shape: the fixed header, the CRC of the payload's bytes, and JSON as a whole.
   const std::string bytes = ReadAll(file());
@@ -247,6 +251,45 @@ TEST_F(CheckpointTest, TimestampsKeepMillisecondsAndDropFinerParts) {
   EXPECT_EQ(cp->Find("uid-t")->prepare_started_at, AtMs(1));
   Json doc = Json::parse(ReadAll(file()));
   EXPECT_EQ(doc["data"]["claims"]["uid-t"]["prepareStartedAt"], "1970-01-01T00:00:00.001Z");
+}
+
+// A time a TimePoint (nanoseconds in 64 bits) cannot hold is corruption, not an overflow (UBSan
+// found the overflow; issue 11): moved aside with DataLoss. The edges of the range still load.
+TEST_F(CheckpointTest, TimestampsOutsideTheRepresentableRangeAreDataLoss) {
+  const Json valid = Json::parse(WriteValid());
+  const std::string claim = valid["data"]["claims"].begin().key();
+  for (const char* t : {"9999-12-31T23:59:59.999Z", "2262-04-12T00:00:00Z", "1677-09-21T00:00:00Z",
+                        "0000-01-01T00:00:00Z", "-999-01-01T00:00:00Z"}) {
+    for (const char* key : {"prepareStartedAt", "prepareCompletedAt"}) {
+      SCOPED_TRACE(std::string(key) + " = " + t);
+      fs::remove_all(data_);
+      fs::create_directories(data_);
+      Json doc = valid;
+      doc["data"]["claims"][claim][key] = t;
+      std::string bytes = Resign(doc);
+      WriteAll(file(), bytes);
+      ExpectMovedAside(bytes, Code::kDataLoss,
+                       "field \"" + std::string(key) +
+                           "\" is not an RFC 3339 UTC time within the "
+                           "representable range");
+    }
+  }
+  for (const char* t : {"2262-04-11T00:00:00Z", "1677-09-22T00:00:00.000Z"}) {
+    SCOPED_TRACE(t);
+    fs::remove_all(data_);
+    fs::create_directories(data_);
+    Json doc = valid;
+    doc["data"]["claims"][claim]["prepareStartedAt"] = t;
+    WriteAll(file(), Resign(doc));
+    auto cp = MustOpen();
+    ASSERT_NE(cp, nullptr);
+    EXPECT_FALSE(cp->load_report().warning.has_value()) << cp->load_report().warning->ToString();
+    ASSERT_TRUE(cp->Find(claim).has_value());
+    ASSERT_TRUE(cp->Update([](State&) {}).ok());  // written again by FormatTime
+    Json again = Json::parse(ReadAll(file()));
+    EXPECT_EQ(again["data"]["claims"][claim]["prepareStartedAt"].get<std::string>().substr(0, 19),
+              std::string(t).substr(0, 19));
+  }
 }
 
 // Format 1's checksum is over the data's canonical form, not over the bytes in the file: any

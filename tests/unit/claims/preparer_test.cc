@@ -88,7 +88,7 @@ TEST_F(PreparerTest, PreparesOurDevicesWritesTheSpecAndRecordsTheClaim) {
   EXPECT_EQ(spec->devices[1].container_edits.device_nodes[0].path, "/dev/accel1");
   auto env = AllEnv(*spec);
   for (const std::string& want : std::vector<std::string>{
-           "ACCEL_VISIBLE_DEVICES=gpu-0,gpu-1",
+           cdi::VisibleDevicesVariable(uid) + "=gpu-0,gpu-1",
            "ACCEL_DEVICE_GPU_0=gpu-0",
            "ACCEL_DEVICE_GPU_0_RESOURCE_CLAIM=default/c1",
            "ACCEL_DEVICE_GPU_0_RESOURCE_CLAIM_UID=" + uid,
