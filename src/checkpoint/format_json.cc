@@ -50,7 +50,14 @@ std::optional<TimePoint> ParseTime(const std::string& s) {
     for (int i = digits; i < 3; ++i) millis *= 10;
   }
   if (rest != "Z") return std::nullopt;
-  return TimePoint(sys_days{ymd} + hours{h} + minutes{mi} + seconds{sec} + milliseconds{millis});
+  const sys_time<milliseconds> t =
+      sys_days{ymd} + hours{h} + minutes{mi} + seconds{sec} + milliseconds{millis};
+  // TimePoint counts nanoseconds in 64 bits (years 1678 to 2261): a time outside that range is
+  // rejected instead of overflowing.
+  constexpr auto kEarliest = time_point_cast<milliseconds>(TimePoint::min());
+  constexpr auto kLatest = time_point_cast<milliseconds>(TimePoint::max());
+  if (t < kEarliest || t > kLatest) return std::nullopt;
+  return TimePoint(t);
 }
 
 Status Missing(const std::string& where, std::string_view key) {
