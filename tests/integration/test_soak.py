@@ -348,6 +348,14 @@ spec:
             for c in claims}
 
 
+def _write_summary(line: str) -> None:
+    """The summary line also goes to <build>/soak-summary.txt: hack/test.sh prints it (CTest shows
+    a passing test's output nowhere)."""
+    build = os.environ.get("ACCEL_DRA_BUILD_DIR")
+    if build:
+        (Path(build) / "soak-summary.txt").write_text(line + "\n")
+
+
 def test_fault_soak(cluster, kubectl, make_node, namespace, apply, tmp_path):
     seed = int(os.environ.get("ACCEL_DRA_SOAK_SEED", secrets.randbits(32)))
     random.seed(seed)
@@ -375,11 +383,14 @@ def test_fault_soak(cluster, kubectl, make_node, namespace, apply, tmp_path):
         soak.start()
         leaks = soak.audit()
         s = soak.stats
-        print(f"\nsoak (seed {seed}, {time.monotonic() - t0:.0f} s): {s['cycles']} cycles "
-              f"({s['prepares']} prepares, {s['unprepares']} unprepares) in {s['calls']} calls "
-              f"({s['failed_calls']} failed and retried); {s['kills']} plugin kills "
-              f"({s['kills_in_call']} during a call); {s['apiserver_restarts']} apiserver "
-              f"restarts; {len(soak.prepared)} claims prepared at the end; leaks: {len(leaks)}")
+        summary = (f"soak (seed {seed}, {time.monotonic() - t0:.0f} s): {s['cycles']} cycles "
+                   f"({s['prepares']} prepares, {s['unprepares']} unprepares) in {s['calls']} "
+                   f"calls ({s['failed_calls']} failed and retried); {s['kills']} plugin kills "
+                   f"({s['kills_in_call']} during a call); {s['apiserver_restarts']} apiserver "
+                   f"restarts; {len(soak.prepared)} claims prepared at the end; "
+                   f"leaks: {len(leaks)}")
+        print("\n" + summary)
+        _write_summary(summary)
         assert not leaks, "leaks after the soak (seed %d):\n  %s" % (seed, "\n  ".join(leaks))
         assert s["kills"] > 0 and s["apiserver_restarts"] == 1 and s["cycles"] > 0, s
         # The kubelet side unprepares everything at the end (pods deleted): nothing may remain.
