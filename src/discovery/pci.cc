@@ -28,7 +28,7 @@ namespace {
 // destructor, so nothing is leaked or skipped on the C++ side.
 thread_local std::jmp_buf* tls_pci_jmp = nullptr;
 
-__attribute__((format(printf, 1, 2))) void PciError(char* fmt, ...) {
+__attribute__((format(printf, 1, 2), noreturn)) void PciError(char* fmt, ...) {
   char buf[512];
   va_list ap;
   va_start(ap, fmt);

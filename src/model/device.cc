@@ -5,11 +5,17 @@
 #include <cctype>
 #include <limits>
 
+#include "accel_dra/common/strings.h"
+
 namespace accel_dra::model {
 
 AttrValue AttrValue::Int(int64_t v) { return {Type::kInt, v, ""}; }
 AttrValue AttrValue::Bool(bool v) { return {Type::kBool, v ? 1 : 0, ""}; }
-AttrValue AttrValue::String(std::string v) { return {Type::kString, 0, std::move(v)}; }
+AttrValue AttrValue::String(std::string v) {
+  // Host text (a module's link name, NVML's strings) may be any bytes; the slice body is JSON.
+  if (!IsValidUtf8(v)) v = TruncateAttributeString(ValidUtf8(v));
+  return {Type::kString, 0, std::move(v)};
+}
 AttrValue AttrValue::Version(std::string v) { return {Type::kVersion, 0, std::move(v)}; }
 
 nlohmann::json AttrValue::ToJson() const {

@@ -19,6 +19,8 @@
 namespace accel_dra::model {
 
 // One DRA device attribute value: exactly one of int, bool, string, version (strict semver).
+// A string value is always UTF-8: String() replaces bytes that are not by U+FFFD (and then cuts
+// the value to kMaxAttributeValueLength), so a slice body can always be sent.
 class AttrValue {
  public:
   enum class Type { kInt, kBool, kString, kVersion };

@@ -169,7 +169,7 @@ TEST_F(CheckpointSharedTest, FailedWriteRollsBackTheBatch) {
 TEST_F(CheckpointSharedTest, ExceptionInMutateIsRethrownToItsCaller) {
   auto cp = MustOpen(Env::Default(), Shared());
   ASSERT_NE(cp, nullptr);
-  EXPECT_THROW(cp->Update([](State& s) {
+  EXPECT_THROW((void)cp->Update([](State& s) {
     s.claims["uid-x"] = MakeClaim("x", ClaimState::kPrepareStarted, 0);
     throw std::runtime_error("boom");
   }),

@@ -488,6 +488,33 @@ TEST_F(CheckpointTest, MalformedTypedFieldsAreMovedAside) {
   }
 }
 
+// Found by tests/fuzz/checkpoint_fuzz under UBSan: a year the nanosecond clock cannot hold
+// overflowed (signed overflow) instead of being rejected.
+TEST_F(CheckpointTest, TimestampOutsideTheClockRangeIsMovedAside) {
+  const Json valid = Json::parse(WriteValid());
+  ASSERT_TRUE(valid["data"]["claims"]["uid-1"].contains("prepareStartedAt"));
+  for (const char* t : {"9999-12-31T23:59:59.999Z", "2262-04-12T00:00:00Z", "0001-01-01T00:00:00Z",
+                        "1677-09-21T00:00:00Z"}) {
+    SCOPED_TRACE(t);
+    fs::remove_all(data_);
+    fs::create_directories(data_);
+    Json doc = valid;
+    doc["data"]["claims"]["uid-1"]["prepareStartedAt"] = t;
+    std::string bytes = Resign(doc);
+    WriteAll(file(), bytes);
+    ExpectMovedAside(bytes, Code::kDataLoss, "field \"prepareStartedAt\" is not");
+  }
+  fs::remove_all(data_);
+  fs::create_directories(data_);
+  Json doc = valid;
+  doc["data"]["claims"]["uid-1"]["prepareStartedAt"] = "2261-12-31T23:59:59.999Z";
+  WriteAll(file(), Resign(doc));
+  auto cp = MustOpen();
+  ASSERT_NE(cp, nullptr);
+  EXPECT_FALSE(cp->load_report().warning.has_value());
+  EXPECT_EQ(cp->Find("uid-1")->prepare_started_at, AtMs(9214646399999));
+}
+
 TEST_F(CheckpointTest, FutureVersionIsMovedAsideWithClearMessage) {
   fs::create_directories(data_);
   std::string bytes = ReadAll(kFixtures / "v99-future.json");

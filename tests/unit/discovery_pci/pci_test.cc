@@ -319,5 +319,15 @@ TEST(PciTruncateTest, CutsCleanly) {
             "(" + std::string(62, 'x') + ")");
 }
 
+// Found by tests/fuzz/pci_sysfs_fuzz: a driver module link whose name is not UTF-8 became a
+// driverName the slice body could not carry (the JSON dump threw).
+TEST(AttrValueTest, StringsAreAlwaysUtf8AndFit) {
+  EXPECT_EQ(model::AttrValue::String("amd\xd1\x88gpu").string_value(), "amd\xd1\x88gpu");
+  EXPECT_EQ(model::AttrValue::String("amd\x90gpu").string_value(), "amd\xef\xbf\xbdgpu");
+  auto long_bad = model::AttrValue::String(std::string(60, 'a') + "\xff\xff\xff");
+  EXPECT_LE(long_bad.string_value().size(), model::kMaxAttributeValueLength);
+  EXPECT_NO_THROW((void)long_bad.ToJson().dump());
+}
+
 }  // namespace
 }  // namespace accel_dra::discovery

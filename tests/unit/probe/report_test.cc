@@ -144,6 +144,30 @@ TEST(ProbeReport, JunitCountsAndEscapes) {
   EXPECT_THAT(x, Not(HasSubstr("<&>")));
 }
 
+// Found by tests/fuzz/probe_report_fuzz: pod output that is not UTF-8, or holds a non-character,
+// made junit.xml malformed.
+TEST(ProbeReport, JunitIsWellFormedForAnyBytes) {
+  Report r = Sample("v1.35.4");
+  r.server_version = "v1.35\xff";
+  r.checks[0].observed = {"a\xe7\xee b", "\xef\xbf\xbe\xed\xa0\x80 c \xc3\xa9", "d\re\x01"};
+  std::string x = RenderJunit(r);
+  EXPECT_THAT(x, HasSubstr("value=\"v1.35\xef\xbf\xbd\"/>"));
+  EXPECT_THAT(x, HasSubstr("a\xef\xbf\xbd\xef\xbf\xbd b\n"));
+  EXPECT_THAT(x, HasSubstr("\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd c \xc3\xa9\n"));
+  EXPECT_THAT(x, HasSubstr("d e \n"));
+}
+
+// Found by tests/fuzz/probe_report_fuzz: a version string with a line break (the apiserver's, not
+// ours) ended the YAML comment it is quoted in.
+TEST(ProbeReport, ProductYamlParsesWhateverTheServerVersionSays) {
+  Report r = Sample("v1.35.4\nspec: \"\\q\xff");
+  std::string text = RenderProductYaml(r);
+  YAML::Node doc;
+  ASSERT_NO_THROW(doc = YAML::Load(text)) << text;
+  EXPECT_EQ(doc["metadata"]["kubernetesVersion"].as<std::string>(), "v1.35");
+  EXPECT_THAT(text, HasSubstr("# against Kubernetes v1.35.4 spec: \"\\q\xef\xbf\xbd with"));
+}
+
 TEST(ProbeReport, EvidenceHasOneSectionPerRequirement) {
   std::string md = RenderEvidence(Sample("v1.35.4"));
   for (const char* id :
