@@ -700,12 +700,13 @@ def test_every_spec_written_validates():
 
 # ---- claims deleted behind the plugin's back ---------------------------------------------------
 
-def test_prepared_claim_deleted_in_the_apiserver_is_cleaned_up(bed, kp, kubectl, wait_for):
-    """The plugin's periodic sweep (--cleanup-interval) unprepares a claim whose ResourceClaim is
-    gone, even when kubelet never calls NodeUnprepareResources."""
-    used = {bed.result(k)["device"] for k in bed.claims}
-    free = sorted({f"gpu-{i}" for i in range(8)} - used)[0]
-    name = "gone-" + secrets.token_hex(3)
+def _allocated_claim(bed, kubectl, prefix: str, taken: set[str]) -> sim.Claim:
+    """A standalone claim allocated by hand (admin) to a device of the bed's node that neither the
+    bed's claims nor `taken` use (the device is added to `taken`)."""
+    used = {bed.result(k)["device"] for k in bed.claims} | taken
+    free = sorted({f"gpu-{i}" for i in range(DEVICE_COUNT)} - used)[0]
+    taken.add(free)
+    name = prefix + "-" + secrets.token_hex(3)
     kubectl("apply", "-n", bed.ns, "-f", "-", input=f"""
 apiVersion: resource.k8s.io/v1
 kind: ResourceClaim
@@ -717,7 +718,15 @@ spec:{_claim_spec(bed.device_class)}""")
     kubectl("patch", "resourceclaim", name, "-n", bed.ns, "--subresource=status", "--type=merge",
             "-p", json.dumps(patch))
     claim = kubectl.json("get", "resourceclaim", name, "-n", bed.ns)
-    ref = (bed.ns, name, claim["metadata"]["uid"])
+    return bed.ns, name, claim["metadata"]["uid"]
+
+
+def test_prepared_claim_deleted_in_the_apiserver_is_cleaned_up(bed, kp, kubectl, wait_for):
+    """The plugin's periodic sweep (--cleanup-interval) unprepares a claim whose ResourceClaim is
+    gone, even when kubelet never calls NodeUnprepareResources: the real apiserver's NotFound
+    (a Status naming the claim) is still recognised as "deleted"."""
+    ref = _allocated_claim(bed, kubectl, "gone", set())
+    name = ref[1]
     d = kp.dirs
     p = kp("--cleanup-interval=0.5")
     _prepare_ok(d.dra_socket(), ref)
@@ -729,4 +738,49 @@ spec:{_claim_spec(bed.device_class)}""")
     wait_for(lambda: not d.spec_uids() and ref[2] not in d.checkpoint_claims(), 10,
              "the sweep to remove the deleted claim's CDI spec and checkpoint entry")
     assert f"cleaned up ResourceClaim {bed.ns}/{name}" in p.log(), p.log()
+    assert "no longer exists (confirmed by a second read)" in p.log(), p.log()
     assert p.alive()
+
+
+def test_prepared_claim_deallocated_in_the_apiserver_is_cleaned_up(bed, kp, kubectl, wait_for):
+    """A claim that still exists but is no longer allocated (status.allocation cleared) is cleaned
+    up by the sweep; a claim still allocated to this node is kept through the same sweeps."""
+    taken: set[str] = set()
+    freed = _allocated_claim(bed, kubectl, "dealloc", taken)
+    kept = _allocated_claim(bed, kubectl, "kept", taken)
+    d = kp.dirs
+    p = kp("--cleanup-interval=0.5")
+    _prepare_ok(d.dra_socket(), freed, kept)
+    assert d.spec_uids() == {freed[2], kept[2]}
+
+    kubectl("patch", "resourceclaim", freed[1], "-n", bed.ns, "--subresource=status",
+            "--type=merge", "-p", '{"status":{"allocation":null}}')
+    wait_for(lambda: d.spec_uids() == {kept[2]} and freed[2] not in d.checkpoint_claims(), 10,
+             "the sweep to remove the deallocated claim's CDI spec and checkpoint entry")
+    assert (f"cleaned up ResourceClaim {bed.ns}/{freed[1]} (uid {freed[2]}): its allocation was "
+            "cleared (confirmed by a second read)") in p.log(), p.log()
+    time.sleep(1.5)  # a few more sweeps
+    assert d.spec_uids() == {kept[2]} and kept[2] in d.checkpoint_claims()
+    assert f"cleaned up ResourceClaim {bed.ns}/{kept[1]} " not in p.log(), p.log()
+    assert p.alive()
+
+
+def test_real_apiserver_not_found_shapes(cluster, bed):
+    """What the plugin's kube client relies on, as the real apiserver answers it: a claim that does
+    not exist is a Status of reason NotFound whose details name it (name, group, kind = resource);
+    a group version the apiserver does not serve is a 404 that does not name the claim, which the
+    client must not take as "deleted"."""
+    base = f"/apis/resource.k8s.io/v1/namespaces/{bed.ns}/resourceclaims/"
+    status, body = cluster.request(base + "no-such-claim")
+    assert status == 404, body
+    assert isinstance(body, dict) and body["kind"] == "Status" and body["reason"] == "NotFound"
+    assert body["details"]["name"] == "no-such-claim", body
+    assert body["details"]["group"] == "resource.k8s.io", body
+    assert body["details"]["kind"] == "resourceclaims", body
+
+    status, body = cluster.request(
+        f"/apis/resource.k8s.io/v1alpha9/namespaces/{bed.ns}/resourceclaims/no-such-claim")
+    assert status == 404, body
+    # Kubernetes 1.35 answers a Status here, but one that names no object (a mux that does not
+    # serve the path answers a bare "404 page not found"): neither names the claim.
+    assert not (isinstance(body, dict) and body.get("details", {}).get("name") == "no-such-claim"), body

@@ -175,8 +175,7 @@ TEST_F(KubeWireTest, NoRetryOn403Or404AndMessagesAreClear) {
       403, "Forbidden",
       "resourceclaims.resource.k8s.io \"c\" is forbidden: User \"system:node:n1\" cannot get "
       "resource \"resourceclaims\""));
-  server_.Enqueue(
-      FakeResponse::Status(404, "NotFound", "resourceclaims.resource.k8s.io \"c\" not found"));
+  server_.Enqueue(FakeResponse::NotFound("resource.k8s.io", "resourceclaims", "c"));
   auto client = NewClient(Config(), FastRetry(5));
   const std::string path = "/apis/resource.k8s.io/v1/namespaces/ns/resourceclaims/c";
 
