@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The main demo: sets up this machine, starts a local Kubernetes 1.35 cluster on 127.0.0.1 with a
-# real node (kubelet + containerd with CDI), runs accel-dra-plugin with simulated devices that have
-# real device nodes, applies the specs in demo/ and prints what each container received. Leaves
-# everything running.
-#   hack/demo.sh          set up and run (the first run builds Kubernetes and containerd: ~20-30 min;
-#                         progress and elapsed time are printed while it builds)
+# real node (kubelet + containerd with CDI), installs accel-dra the way a user does (the image from
+# deploy/Dockerfile, built by hack/image.sh and imported into the node's containerd, then the Helm
+# chart deploy/helm/accel-dra with simulated devices that have real device nodes), applies the
+# specs in demo/ and prints what each container received. Leaves everything running.
+#   hack/demo.sh          set up and run (the first run builds Kubernetes, containerd and helm:
+#                         ~20-30 min, and the image: ~10-15 min; progress and elapsed time are
+#                         printed while it builds)
 #   hack/demo.sh down     stop the demo cluster, node and plugin
 # Run dir: $ACCEL_DRA_CACHE/demo (ACCEL_DRA_DEMO_DIR overrides); logs in RUN_DIR/logs/.
 set -euo pipefail
@@ -39,21 +41,43 @@ phase() { step="$1"; log "== $1 ($((SECONDS - t0))s)"; }
 
 phase "setup: Debian packages, etcd, Kubernetes (incl. kubelet), containerd"
 "$REPO_ROOT/hack/setup.sh" all
-phase "build: accel-dra-plugin (build dir $BUILD_DIR)"
-[ -f "$BUILD_DIR/CMakeCache.txt" ] || configure "$BUILD_DIR"
-cmake --build "$BUILD_DIR" -j"$(nproc)" --target accel-dra-plugin
-PLUGIN="$BUILD_DIR/src/cmd/plugin/accel-dra-plugin"
+phase "image: localhost/accel-dra:demo from deploy/Dockerfile (hack/image.sh)"
+"$REPO_ROOT/hack/image.sh" --tag demo --out "$ACCEL_DRA_CACHE/images/accel-dra-demo.tar"
 
 phase "control plane in $RUN_DIR"
 "$LC/down.sh" --dir "$RUN_DIR" --quiet
 "$LC/up.sh" --dir "$RUN_DIR" --name demo --replace
 phase "node: containerd + kubelet"
 "$LC/node-up.sh" --dir "$RUN_DIR"
-phase "accel-dra-plugin with the simulated devices of demo/devices.yaml"
-"$LC/plugin-up.sh" --dir "$RUN_DIR" --plugin "$PLUGIN" --profile "$DEMO/devices.yaml"
 # shellcheck disable=SC1091
 . "$RUN_DIR/env"
 k() { "$KUBECTL" --kubeconfig "$KUBECONFIG" "$@"; }
+"$CTR" --address "$CONTAINERD_ADDRESS" -n k8s.io images import --no-unpack=false \
+  "$ACCEL_DRA_CACHE/images/accel-dra-demo.tar" >/dev/null
+
+phase "helm install accel-dra (deploy/helm/accel-dra) with the simulated devices of demo/devices.yaml"
+# shellcheck source-path=SCRIPTDIR source=local-cluster/cluster-lib.sh
+. "$LC/cluster-lib.sh"
+prof="$RUN_DIR/sim-profile.yaml"
+sed "s#@RUN_DIR@#$RUN_DIR#g" "$DEMO/devices.yaml" >"$prof"
+sim_device_nodes "$RUN_DIR" "$prof" >/dev/null
+api_port="${APISERVER_URL##*:}"
+# The node's paths (RUN_DIR), the apiserver on loopback (pods here have only lo: host network).
+cat >"$RUN_DIR/accel-dra-values.yaml" <<VALUES
+image: {repository: localhost/accel-dra, tag: demo, pullPolicy: Never}
+hostNetwork: true
+apiServer: {host: 127.0.0.1, port: "$api_port"}
+kubeletPlugin: {registrarDir: $KUBELET_REGISTRAR_DIR, pluginsDir: $KUBELET_PLUGINS_DIR}
+cdiRoot: $CDI_ROOT
+inspectTool: {hostDir: $RUN_DIR/accel-dra-bin}
+simulation:
+  hostPaths: [$RUN_DIR/dev]
+VALUES
+k label node "$NODE_NAME" accel-dra.dev/accelerator-node=true --overwrite >/dev/null
+"$HELM" --kubeconfig "$KUBECONFIG" install accel-dra "$REPO_ROOT/deploy/helm/accel-dra" \
+  --namespace accel-dra --create-namespace -f "$RUN_DIR/accel-dra-values.yaml" \
+  --set-file simulation.profile="$prof" --wait --timeout "${WAIT}s"
+k get pods -n accel-dra -o wide
 
 echo
 echo "== Devices published by accel-dra-plugin (name, product, memory, driver version)"
@@ -61,7 +85,7 @@ k get resourceslices --field-selector="spec.nodeName=$NODE_NAME" \
   -o jsonpath='{range .items[*].spec.devices[*]}{.name}{"\t"}{.attributes.productName.string}{"\t"}{.capacity.memory.value}{"\t"}{.attributes.driverVersion.version}{"\n"}{end}'
 
 phase "applying demo/*.yaml"
-k apply -f "$DEMO/deviceclass.yaml" >/dev/null
+k apply -f "$DEMO/namespace.yaml" >/dev/null  # the DeviceClass accel-dra.dev comes with the chart
 # The CEL-selected pod first, so that the other claims cannot take the only matching devices.
 k apply -f "$DEMO/scheduling.yaml" >/dev/null
 k wait -n "$NS" --for=condition=PodScheduled pod/cel-selected --timeout="${WAIT}s" >/dev/null
@@ -72,9 +96,9 @@ pods=(single two-devices shared-a shared-b cel-selected time-sliced)
 for p in "${pods[@]}"; do
   if ! k wait -n "$NS" --for=condition=Ready "pod/$p" --timeout="${WAIT}s" >/dev/null 2>&1; then
     k describe -n "$NS" pod "$p" | tail -n 20 >&2
-    printf -- '--- last 20 lines of %s/logs/plugin.log ---\n' "$RUN_DIR" >&2
-    tail -n 20 "$RUN_DIR/logs/plugin.log" >&2
-    die "pod $NS/$p is not Running after ${WAIT}s (kubelet log: $RUN_DIR/logs/kubelet.log, plugin log: $RUN_DIR/logs/plugin.log)"
+    printf -- '--- last 20 lines of the accel-dra plugin ---\n' >&2
+    k logs -n accel-dra -l app.kubernetes.io/instance=accel-dra --tail=20 >&2 || true
+    die "pod $NS/$p is not Running after ${WAIT}s (kubelet log: $RUN_DIR/logs/kubelet.log, plugin: kubectl logs -n accel-dra ds/accel-dra)"
   fi
 done
 # Each container prints, then sleeps: wait until its output is there.
@@ -108,4 +132,5 @@ log "demo ready in $((SECONDS - t0))s; the cluster keeps running. To use it:"
 echo "  export KUBECONFIG=$KUBECONFIG"
 echo "  alias kubectl=$KUBECTL"
 echo "  kubectl get pods,resourceclaims -n $NS; kubectl get resourceslices"
+echo "  kubectl logs -n accel-dra ds/accel-dra      # the plugin installed by helm"
 echo "Logs: $RUN_DIR/logs/   Stop it with: hack/demo.sh down"

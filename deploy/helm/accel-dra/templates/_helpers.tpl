@@ -1,0 +1,55 @@
+{{/* Names and labels shared by the templates. */}}
+{{- define "accel-dra.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "accel-dra.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "accel-dra.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "accel-dra.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "accel-dra.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "accel-dra.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "accel-dra.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "accel-dra.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "accel-dra.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/*
+The health port. With hostNetwork, the old and the new plugin pod of a rolling update
+(maxSurge: 1) share the node's network namespace, and the plugin refuses to share a port: the port
+alternates between healthcheck.port and healthcheck.port+1 with the release revision, so that
+consecutive revisions never collide.
+*/}}
+{{- define "accel-dra.healthPort" -}}
+{{- if .Values.hostNetwork -}}
+{{- add (int .Values.healthcheck.port) (mod (int .Release.Revision) 2) -}}
+{{- else -}}
+{{- int .Values.healthcheck.port -}}
+{{- end -}}
+{{- end -}}
