@@ -18,6 +18,8 @@
 #                                      so a compile the host already did is a cache hit
 # buildah runs with --storage-driver vfs --isolation chroot (no overlay, no user namespaces).
 set -euo pipefail
+# A shared build machine: everything below (debootstrap, apt, the compile) runs niced.
+[ "$(nice)" -ge 10 ] || exec nice -n 10 "$0" "$@"
 . "$(dirname "$0")/lib.sh"
 
 tag=local address="" out=""
@@ -42,7 +44,7 @@ images="$ACCEL_DRA_CACHE/images"
 storage="$ACCEL_DRA_CACHE/containers"
 mkdir -p "$images" "$storage"
 out="${out:-$images/accel-dra-$tag.tar}"
-bah() { nice buildah --storage-driver vfs --root "$storage/root" --runroot "$storage/run" "$@"; }
+bah() { buildah --storage-driver vfs --root "$storage/root" --runroot "$storage/run" "$@"; }
 t0=$SECONDS
 
 # 1. The base: debootstrap --variant=minbase of bookworm with the same apt sources as the host
@@ -56,7 +58,7 @@ if [ ! -f "$base_tar" ]; then
   log "debootstrap: Debian bookworm (minbase) from $MIRROR"
   root="$(mktemp -d "$images/.rootfs-XXXXXX")"
   trap 'rm -rf "$root"' EXIT
-  nice debootstrap --variant=minbase bookworm "$root" "$MIRROR" >"$images/debootstrap.log" 2>&1 ||
+  debootstrap --variant=minbase bookworm "$root" "$MIRROR" >"$images/debootstrap.log" 2>&1 ||
     { tail -n 20 "$images/debootstrap.log" >&2; die "debootstrap failed (log: $images/debootstrap.log)"; }
   cat >"$root/etc/apt/sources.list" <<SRC
 deb $MIRROR bookworm main

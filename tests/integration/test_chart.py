@@ -40,8 +40,10 @@ def kinds(rendered: str) -> list[str]:
 @pytest.mark.parametrize("values", [None, VALUES_FULL], ids=["default", "full"])
 def test_server_side_dry_run(kubectl, namespace, values):
     rendered = template(namespace, *(["-f", str(values)] if values else []))
+    # DeviceClasses: every device, then one per type (gpu, accelerator; values-full adds fpga).
     expected = ["ClusterRole", "ClusterRoleBinding", "DaemonSet", "DeviceClass", "DeviceClass",
-                "ServiceAccount", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
+                "DeviceClass", "ServiceAccount", "ValidatingAdmissionPolicy",
+                "ValidatingAdmissionPolicyBinding"]
     if values:
         expected += ["ConfigMap", "DeviceClass"]
     assert kinds(rendered) == sorted(expected)
