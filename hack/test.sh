@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The test command: sets up the machine, builds, runs the concurrency-critical unit tests under
 # ThreadSanitizer, then every test (unit, then integration against a real local control plane
-# started once for the run).
+# started once for the run). CTest also runs release_build (the Release build of what the image
+# ships, hack/release-build.sh, through ccache), image_build (deploy/Dockerfile with buildah,
+# hack/image.sh) and the chart's tests (helm_lint, deploy_manifests_current, integration_chart,
+# e2e_helm).
 #   hack/test.sh [--asan|--tsan] [ctest args...]     e.g. hack/test.sh -L unit
 # ACCEL_DRA_SKIP_TSAN=1 skips the ThreadSanitizer phase.
 set -euo pipefail

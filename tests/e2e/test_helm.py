@@ -13,7 +13,6 @@ uninstalled afterwards (the next test file's fixture starts plugin-up.sh's plugi
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import stat

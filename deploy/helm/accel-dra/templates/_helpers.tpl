@@ -41,15 +41,18 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
 {{/*
-The health port. With hostNetwork, the old and the new plugin pod of a rolling update
-(maxSurge: 1) share the node's network namespace, and the plugin refuses to share a port: the port
-alternates between healthcheck.port and healthcheck.port+1 with the release revision, so that
-consecutive revisions never collide.
+A port of the plugin (health, metrics). With hostNetwork, the old and the new plugin pod of a
+rolling update (maxSurge: 1) share the node's network namespace and its host ports (the scheduler
+would not even place the new pod beside the old one), and the plugin refuses to share a port: the
+port alternates between the value and the value+1 with the release revision, so that consecutive
+revisions never collide. Usage: include "accel-dra.port" (list . .Values.healthcheck.port)
 */}}
-{{- define "accel-dra.healthPort" -}}
-{{- if .Values.hostNetwork -}}
-{{- add (int .Values.healthcheck.port) (mod (int .Release.Revision) 2) -}}
+{{- define "accel-dra.port" -}}
+{{- $ctx := index . 0 -}}
+{{- $port := int (index . 1) -}}
+{{- if $ctx.Values.hostNetwork -}}
+{{- add $port (mod (int $ctx.Release.Revision) 2) -}}
 {{- else -}}
-{{- int .Values.healthcheck.port -}}
+{{- $port -}}
 {{- end -}}
 {{- end -}}
