@@ -95,7 +95,7 @@ log "built $IMAGE in $((SECONDS - tb))s"
 # 3. Export as an OCI archive and, with --address, import it into containerd.
 rm -f "$out.tmp"
 bah push --quiet "$IMAGE" "oci-archive:$out.tmp:$IMAGE" >/dev/null && mv "$out.tmp" "$out"
-size="$(bah inspect --type image --format '{{.Size}}' "$IMAGE" 2>/dev/null || echo 0)"
+size="$(bah images --noheading --format '{{.Size}}' "$IMAGE" 2>/dev/null | head -n1)"
 if [ -n "$address" ]; then
   # shellcheck source-path=SCRIPTDIR source=local-cluster/cluster-lib.sh
   . "$REPO_ROOT/hack/local-cluster/cluster-lib.sh"
@@ -105,6 +105,6 @@ if [ -n "$address" ]; then
     die "ctr images import $out failed"
   log "imported $IMAGE into $address (namespace k8s.io)"
 fi
-printf 'image %s: %s MB uncompressed, OCI archive %s (%s MB)\n' "$IMAGE" \
-  "$((size / 1000000))" "$out" "$(($(stat -c %s "$out") / 1000000))"
+printf 'image %s: %s uncompressed, OCI archive %s (%s MB)\n' "$IMAGE" \
+  "${size:-?}" "$out" "$(($(stat -c %s "$out") / 1000000))"
 log "image ready in $((SECONDS - t0))s"
