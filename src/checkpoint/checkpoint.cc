@@ -35,7 +35,10 @@ Expected<LoadResult> MoveAside(Env* env, const fs::path& file, const Status& why
   fs::path target = base;
   for (int i = 1; env->Exists(target); ++i) {
     target = base;
-    target += "." + std::to_string(i);
+    // Two appends, not `"." + std::string&&`: GCC 12 bug 105329 (-Wrestrict false positive at
+    // -O2+).
+    target += ".";
+    target += std::to_string(i);
   }
   Status moved = env->Rename(file, target);
   if (!moved.ok()) {
