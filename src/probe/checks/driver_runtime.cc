@@ -214,8 +214,10 @@ bool JudgeNodeRuntime(const std::string& node, const std::vector<PoolDevice>& de
 }
 
 std::string NextMajorVersion(const std::string& version) {
-  return std::to_string(std::max(0, std::stoi("0" + version.substr(0, version.find('.')))) + 1) +
-         ".0.0";
+  // Appended, not `"0" + std::string&&`: GCC 12 bug 105329 (-Wrestrict false positive at -O2+).
+  std::string major = "0";
+  major.append(version, 0, version.find('.'));
+  return std::to_string(std::max(0, std::stoi(major)) + 1) + ".0.0";
 }
 
 bool JudgeContainerDriverVersion(const std::string& node, const std::string& device,
