@@ -96,3 +96,61 @@ check_function_size() {
   fi
   [ "$rc" = 0 ] || die "lizard failed (exit code $rc)"
 }
+
+# ---- sanitizer builds and test phases (hack/test.sh) --------------------------------------------
+
+# sanitizer_env: the sanitizers' run-time options, unless the caller set them. Every report stops
+# the program (halt_on_error; UBSan is also built with -fno-sanitize-recover; ASan aborts, so a
+# plugin an integration test runs dies of a signal, which fails the test). LeakSanitizer runs at
+# exit of ASan-built programs (suppressions: tests/lsan.supp). TSan ignores what Debian's
+# uninstrumented gRPC/abseil/protobuf do internally (ignore_noninstrumented_modules); races in
+# our own code are still reported.
+sanitizer_env() {
+  export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1 second_deadlock_stack=1 ignore_noninstrumented_modules=1}"
+  export ASAN_OPTIONS="${ASAN_OPTIONS:-halt_on_error=1:abort_on_error=1:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1}"
+  export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
+  export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$REPO_ROOT/tests/lsan.supp:print_suppressions=0}"
+}
+
+# with_sanitizer_reports DIR COMMAND...: runs COMMAND with every sanitizer report also written to
+# DIR/report.<pid> (log_path), so that a report from a program a test started in the background
+# (the plugin under pytest) is not lost in a log nobody reads; fails when COMMAND fails or any
+# report was written, printing the reports.
+with_sanitizer_reports() {
+  local dir="$1"; shift
+  rm -rf "$dir" && mkdir -p "$dir"
+  local rc=0
+  (
+    export ASAN_OPTIONS="$ASAN_OPTIONS:log_path=$dir/report"
+    export UBSAN_OPTIONS="$UBSAN_OPTIONS:log_path=$dir/report"
+    export TSAN_OPTIONS="$TSAN_OPTIONS log_path=$dir/report"
+    "$@"
+  ) || rc=$?
+  if compgen -G "$dir/report.*" >/dev/null; then
+    for f in "$dir"/report.*; do printf '==== %s\n' "$f" >&2; head -120 "$f" >&2; done
+    log "sanitizer reports above (in $dir)"
+    return 1
+  fi
+  return "$rc"
+}
+
+# configure_asan BUILD_DIR: the clang build with AddressSanitizer + UBSan and the libFuzzer
+# targets (tests/fuzz; every object gets coverage instrumentation), no benchmarks.
+configure_asan() {
+  command -v clang++ >/dev/null 2>&1 || die "clang++ is missing (Debian: clang, libclang-rt-14-dev)"
+  configure "$1" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DACCEL_DRA_ASAN=ON \
+    -DACCEL_DRA_FUZZ=ON -DACCEL_DRA_BUILD_BENCH=OFF
+}
+
+# phase_begin NAME / phase_end: time a phase of hack/test.sh; phase_summary prints them all.
+ACCEL_DRA_PHASES=()
+phase_begin() { phase_name="$1"; phase_t0=$SECONDS; log "=== phase $1"; }
+phase_end() {
+  local d=$((SECONDS - phase_t0))
+  ACCEL_DRA_PHASES+=("$phase_name ${d}s")
+  log "=== phase $phase_name done in ${d}s"
+}
+phase_summary() {
+  local IFS=,
+  log "phases: ${ACCEL_DRA_PHASES[*]}"
+}

@@ -74,7 +74,12 @@ Status AddExtraEnv(const std::string& where, const ClaimSpecDevice& d,
       return InvalidArgument(where + ": device " + d.device.device + ": extra variable name \"" +
                              k + "\" is not a valid name ([A-Za-z_][A-Za-z0-9_]*)");
     }
-    if (k == "ACCEL_VISIBLE_DEVICES" || !device_keys.insert(k).second) {
+    if (k.starts_with(kVisibleDevicesPrefix)) {
+      return InvalidArgument(where + ": device " + d.device.device + ": extra variable " + k +
+                             " would collide with the claims' " +
+                             std::string(kVisibleDevicesPrefix) + "_* variables");
+    }
+    if (!device_keys.insert(k).second) {
       return InvalidArgument(where + ": device " + d.device.device + ": extra variable " + k +
                              " is set twice");
     }
@@ -175,7 +180,7 @@ Expected<Spec> BuildClaimSpec(std::string_view driver_name, const ClaimInfo& cla
   for (const auto& name : extras.unclaimed_device_names) {
     visible += (visible.empty() ? "" : ",") + name;
   }
-  spec.container_edits.env.push_back("ACCEL_VISIBLE_DEVICES=" + visible);
+  spec.container_edits.env.push_back(VisibleDevicesVariable(claim.uid) + "=" + visible);
   for (const auto& path : extras.unclaimed_device_node_paths) {
     spec.container_edits.device_nodes.push_back(NodeFor(path));
   }

@@ -170,4 +170,8 @@ std::string EnvKeyForDevice(std::string_view device_name) {
   return key;
 }
 
+std::string VisibleDevicesVariable(std::string_view claim_uid) {
+  return std::string(kVisibleDevicesPrefix) + "_" + EnvKeyForDevice(claim_uid);
+}
+
 }  // namespace accel_dra::cdi

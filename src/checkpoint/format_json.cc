@@ -50,7 +50,16 @@ std::optional<TimePoint> ParseTime(const std::string& s) {
     for (int i = digits; i < 3; ++i) millis *= 10;
   }
   if (rest != "Z") return std::nullopt;
-  return TimePoint(sys_days{ymd} + hours{h} + minutes{mi} + seconds{sec} + milliseconds{millis});
+  // In milliseconds (years -999..9999 fit easily), then checked against what a TimePoint holds
+  // (system_clock counts nanoseconds in 64 bits: about 1677-09-21 to 2262-04-11): a converted
+  // out-of-range time would overflow.
+  const sys_time<milliseconds> ms =
+      sys_days{ymd} + hours{h} + minutes{mi} + seconds{sec} + milliseconds{millis};
+  if (ms < time_point_cast<milliseconds>(TimePoint::min()) ||
+      ms > time_point_cast<milliseconds>(TimePoint::max())) {
+    return std::nullopt;
+  }
+  return time_point_cast<TimePoint::duration>(ms);
 }
 
 Status Missing(const std::string& where, std::string_view key) {
@@ -119,7 +128,10 @@ Status GetTime(const Json& obj, std::string_view key, const std::string& where, 
   std::string s;
   RETURN_IF_ERROR(GetString(obj, key, where, &s));
   auto tp = ParseTime(s);
-  if (!tp) return WrongType(where, key, "an RFC 3339 UTC time");
+  if (!tp) {
+    return WrongType(where, key,
+                     "an RFC 3339 UTC time within the representable range (years 1678 to 2261)");
+  }
   *out = *tp;
   return Status::Ok();
 }

@@ -20,7 +20,8 @@ std::string Hex32(uint32_t v);
 
 // RFC 3339 in UTC with milliseconds: 2025-06-01T12:34:56.789Z.
 std::string FormatTime(TimePoint tp);
-// Accepts what FormatTime writes, with 0 to 9 fractional digits (kept to milliseconds).
+// Accepts what FormatTime writes, with 0 to 9 fractional digits (kept to milliseconds); nullopt
+// also for a time a TimePoint cannot hold (outside about 1677-09-21 .. 2262-04-11).
 std::optional<TimePoint> ParseTime(const std::string& s);
 
 // Errors, as "<where>: missing field "<key>"" and "<where>: field "<key>" is not <want>".

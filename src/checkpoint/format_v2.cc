@@ -28,6 +28,9 @@
 //                        "setting": 0..3}                          (optional; with TimeSlicing),
 //          "deviceNodes": ["/dev/..."]                              (optional: not recorded),
 //          "mounts": [{"hostPath": "...", "containerPath": "..."}]  (optional: not recorded)
+//          "pciBusID": "0000:3b:00.0", "uuid": "GPU-..."     (optional each: the device's physical
+//                                                            identity, where known; added later
+//                                                            in format 2, older files lack them)
 //        }]}}}
 //   Unknown members are ignored on load (and not preserved); known ones are checked strictly.
 // Being JSON as a whole, the file stays readable by operators and tools (jq, json.loads).
@@ -94,6 +97,8 @@ Json EncodeDevice(const model::PreparedDevice& d) {
   if (d.time_slice) j["timeSlice"] = EncodeTimeSlice(*d.time_slice);
   if (d.device_nodes) j["deviceNodes"] = *d.device_nodes;
   if (d.mounts) j["mounts"] = EncodeMounts(*d.mounts);
+  if (!d.identity.pci_bus_id.empty()) j["pciBusID"] = d.identity.pci_bus_id;
+  if (!d.identity.uuid.empty()) j["uuid"] = d.identity.uuid;
   return j;
 }
 
@@ -112,6 +117,10 @@ Status DecodeDeviceSettings(const Json& j, const std::string& where, model::Prep
   if (const Json* mounts = Find(j, "mounts")) {
     RETURN_IF_ERROR(DecodeMounts(*mounts, where, &d->mounts.emplace()));
   }
+  if (j.contains("pciBusID")) {
+    RETURN_IF_ERROR(GetString(j, "pciBusID", where, &d->identity.pci_bus_id));
+  }
+  if (j.contains("uuid")) RETURN_IF_ERROR(GetString(j, "uuid", where, &d->identity.uuid));
   return Status::Ok();
 }
 

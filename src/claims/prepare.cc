@@ -1,7 +1,10 @@
 // Prepare of one claim, step by step (see Preparer's promises in preparer.h).
 
 #include <chrono>
+#include <optional>
 #include <set>
+#include <string_view>
+#include <tuple>
 #include <utility>
 
 #include "accel_dra/common/fault.h"
@@ -12,6 +15,8 @@
 namespace accel_dra::claims {
 namespace {
 
+const std::set<std::string> kNoNodes;
+
 // "a, b, c".
 std::string CommaList(const std::set<std::string>& names) {
   std::string out;
@@ -19,37 +24,121 @@ std::string CommaList(const std::set<std::string>& names) {
   return out;
 }
 
+const std::vector<std::string>& NodesOf(const model::PreparedDevice& d) {
+  static const std::vector<std::string> kNone;
+  return d.device_nodes ? *d.device_nodes : kNone;
+}
+
 }  // namespace
 
 std::string FindConflict(const checkpoint::State& state, const std::string& uid,
-                         const std::vector<model::PreparedDevice>& devices) {
+                         const std::vector<model::PreparedDevice>& devices,
+                         const std::set<std::string>& shared_nodes) {
   for (const auto& [other_uid, other] : state.claims) {
     if (other_uid == uid) continue;
+    const std::string holder =
+        "ResourceClaim " + other.ns + "/" + other.name + " (uid " + other_uid + ")";
     for (const auto& mine : devices) {
       for (const auto& theirs : other.devices) {
-        if (mine.pool != theirs.pool || mine.device != theirs.device) continue;
-        bool admin = mine.admin_access || theirs.admin_access;
-        bool shares = mine.share_id && theirs.share_id && *mine.share_id != *theirs.share_id;
-        if (admin || shares) continue;
-        return "device " + mine.device + " is already in use by ResourceClaim " + other.ns + "/" +
-               other.name + " (uid " + other_uid +
-               "); a device is given to one claim at a time. The allocation may be stale: "
-               "delete the pod so the scheduler allocates again, or share one claim between pods";
+        if (mine.admin_access || theirs.admin_access) continue;
+        if (mine.pool == theirs.pool && mine.device == theirs.device) {
+          if (mine.share_id && theirs.share_id && *mine.share_id != *theirs.share_id) continue;
+          return "device " + mine.device + " is already in use by " + holder +
+                 "; a device is given to one claim at a time. The allocation may be stale: "
+                 "delete the pod so the scheduler allocates again, or share one claim between "
+                 "pods";
+        }
+        // One physical device under two names (shares of it are counted per name, so they do
+        // not make an exception here).
+        std::string same = model::PhysicalOverlap(mine.identity, NodesOf(mine), theirs.identity,
+                                                  NodesOf(theirs), shared_nodes);
+        if (same.empty()) continue;
+        return "device " + mine.device + " is the physical device (" + same + ") that " + holder +
+               " holds as " + theirs.device +
+               "; a device is given to one claim at a time. Its name changed after that claim "
+               "was prepared (an upgrade that renamed devices, or a device that moved), so the "
+               "scheduler could not see it is taken: it stays held until the pod of " +
+               other.ns + "/" + other.name +
+               " is gone; delete that pod, or delete this pod so the scheduler allocates again";
       }
     }
   }
   return "";
 }
 
-Expected<std::vector<model::PreparedDevice>> Preparer::PrepareLocked(const model::ClaimRef& claim) {
+Status Preparer::CheckHeldDevices(const model::ClaimRef& claim, const std::string& who) const {
+  auto held = checkpoint_->Find(claim.uid);
+  if (!held || held->state != model::ClaimState::kPrepareCompleted) return Status::Ok();
+  auto inventory = inventory_();
+  if (inventory == nullptr) return Status::Ok();
+  for (const auto& d : held->devices) {
+    model::HeldDeviceCheck c = model::CheckHeldDevice(d, *inventory);
+    if (c.state != model::HeldDeviceState::kChanged &&
+        c.state != model::HeldDeviceState::kVanished) {
+      continue;
+    }
+    return FailedPrecondition(
+        who + " was prepared on this node, but its " + c.message +
+        "; the claim's containers cannot get the device they were prepared with. Delete the "
+        "pod so the claim is unprepared and allocated again");
+  }
+  return Status::Ok();
+}
+
+Expected<std::vector<model::PreparedDevice>> Preparer::PrepareLocked(
+    const model::ClaimRef& claim, const model::CallContext& context) {
   const std::string who = "ResourceClaim " + ClaimName(claim);
-  // Idempotency: a completed claim is answered from the checkpoint (once it is durable).
+  // A prepared claim whose device vanished or changed is never answered as if nothing happened.
+  RETURN_IF_ERROR(CheckHeldDevices(claim, who));
+  std::optional<Json> read;  // the claim, when the idempotent path has read it
+  // Idempotency: a completed claim is answered from the checkpoint (once it is durable), unless
+  // its allocation has changed since.
   if (auto done = checkpoint_->Find(claim.uid);
       done && done->state == model::ClaimState::kPrepareCompleted) {
-    RETURN_IF_ERROR(checkpoint_->Sync().WithContext(who + ": checkpoint"));
-    return done->devices;
+    ASSIGN_OR_RETURN(auto answer, AnswerFromCheckpoint(claim, who, *done, context, &read));
+    if (answer) return std::move(*answer);
   }
-  ASSIGN_OR_RETURN(Allocation allocation, ReadAllocation(claim, who));
+  if (!read) {
+    ASSIGN_OR_RETURN(Json obj, ReadClaim(claim, who));
+    read = std::move(obj);
+  }
+  ASSIGN_OR_RETURN(Allocation allocation, CheckAllocation(claim, who, std::move(*read)));
+  return PrepareFresh(claim, who, std::move(allocation), context);
+}
+
+Expected<std::optional<std::vector<model::PreparedDevice>>> Preparer::AnswerFromCheckpoint(
+    const model::ClaimRef& claim, const std::string& who, const model::PreparedClaim& record,
+    const model::CallContext& context, std::optional<Json>* read) {
+  auto obj = ReadClaim(claim, who);
+  std::string mismatch;
+  if (!obj.ok()) {
+    spdlog::warn("{}: answering from the checkpoint without re-checking its allocation: {}", who,
+                 obj.status().message());
+  } else {
+    mismatch = AllocationMismatch(claim, *obj, record.devices);
+  }
+  if (mismatch.empty()) {
+    RETURN_IF_ERROR(checkpoint_->Sync().WithContext(who + ": checkpoint"));
+    return std::optional<std::vector<model::PreparedDevice>>(record.devices);
+  }
+  // The record is stale: the claim was allocated again (or re-created, or moved) since it was
+  // prepared, so no container can be using the recorded devices under this claim any more.
+  if (Status st = context.Check(); !st.ok()) {
+    return st.WithContext(who + ": not prepared, nothing was done");
+  }
+  spdlog::warn(
+      "{} (uid {}): the prepared record is stale ({}); unpreparing it and preparing the "
+      "claim again",
+      who, claim.uid, mismatch);
+  RETURN_IF_ERROR(UnprepareLocked(claim.uid).WithContext(
+      who + ": unpreparing its stale prepared record (" + mismatch + ")"));
+  *read = std::move(obj).value();
+  return std::optional<std::vector<model::PreparedDevice>>();
+}
+
+Expected<std::vector<model::PreparedDevice>> Preparer::PrepareFresh(
+    const model::ClaimRef& claim, const std::string& who, Allocation allocation,
+    const model::CallContext& context) {
   auto inventory = inventory_();
   ASSIGN_OR_RETURN(auto devices, BuildRecords(claim, who, allocation, inventory.get()));
   auto spec = BuildSpec(claim.uid, claim.ns, claim.name, devices, inventory.get());
@@ -57,7 +146,19 @@ Expected<std::vector<model::PreparedDevice>> Preparer::PrepareLocked(const model
   auto spec_file = cdi::ClaimSpecFileName(options_.driver_name, claim.uid);
   if (!spec_file.ok()) return spec_file.status().WithContext(who);
 
-  RETURN_IF_ERROR(RecordStarted(claim, who, devices, *spec_file));
+  // The caller may have given up meanwhile (kubelet's deadline, a slow apiserver): then nothing
+  // is done, or what was done is undone, so that a late prepare never leaves the claim prepared.
+  auto gave_up = [&](std::string_view before) {
+    Status st = context.Check();
+    return st.ok() ? st
+                   : st.WithContext(who +
+                                    ": not prepared, nothing left behind (the caller gave "
+                                    "up before " +
+                                    std::string(before) + ")");
+  };
+  RETURN_IF_ERROR(gave_up("it was recorded"));
+  RETURN_IF_ERROR(RecordStarted(claim, who, devices, *spec_file,
+                                inventory ? inventory->shared_device_nodes() : kNoNodes));
   CrashPoint("prepare-after-checkpoint-started");
   // From here on a failure undoes the device settings (recorded in the PrepareStarted entry, so
   // a crash is undone by Recover()) and takes the entry out again.
@@ -66,32 +167,59 @@ Expected<std::vector<model::PreparedDevice>> Preparer::PrepareLocked(const model
     if (!reset.ok()) spdlog::error("{}: {}", who, reset.message());
     RollBackStarted(claim, who);
   };
+  if (Status st = gave_up("device settings were applied"); !st.ok()) {
+    undo();
+    return st;
+  }
   if (Status st = ApplyTimeSlices(devices); !st.ok()) {
     undo();
     return st.WithContext(who);
   }
   CrashPoint("prepare-after-device-settings");
+  if (Status st = gave_up("its CDI spec was written"); !st.ok()) {
+    undo();
+    return st;
+  }
   if (Status st = cdi_->WriteClaimSpec(claim.uid, *spec); !st.ok()) {
     undo();  // an atomic write that failed left no file
     return st.WithContext(who + ": writing the CDI spec");
   }
   CrashPoint("prepare-after-cdi-write");
+  if (Status st = gave_up("it was recorded as prepared"); !st.ok()) {
+    if (Status rm = cdi_->RemoveClaimSpec(claim.uid); !rm.ok()) {
+      spdlog::error("{}: {}", who, rm.message());  // Recover() removes an unowned spec
+    }
+    undo();
+    return st;
+  }
   RETURN_IF_ERROR(RecordCompleted(claim, who));
   CrashPoint("prepare-after-checkpoint-completed");
   return devices;
 }
 
-Expected<Preparer::Allocation> Preparer::ReadAllocation(const model::ClaimRef& claim,
-                                                        const std::string& who) const {
+Expected<Json> Preparer::ReadClaim(const model::ClaimRef& claim, const std::string& who) const {
   auto obj = get_claim_(claim.ns, claim.name);
-  if (!obj.ok()) {
-    if (obj.status().code() == Code::kNotFound) {
-      return NotFound(who + " not found; it was deleted or never existed");
-    }
-    return Status(obj.status().code(), "cannot read " + who + ": " + obj.status().message());
+  if (obj.ok()) return obj;
+  const Status& st = obj.status();
+  if (st.code() == Code::kNotFound) {
+    return NotFound(who + " not found; it was deleted or never existed");
   }
+  if (st.http_status() == 404) {
+    // Not the apiserver's NotFound for this claim: typically an apiserver that does not serve
+    // this resource.k8s.io version (yet, or any more) during an upgrade.
+    return Status(st.code(), "cannot read " + who +
+                                 ": the apiserver answered HTTP 404 without saying that the "
+                                 "claim does not exist (it may not serve this resource.k8s.io "
+                                 "version right now, e.g. during an upgrade); kubelet retries: " +
+                                 st.message());
+  }
+  return Status(st.code(), "cannot read " + who + ": " + st.message());
+}
+
+Expected<Preparer::Allocation> Preparer::CheckAllocation(const model::ClaimRef& claim,
+                                                         const std::string& who, Json obj) const {
   Allocation a;
-  a.claim = std::move(obj).value();
+  a.claim = std::move(obj);
   std::string uid = ClaimUid(a.claim);
   if (uid != claim.uid) {
     return FailedPrecondition(who + " has " +
@@ -109,6 +237,48 @@ Expected<Preparer::Allocation> Preparer::ReadAllocation(const model::ClaimRef& c
   a.configs = std::move(configs).value();
   a.results = &alloc_devices->at("results");
   return a;
+}
+
+namespace {
+
+// What identifies one result of a claim's allocation for the idempotency check: request (its
+// base name, as recorded), pool, device, share ID. (Not admin access: format-1 records may lack
+// it, and it does not change which device the claim holds.)
+using ResultKey = std::tuple<std::string, std::string, std::string, std::string>;
+
+std::string Describe(const std::multiset<ResultKey>& keys) {
+  std::string out;
+  for (const auto& [request, pool, device, share] : keys) {
+    out += (out.empty() ? "" : ", ") + pool + "/" + device + (share.empty() ? "" : "#" + share) +
+           " for " + request;
+  }
+  return out.empty() ? "none" : out;
+}
+
+}  // namespace
+
+std::string Preparer::AllocationMismatch(const model::ClaimRef& claim, const Json& obj,
+                                         const std::vector<model::PreparedDevice>& recorded) const {
+  const std::string uid = ClaimUid(obj);
+  if (uid != claim.uid) {
+    return "the claim now has " + (uid.empty() ? std::string("no UID") : "UID " + uid);
+  }
+  const Json* results = JsonAt(obj, {"status", "allocation", "devices", "results"});
+  if (results == nullptr || !results->is_array()) return "the claim is no longer allocated";
+  std::multiset<ResultKey> now;
+  for (const Json& r : *results) {
+    if (JsonString(r, {"driver"}) != options_.driver_name) continue;
+    now.emplace(BaseRequestName(JsonString(r, {"request"})), JsonString(r, {"pool"}),
+                JsonString(r, {"device"}), JsonString(r, {"shareID"}));
+  }
+  std::multiset<ResultKey> then;
+  for (const auto& d : recorded) {
+    for (const auto& request : d.request_names) {
+      then.emplace(BaseRequestName(request), d.pool, d.device, d.share_id.value_or(""));
+    }
+  }
+  if (now == then) return "";
+  return "recorded devices " + Describe(then) + ", allocated now " + Describe(now);
 }
 
 Expected<model::PreparedDevice> Preparer::RecordFor(const model::ClaimRef& claim,
@@ -148,6 +318,7 @@ Expected<model::PreparedDevice> Preparer::RecordFor(const model::ClaimRef& claim
   }
   d.device_nodes = dev->device_nodes;
   d.mounts = dev->read_only_mounts;
+  d.identity = dev->identity;
   return d;
 }
 
@@ -183,7 +354,8 @@ Expected<std::vector<model::PreparedDevice>> Preparer::BuildRecords(
 
 Status Preparer::RecordStarted(const model::ClaimRef& claim, const std::string& who,
                                const std::vector<model::PreparedDevice>& devices,
-                               const std::string& spec_file) {
+                               const std::string& spec_file,
+                               const std::set<std::string>& shared_nodes) {
   // Record the intent (and claim the devices) before any side effect. Visible, not durable: it
   // must survive a crash of this process, but after a power loss the CDI spec (written without
   // fsync) is gone or an unowned file that Recover() removes, so there is nothing to roll back.
@@ -191,7 +363,7 @@ Status Preparer::RecordStarted(const model::ClaimRef& claim, const std::string& 
   bool recorded = false;
   Status st = checkpoint_->Update(
       [&](checkpoint::State& s) {
-        conflict = FindConflict(s, claim.uid, devices);
+        conflict = FindConflict(s, claim.uid, devices, shared_nodes);
         if (!conflict.empty()) return;
         model::PreparedClaim pc;
         pc.ns = claim.ns;

@@ -1,6 +1,7 @@
-// Preparer: the fan-out of kubelet's calls over claims, per-claim serialisation, unprepare and
-// stale-claim clean-up. Prepare is in prepare.cc, Recover() in recovery.cc, time slices in
-// time_slice.cc, CDI specs from records in claim_spec.cc.
+// Preparer: the fan-out of kubelet's calls over claims, per-claim turns (arrival order, the
+// caller's deadline, a later unprepare wins), unprepare and stale-claim clean-up. Prepare is in
+// prepare.cc, Recover() in recovery.cc, time slices in time_slice.cc, CDI specs from records in
+// claim_spec.cc.
 
 #include "accel_dra/claims/preparer.h"
 
@@ -8,7 +9,9 @@
 #include <exception>
 #include <functional>
 #include <future>
+#include <set>
 #include <system_error>
+#include <thread>
 #include <utility>
 
 #include "accel_dra/common/fault.h"
@@ -43,21 +46,29 @@ std::mutex& Preparer::ClaimMutex(const std::string& uid) {
 }
 
 std::map<std::string, model::PrepareResult> Preparer::Prepare(
-    const std::vector<model::ClaimRef>& claims) {
+    const std::vector<model::ClaimRef>& claims, const model::CallContext& context) {
   std::map<std::string, model::PrepareResult> out;
+  std::vector<std::string> uids;
+  for (const auto& c : claims) uids.push_back(c.uid);
+  // Every claim of the call takes its place in line now, before any of them waits.
+  std::vector<ClaimTurns::Turn> turns = turns_.Arrive(uids);
   if (claims.size() == 1) {
-    out[claims[0].uid] = PrepareOne(claims[0]);
+    out[claims[0].uid] = PrepareOne(claims[0], turns[0], context);
     return out;
   }
   std::vector<std::future<model::PrepareResult>> futures;
   futures.reserve(claims.size());
-  for (const auto& c : claims) {
+  for (size_t i = 0; i < claims.size(); ++i) {
+    const model::ClaimRef& c = claims[i];
+    ClaimTurns::Turn* turn = &turns[i];  // `turns` outlives the futures
     try {
-      futures.push_back(std::async(std::launch::async, [this, c] { return PrepareOne(c); }));
+      futures.push_back(std::async(std::launch::async, [this, &c, turn, &context] {
+        return PrepareOne(c, *turn, context);
+      }));
     } catch (const std::system_error&) {
       // No thread available: prepare this claim here (PrepareOne itself never throws).
       std::promise<model::PrepareResult> p;
-      p.set_value(PrepareOne(c));
+      p.set_value(PrepareOne(c, *turn, context));
       futures.push_back(p.get_future());
     }
   }
@@ -67,24 +78,61 @@ std::map<std::string, model::PrepareResult> Preparer::Prepare(
 
 std::map<std::string, std::string> Preparer::Unprepare(const std::vector<model::ClaimRef>& claims) {
   std::map<std::string, std::string> out;
-  for (const auto& c : claims) out[c.uid] = UnprepareOne(c);
+  std::vector<std::string> uids;
+  for (const auto& c : claims) uids.push_back(c.uid);
+  std::vector<ClaimTurns::Turn> turns = turns_.Arrive(uids);
+  for (size_t i = 0; i < claims.size(); ++i) {
+    out[claims[i].uid] = UnprepareOne(claims[i], turns[i]);
+    turns[i].Leave();
+  }
   return out;
 }
 
-model::PrepareResult Preparer::PrepareOne(const model::ClaimRef& claim) {
+size_t Preparer::InLine(const std::string& uid) const { return turns_.waiting(uid); }
+
+namespace {
+
+// Why the prepare of `claim` must not run now that its turn has come ("" OK).
+Status RefuseLatePrepare(const model::ClaimRef& claim, const ClaimTurns::Turn& turn,
+                         const model::CallContext& context) {
+  const std::string who = "ResourceClaim " + ClaimName(claim);
+  if (Status st = context.Check(); !st.ok()) {
+    return st.WithContext(who + ": not prepared, nothing was done");
+  }
+  if (turn.UnpreparedSinceArrival()) {
+    return Status(Code::kConflict,
+                  who +
+                      ": not prepared: an unprepare of this claim completed while this prepare "
+                      "waited for its turn, and the later unprepare wins; kubelet retries the "
+                      "prepare if the claim is still needed");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+model::PrepareResult Preparer::PrepareOne(const model::ClaimRef& claim, ClaimTurns::Turn& turn,
+                                          const model::CallContext& context) {
   auto t0 = std::chrono::steady_clock::now();
   model::PrepareResult r;
   Expected<std::vector<model::PreparedDevice>> devices = Status();
-  {
+  if (Status waited = turn.Wait(context); !waited.ok()) {
+    devices = waited.WithContext("ResourceClaim " + ClaimName(claim) +
+                                 ": not prepared, nothing was done (it waited for an earlier "
+                                 "operation on the claim)");
+  } else if (Status refused = RefuseLatePrepare(claim, turn, context); !refused.ok()) {
+    devices = refused;
+  } else {
     std::lock_guard<std::mutex> lock(ClaimMutex(claim.uid));
     try {
-      devices = PrepareLocked(claim);
+      devices = PrepareLocked(claim, context);
     } catch (const std::exception& e) {
       // A safety net: nothing below is expected to throw, and Prepare must never throw.
       devices = Internal("ResourceClaim " + ClaimName(claim) +
                          ": unexpected error while preparing: " + e.what());
     }
   }
+  turn.Leave();
   auto us =
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
           .count();
@@ -100,9 +148,9 @@ model::PrepareResult Preparer::PrepareOne(const model::ClaimRef& claim) {
   return r;
 }
 
-std::string Preparer::UnprepareOne(const model::ClaimRef& claim) {
-  Status st;
-  {
+std::string Preparer::UnprepareOne(const model::ClaimRef& claim, ClaimTurns::Turn& turn) {
+  Status st = turn.Wait(model::CallContext());
+  if (st.ok()) {
     std::lock_guard<std::mutex> lock(ClaimMutex(claim.uid));
     st = UnprepareLocked(claim.uid);
   }
@@ -112,6 +160,7 @@ std::string Preparer::UnprepareOne(const model::ClaimRef& claim) {
                  st.message());
     return st.message();
   }
+  turn.MarkUnprepared();  // prepares that arrived before now must not prepare the claim again
   LOG_V(1, "unprepared ResourceClaim {} (uid {})", ClaimName(claim), claim.uid);
   return "";
 }
@@ -133,29 +182,87 @@ Status Preparer::UnprepareLocked(const std::string& uid, bool strict) {
       .WithContext("removing the claim from the checkpoint");
 }
 
-int Preparer::CleanupStale() {
-  int cleaned = 0;
-  for (const auto& [uid, claim] : checkpoint_->Snapshot().claims) {
-    auto obj = get_claim_(claim.ns, claim.name);
-    bool gone = false;
-    if (!obj.ok()) {
-      gone = obj.status().code() == Code::kNotFound;  // other errors: try again next time
-    } else {
-      std::string now = ClaimUid(*obj);
-      gone = !now.empty() && now != uid;  // an answer without a UID proves nothing
-    }
-    if (!gone) continue;
+std::string Preparer::StaleReason(const std::string& uid, const model::PreparedClaim& claim) const {
+  auto obj = get_claim_(claim.ns, claim.name);
+  if (!obj.ok()) {
+    if (obj.status().code() == Code::kNotFound) return "it no longer exists";
+    // Anything else, a 404 that is not the apiserver's NotFound for the claim included, proves
+    // nothing: keep the claim and look again next time.
+    spdlog::warn(
+        "cannot check whether prepared ResourceClaim {}/{} (uid {}) is stale, keeping it: "
+        "{}",
+        claim.ns, claim.name, uid, obj.status().message());
+    return "";
+  }
+  const std::string now = ClaimUid(*obj);
+  if (now.empty()) return "";  // an answer without a UID proves nothing
+  if (now != uid) return "it was deleted and re-created (now UID " + now + ")";
+  const Json* allocation = JsonAt(*obj, {"status", "allocation"});
+  if (allocation == nullptr || allocation->is_null()) return "its allocation was cleared";
+  const Json* results = JsonAt(*allocation, {"devices", "results"});
+  if (results == nullptr || !results->is_array()) return "";  // malformed: proves nothing
+  std::set<std::string> pools;
+  for (const Json& r : *results) {
+    if (JsonString(r, {"driver"}) != options_.driver_name) continue;
+    std::string pool = JsonString(r, {"pool"});
+    if (pool == options_.pool_name) return "";
+    pools.insert(pool);
+  }
+  std::string others;
+  for (const auto& p : pools) others += (others.empty() ? "" : ", ") + p;
+  return "it is no longer allocated to this node's pool " + options_.pool_name +
+         (others.empty() ? " (no device of driver " + options_.driver_name + ")"
+                         : " (its devices are in pool " + others + ")");
+}
+
+bool Preparer::ConfirmAndCleanUp(const std::string& uid, const model::PreparedClaim& claim) {
+  const std::string who = "ResourceClaim " + claim.ns + "/" + claim.name + " (uid " + uid + ")";
+  ClaimTurns::Turn turn = turns_.Arrive(uid);
+  (void)turn.Wait(model::CallContext());
+  auto current = checkpoint_->Find(uid);
+  if (!current || *current != claim) return false;  // changed meanwhile: judged again next time
+  const std::string why = StaleReason(uid, claim);
+  if (why.empty()) {
+    spdlog::info("keeping prepared {}: it looked stale, but a second read does not confirm it",
+                 who);
+    return false;
+  }
+  Status st;
+  {
     std::lock_guard<std::mutex> lock(ClaimMutex(uid));
-    Status st = UnprepareLocked(uid);
-    if (st.ok()) {
-      spdlog::info("cleaned up ResourceClaim {}/{} (uid {}): it no longer exists", claim.ns,
-                   claim.name, uid);
-      cleaned++;
+    st = UnprepareLocked(uid);
+  }
+  if (!st.ok()) {
+    spdlog::warn("cleaning up {}: {}", who, st.message());
+    return false;
+  }
+  turn.MarkUnprepared();
+  spdlog::info("cleaned up {}: {} (confirmed by a second read)", who, why);
+  return true;
+}
+
+int Preparer::CleanupStale() {
+  // First look: one read per prepared claim, nothing changed.
+  std::vector<std::pair<std::string, model::PreparedClaim>> suspects;
+  for (const auto& [uid, claim] : checkpoint_->Snapshot().claims) {
+    if (claim.state != model::ClaimState::kPrepareCompleted) continue;  // its prepare's business
+    std::string why = StaleReason(uid, claim);
+    if (why.empty()) continue;
+    LOG_V(1, "ResourceClaim {}/{} (uid {}) looks stale ({}); reading it again in {} ms", claim.ns,
+          claim.name, uid, why, options_.stale_confirm_delay.count());
+    suspects.emplace_back(uid, claim);
+  }
+  if (suspects.empty()) return 0;
+  // Second look, after a pause: a claim is cleaned up only when it still looks stale.
+  if (options_.stale_confirm_delay.count() > 0) {
+    if (options_.sleep) {
+      options_.sleep(options_.stale_confirm_delay);
     } else {
-      spdlog::warn("cleaning up ResourceClaim {}/{} (uid {}): {}", claim.ns, claim.name, uid,
-                   st.message());
+      std::this_thread::sleep_for(options_.stale_confirm_delay);
     }
   }
+  int cleaned = 0;
+  for (const auto& [uid, claim] : suspects) cleaned += ConfirmAndCleanUp(uid, claim) ? 1 : 0;
   return cleaned;
 }
 

@@ -4,6 +4,7 @@
 
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -33,9 +34,12 @@ struct Preparer::Allocation {
 
 // Why `devices` of claim `uid` cannot be prepared next to the claims already in `state`, or "".
 // A device may be held twice only when one of the two has admin access or both are distinct
-// shares of a multi-allocatable device.
+// shares of a multi-allocatable device (same name). Devices are compared by name and by physical
+// identity (model::PhysicalOverlap: bus ID, UUID, a device node that is neither a shared control
+// node nor in `shared_nodes`), so one physical device under two names is refused too.
 std::string FindConflict(const checkpoint::State& state, const std::string& uid,
-                         const std::vector<model::PreparedDevice>& devices);
+                         const std::vector<model::PreparedDevice>& devices,
+                         const std::set<std::string>& shared_nodes);
 
 // What the checkpoint records about the time slice of TimeSlicing device `dev` with `interval`:
 // set with nvidia-smi when the device has that control and a target, else advisory.
@@ -48,6 +52,19 @@ model::AppliedTimeSlice TimeSliceFor(const model::Device& dev, model::TimeSliceI
 // same (InvalidArgument otherwise).
 Expected<std::vector<cdi::ClaimSpecDevice>> SpecDevicesFor(
     const std::vector<model::PreparedDevice>& devices, const model::Inventory* inventory);
+
+// Recovery after the checkpoint was moved aside (recovery.cc): rebuilds PrepareCompleted records
+// of the claims whose CDI specs (of `cdi`'s driver) are on disk, from the specs; records them in
+// `checkpoint` and keeps every spec (those that cannot be read back are named in
+// report.specs_kept). What a spec does not say: request names (empty = all requests), admin
+// access and share IDs (false / none); a time slice that was set is re-derived from `inventory`
+// (the device's control and target; a spec whose set time slice cannot be re-derived is kept
+// without a record); device nodes and the device mounts come from the spec, the pool is
+// options.pool_name.
+void RebuildFromSpecs(checkpoint::Checkpoint& checkpoint, cdi::CdiWriter& cdi,
+                      const PreparerOptions& options, const model::Inventory* inventory,
+                      const std::set<std::string>& specs, RecoveryReport& report,
+                      RecoveryFailures& failures);
 
 // Recovery's failures: each is logged; the result names how many failed and the first.
 class RecoveryFailures {

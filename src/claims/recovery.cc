@@ -1,5 +1,7 @@
 // Recover() at start, step by step (see Preparer's promises in preparer.h).
 
+#include <chrono>
+#include <map>
 #include <set>
 
 #include "accel_dra/common/log.h"
@@ -33,12 +35,116 @@ Expected<RecoveryReport> Preparer::Recover() {
   auto listed = cdi_->ListClaimSpecs();
   if (!listed.ok()) return listed.status();
   const std::set<std::string> specs(listed->begin(), listed->end());
-  RemoveUnownedSpecs(specs, report, failures);
+  if (!checkpoint_->load_report().moved_aside_to.empty()) {
+    // The checkpoint was lost: the specs on disk are all that is left of the prepared claims.
+    RebuildFromSpecs(*checkpoint_, *cdi_, options_, inventory_().get(), specs, report, failures);
+  } else {
+    RemoveUnownedSpecs(specs, report, failures);
+  }
   if (checkpoint_->load_report().rebooted && exclusive) ReapplySettingsAfterReboot(failures);
   RestoreSpecs(exclusive, specs, report, failures);
   RETURN_IF_ERROR(checkpoint_->Sync().WithContext("checkpoint"));
   RETURN_IF_ERROR(failures.Result());
   return report;
+}
+
+namespace {
+
+// The devices of the pool of this node a claim spec names, as PrepareCompleted records.
+Expected<model::PreparedClaim> RebuildClaim(const PreparerOptions& options, cdi::CdiWriter& cdi,
+                                            const std::string& uid,
+                                            const model::Inventory* inventory) {
+  ASSIGN_OR_RETURN(cdi::Spec spec, cdi.ReadClaimSpec(uid));
+  ASSIGN_OR_RETURN(cdi::ClaimSpecContents contents,
+                   cdi::ReadBackClaimSpec(options.driver_name, uid, spec));
+  model::PreparedClaim claim;
+  claim.ns = contents.claim.namespace_;
+  claim.name = contents.claim.name;
+  claim.state = model::ClaimState::kPrepareCompleted;
+  ASSIGN_OR_RETURN(claim.cdi_spec_file, cdi::ClaimSpecFileName(options.driver_name, uid));
+  claim.prepare_started_at = std::chrono::system_clock::now();
+  claim.prepare_completed_at = claim.prepare_started_at;
+  // The spec-level mounts but the inspect tool's (BuildSpec adds the current one): recorded on
+  // the first device; the spec mounts them once per claim whichever device records them.
+  std::vector<model::FileMount> mounts;
+  for (const auto& m : contents.mounts) {
+    if (m.container_path != model::kInspectToolContainerPath) mounts.push_back(m);
+  }
+  for (const auto& entry : contents.devices) {
+    model::PreparedDevice d;  // request_names empty: all requests of the claim
+    d.pool = options.pool_name;
+    d.device = entry.device;
+    ASSIGN_OR_RETURN(std::string id, cdi::ClaimDeviceId(options.driver_name, uid, entry.device));
+    d.cdi_device_ids = {id};
+    d.sharing = entry.sharing;
+    if (entry.sharing.strategy == model::SharingStrategy::kTimeSlicing) {
+      const model::Device* dev = inventory != nullptr ? inventory->Find(entry.device) : nullptr;
+      model::AppliedTimeSlice ts;
+      ts.setting = model::TimeSliceSetting(entry.sharing.interval);
+      if (dev != nullptr) ts = TimeSliceFor(*dev, entry.sharing.interval);
+      if (entry.timeslice_enforced && ts.control == model::TimeSliceControl::kNone) {
+        return FailedPrecondition("device " + entry.device +
+                                  " had its time slice set, but this node no longer says how to "
+                                  "reset it (the device is not published or has no control)");
+      }
+      if (!entry.timeslice_enforced) ts = {model::TimeSliceControl::kNone, "", ts.setting};
+      d.time_slice = ts;
+    }
+    d.device_nodes = entry.device_nodes;
+    d.mounts = claim.devices.empty() ? mounts : std::vector<model::FileMount>{};
+    claim.devices.push_back(std::move(d));
+  }
+  return claim;
+}
+
+}  // namespace
+
+// The checkpoint was unusable and moved aside, so it lost the prepared claims of running pods;
+// their CDI specs are still on disk. Rebuilds each claim's records from its spec and keeps the
+// spec (a container restart needs it); a spec that cannot be read back is kept too, never
+// deleted (the stale-claim sweep and kubelet's unprepare take care of claims that are gone).
+void RebuildFromSpecs(checkpoint::Checkpoint& checkpoint, cdi::CdiWriter& cdi,
+                      const PreparerOptions& options, const model::Inventory* inventory,
+                      const std::set<std::string>& specs, RecoveryReport& report,
+                      RecoveryFailures& failures) {
+  std::map<std::string, model::PreparedClaim> rebuilt;
+  for (const auto& uid : specs) {
+    if (checkpoint.Find(uid)) continue;
+    auto claim = RebuildClaim(options, cdi, uid, inventory);
+    if (!claim.ok()) {
+      auto path = cdi.ClaimSpecPath(uid);
+      const std::string file = path.ok() ? path->string() : uid;
+      spdlog::error(
+          "recovery: keeping CDI spec {} without a checkpoint entry: its claim cannot "
+          "be rebuilt: {}",
+          file, claim.status().message());
+      report.specs_kept.push_back(file);
+      continue;
+    }
+    rebuilt.emplace(uid, std::move(*claim));
+  }
+  Status st = Status::Ok();
+  if (!rebuilt.empty()) {
+    st = checkpoint.Update([&](checkpoint::State& s) {
+      for (const auto& [uid, claim] : rebuilt) s.claims.emplace(uid, claim);  // absent ones only
+    });
+  }
+  if (!st.ok()) {
+    failures.Add(st.WithContext("recording the claims rebuilt from their CDI specs"));
+    return;
+  }
+  report.claims_rebuilt = static_cast<int>(rebuilt.size());
+  std::string names;
+  for (const auto& [uid, claim] : rebuilt) {
+    names += (names.empty() ? "" : ", ") + claim.ns + "/" + claim.name + " (uid " + uid + ")";
+  }
+  spdlog::error(
+      "recovery: the checkpoint was unusable and was moved aside to {}; rebuilt {} prepared "
+      "claim(s) from their CDI specs in {}{}{}; {} spec(s) could not be rebuilt and are kept "
+      "(named above). Rebuilt records lack request names (all requests), admin access and share "
+      "IDs; claims that are gone are cleaned up by the stale-claim sweep",
+      checkpoint.load_report().moved_aside_to.string(), rebuilt.size(), cdi.root().string(),
+      names.empty() ? "" : ": ", names, report.specs_kept.size());
 }
 
 // Undoes prepares a crash interrupted.

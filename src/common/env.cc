@@ -162,10 +162,24 @@ bool Env::Exists(const fs::path& path) {
 }
 
 Status Env::CreateDirs(const fs::path& dir, mode_t mode) {
+  const fs::path target = dir.has_filename() ? dir : dir.parent_path();  // "a/b/" is "a/b"
   std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) return ErrnoStatus("create directory " + dir.string(), ec.value());
-  (void)mode;  // the umask-filtered default is what every caller wants so far
+  if (fs::is_directory(target, ec)) return Status::Ok();
+  const fs::path parent = target.parent_path();
+  if (!parent.empty() && parent != target) {
+    fs::create_directories(parent, ec);
+    if (ec) return ErrnoStatus("create directory " + parent.string(), ec.value());
+  }
+  // Created owner-only, then given exactly `mode` (the umask does not apply): never wider than
+  // asked, not even for an instant.
+  if (::mkdir(target.c_str(), 0700) != 0) {
+    const int err = errno;
+    if (err == EEXIST && fs::is_directory(target, ec)) return Status::Ok();  // a racing creator
+    return ErrnoStatus("create directory " + target.string(), err);
+  }
+  if (::chmod(target.c_str(), mode) != 0) {
+    return ErrnoStatus("chmod " + target.string(), errno);
+  }
   return Status::Ok();
 }
 

@@ -24,6 +24,8 @@ std::string_view CodeName(Code code) {
       return "Unavailable";
     case Code::kDeadlineExceeded:
       return "DeadlineExceeded";
+    case Code::kCancelled:
+      return "Cancelled";
     case Code::kResourceExhausted:
       return "ResourceExhausted";
     case Code::kDataLoss:

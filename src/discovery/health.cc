@@ -65,23 +65,34 @@ HealthProblem DeviceHealthTracker::Check(const model::Device& d, const std::stri
   return {};
 }
 
-void DeviceHealthTracker::Update(const model::Inventory& inventory, const NvmlInfo* nvml) {
-  std::vector<std::string> names;
-  std::map<std::string, HealthProblem> unhealthy;
+void DeviceHealthTracker::Update(const model::Inventory& inventory, const HealthContext& context) {
+  std::set<std::string> names;
+  std::map<std::string, HealthProblem> unhealthy = context.held;
+  std::set<std::string> unknown;
   std::set<std::string> keys;
   for (const auto& d : inventory.devices()) {
     std::string key = StringAttr(d, "pciBusID");
     if (key.empty()) key = "name:" + d.name;
     keys.insert(key);
-    names.push_back(d.name);
-    HealthProblem p = Check(d, key, nvml);
-    if (!p.reason.empty()) unhealthy.emplace(d.name, std::move(p));
+    names.insert(d.name);
+    if (context.stale.count(d.name) != 0) {
+      // What discovery cannot read now, the checks cannot judge either (an unlistable
+      // /sys/bus/pci/devices would read as unbound drivers).
+      if (unhealthy.count(d.name) == 0) unknown.insert(d.name);
+      continue;
+    }
+    HealthProblem p = Check(d, key, context.nvml);
+    if (!p.reason.empty()) unhealthy.emplace(d.name, std::move(p));  // a held device's first
   }
+  for (const auto& [name, problem] : context.held) names.insert(name);
   for (auto it = memory_.begin(); it != memory_.end();) {
     it = keys.count(it->first) != 0 ? std::next(it) : memory_.erase(it);
   }
+  std::vector<std::string> sorted(names.begin(), names.end());
   std::lock_guard<std::mutex> lock(mu_);
-  if (names == names_ && unhealthy == unhealthy_ && generation_ != 0) return;
+  if (sorted == names_ && unhealthy == unhealthy_ && unknown == unknown_ && generation_ != 0) {
+    return;
+  }
   for (const auto& [name, problem] : unhealthy) {
     auto old = unhealthy_.find(name);
     if (old == unhealthy_.end() || old->second != problem) {
@@ -89,12 +100,13 @@ void DeviceHealthTracker::Update(const model::Inventory& inventory, const NvmlIn
     }
   }
   for (const auto& [name, problem] : unhealthy_) {
-    if (unhealthy.count(name) == 0 && std::find(names.begin(), names.end(), name) != names.end()) {
+    if (unhealthy.count(name) == 0 && unknown.count(name) == 0 && names.count(name) != 0) {
       spdlog::info("device {} is healthy again", name);
     }
   }
-  names_ = std::move(names);
+  names_ = std::move(sorted);
   unhealthy_ = std::move(unhealthy);
+  unknown_ = std::move(unknown);
   ++generation_;
 }
 
@@ -107,6 +119,7 @@ model::DeviceHealthSnapshot DeviceHealthTracker::Snapshot() {
     h.pool = pool_;
     h.device = n;
     h.health = unhealthy_.count(n) != 0 ? model::DeviceHealthStatus::kUnhealthy
+               : unknown_.count(n) != 0 ? model::DeviceHealthStatus::kUnknown
                                         : model::DeviceHealthStatus::kHealthy;
     s.devices.push_back(std::move(h));
   }

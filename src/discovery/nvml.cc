@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <set>
 
 #include "accel_dra/common/log.h"
 #include "accel_dra/common/names.h"
@@ -329,55 +330,6 @@ int NvmlProbe::fallback_warnings() const {
 
 // --- pure helpers --------------------------------------------------------------------------------
 
-namespace {
-
-bool ParseHex(std::string_view s, size_t max_digits, unsigned long& out) {
-  if (s.empty() || s.size() > max_digits) return false;
-  unsigned long v = 0;
-  for (char c : s) {
-    int d = 0;
-    if (c >= '0' && c <= '9') {
-      d = c - '0';
-    } else if (c >= 'a' && c <= 'f') {
-      d = c - 'a' + 10;
-    } else if (c >= 'A' && c <= 'F') {
-      d = c - 'A' + 10;
-    } else {
-      return false;
-    }
-    v = v * 16 + static_cast<unsigned long>(d);
-  }
-  out = v;
-  return true;
-}
-
-}  // namespace
-
-std::optional<std::string> NormalizePciBusId(std::string_view bus_id) {
-  bus_id = TrimView(bus_id);
-  unsigned long domain = 0;
-  unsigned long bus = 0;
-  unsigned long dev = 0;
-  unsigned long fn = 0;
-  size_t dot = bus_id.rfind('.');
-  if (dot == std::string_view::npos) return std::nullopt;
-  if (!ParseHex(bus_id.substr(dot + 1), 1, fn) || fn > 7) return std::nullopt;
-  std::string_view head = bus_id.substr(0, dot);
-  size_t c2 = head.rfind(':');
-  if (c2 == std::string_view::npos) return std::nullopt;
-  if (!ParseHex(head.substr(c2 + 1), 2, dev) || dev > 0x1f) return std::nullopt;
-  head = head.substr(0, c2);
-  size_t c1 = head.rfind(':');
-  std::string_view bus_s = c1 == std::string_view::npos ? head : head.substr(c1 + 1);
-  if (!ParseHex(bus_s, 2, bus)) return std::nullopt;
-  if (c1 != std::string_view::npos && !ParseHex(head.substr(0, c1), 8, domain)) {
-    return std::nullopt;
-  }
-  char out[32];
-  std::snprintf(out, sizeof(out), "%04lx:%02lx:%02lx.%lx", domain, bus, dev, fn);
-  return std::string(out);
-}
-
 std::optional<std::string> CudaVersionToSemver(int v) {
   if (v <= 0) return std::nullopt;
   return std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10) + ".0";
@@ -409,6 +361,22 @@ std::optional<std::string> NvmlArchitectureName(unsigned arch) {
   }
 }
 
+namespace {
+
+// The device's normalised PCI bus ID: its identity's, else its pciBusID (or
+// resource.kubernetes.io/pciBusID) attribute.
+std::optional<std::string> BusIdOf(const model::Device& d) {
+  if (!d.identity.pci_bus_id.empty()) return NormalizePciBusId(d.identity.pci_bus_id);
+  auto attr = d.attributes.find("pciBusID");
+  if (attr == d.attributes.end()) attr = d.attributes.find("resource.kubernetes.io/pciBusID");
+  if (attr == d.attributes.end() || attr->second.type() != model::AttrValue::Type::kString) {
+    return std::nullopt;
+  }
+  return NormalizePciBusId(attr->second.string_value());
+}
+
+}  // namespace
+
 size_t EnrichWithNvml(std::vector<model::Device>& devices, const NvmlInfo& info) {
   std::map<std::string, const NvmlGpu*> by_bus;
   for (const auto& g : info.gpus) {
@@ -417,11 +385,7 @@ size_t EnrichWithNvml(std::vector<model::Device>& devices, const NvmlInfo& info)
   const std::optional<std::string> cuda = CudaVersionToSemver(info.cuda_driver_version);
   size_t enriched = 0;
   for (auto& d : devices) {
-    auto attr = d.attributes.find("pciBusID");
-    if (attr == d.attributes.end()) attr = d.attributes.find("resource.kubernetes.io/pciBusID");
-    if (attr == d.attributes.end() || attr->second.type() != model::AttrValue::Type::kString)
-      continue;
-    auto bus = NormalizePciBusId(attr->second.string_value());
+    auto bus = BusIdOf(d);
     if (!bus) continue;
     auto it = by_bus.find(*bus);
     if (it == by_bus.end()) continue;
@@ -429,7 +393,10 @@ size_t EnrichWithNvml(std::vector<model::Device>& devices, const NvmlInfo& info)
     auto set = [&d](const std::string& k, model::AttrValue v) {
       d.attributes.insert_or_assign(k, std::move(v));
     };
-    if (!g.uuid.empty()) set("uuid", model::AttrValue::String(g.uuid));
+    if (!g.uuid.empty()) {
+      set("uuid", model::AttrValue::String(g.uuid));
+      d.identity.uuid = g.uuid;
+    }
     // nvidia-smi -i takes the UUID, which is stable across reboots and re-enumeration.
     if (d.timeslice_control == model::TimeSliceControl::kNvidiaSmi && !g.uuid.empty()) {
       d.timeslice_target = g.uuid;
@@ -469,11 +436,62 @@ NvmlEnrichedBackend::NvmlEnrichedBackend(std::unique_ptr<Backend> base, std::str
 
 std::string NvmlEnrichedBackend::Name() const { return base_->Name() + "+nvml"; }
 
+namespace {
+
+// `now` with the fields NVML could not read this time taken from `was` (the same GPU).
+NvmlGpu FillFrom(NvmlGpu now, const NvmlGpu& was) {
+  if (now.uuid.empty()) now.uuid = was.uuid;
+  if (now.name.empty()) now.name = was.name;
+  if (now.memory_total == 0) now.memory_total = was.memory_total;
+  if (!now.cc_major || !now.cc_minor) {
+    now.cc_major = was.cc_major;
+    now.cc_minor = was.cc_minor;
+  }
+  if (!now.architecture) now.architecture = was.architecture;
+  return now;
+}
+
+}  // namespace
+
+NvmlInfo NvmlEnrichedBackend::MergeWithLastGood(const std::vector<model::Device>& devices,
+                                                const std::optional<NvmlInfo>& now) {
+  std::set<std::string> present;
+  for (const auto& d : devices) {
+    if (auto bus = BusIdOf(d)) present.insert(*bus);
+  }
+  for (auto it = good_gpus_.begin(); it != good_gpus_.end();) {
+    it = present.count(it->first) != 0 ? std::next(it) : good_gpus_.erase(it);
+  }
+  if (now) {
+    if (!Trim(now->driver_version).empty()) good_.driver_version = now->driver_version;
+    if (now->cuda_driver_version > 0) good_.cuda_driver_version = now->cuda_driver_version;
+    for (const auto& g : now->gpus) {
+      auto bus = NormalizePciBusId(g.bus_id);
+      if (!bus || present.count(*bus) == 0) continue;  // only facts of devices `base` lists
+      auto was = good_gpus_.find(*bus);
+      bool same = was != good_gpus_.end() && (g.uuid.empty() || g.uuid == was->second.uuid);
+      good_gpus_.insert_or_assign(*bus, same ? FillFrom(g, was->second) : g);
+    }
+    if (keeping_) spdlog::info("NVML answers again; its facts are current again");
+    keeping_ = false;
+  } else if (!good_gpus_.empty() && !keeping_) {
+    keeping_ = true;
+    spdlog::warn(
+        "NVML failed ({}); keeping the NVML facts of {} GPUs from its last answer until it "
+        "answers again",
+        probe_.last_status().message(), good_gpus_.size());
+  }
+  NvmlInfo facts = good_;
+  facts.gpus.clear();
+  for (const auto& [bus, g] : good_gpus_) facts.gpus.push_back(g);
+  return facts;
+}
+
 Expected<std::vector<model::Device>> NvmlEnrichedBackend::Discover() {
   ASSIGN_OR_RETURN(std::vector<model::Device> devices, base_->Discover());
   auto info = probe_.Probe();
-  if (info) EnrichWithNvml(devices, *info);
   std::lock_guard<std::mutex> lock(mu_);
+  EnrichWithNvml(devices, MergeWithLastGood(devices, info));
   last_info_ = std::move(info);
   return devices;
 }

@@ -28,7 +28,7 @@ namespace {
 // destructor, so nothing is leaked or skipped on the C++ side.
 thread_local std::jmp_buf* tls_pci_jmp = nullptr;
 
-__attribute__((format(printf, 1, 2))) void PciError(char* fmt, ...) {
+__attribute__((format(printf, 1, 2), noreturn)) void PciError(char* fmt, ...) {
   char buf[512];
   va_list ap;
   va_start(ap, fmt);
@@ -129,13 +129,34 @@ std::string Hex(uint32_t v, int width) {
   return buf;
 }
 
-// dddd:bb:dd.f, hex, any case.
+// dddd:bb:dd.f as sysfs names PCI functions: hex, any case, a domain of 4 to 8 digits.
 bool IsBdf(std::string_view s) {
-  if (s.size() != 12 || s[4] != ':' || s[7] != ':' || s[10] != '.') return false;
-  for (size_t i : {0, 1, 2, 3, 5, 6, 8, 9}) {
+  const size_t colon = s.find(':');
+  if (colon < 4 || colon > 8 || s.size() != colon + 8) return false;
+  const size_t d = colon;  // bus at d+1, device at d+4, function at d+7
+  if (s[d + 3] != ':' || s[d + 6] != '.') return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i == d || i == d + 3 || i == d + 6 || i == d + 7) continue;
     if (std::isxdigit(static_cast<unsigned char>(s[i])) == 0) return false;
   }
-  return s[11] >= '0' && s[11] <= '7';
+  return s[d + 7] >= '0' && s[d + 7] <= '7';
+}
+
+// Hex digits only (no 0x), at most max_digits.
+bool ParseHexDigits(std::string_view s, size_t max_digits, unsigned long& out) {
+  if (s.empty() || s.size() > max_digits) return false;
+  unsigned long v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 16);
+  if (ec != std::errc() || p != s.data() + s.size()) return false;
+  out = v;
+  return true;
+}
+
+// Normalised bus IDs in PCI address order (numerically by domain, then bus, device, function).
+bool BdfLess(const std::string& a, const std::string& b) {
+  size_t da = a.find(':');
+  size_t db = b.find(':');
+  return da != db ? da < db : a < b;
 }
 
 bool Printable(std::string_view s) {
@@ -221,6 +242,38 @@ const char* PublishedType(const VendorInfo& vi, std::optional<uint32_t> cls,
 }  // namespace
 
 // ---- public helpers -----------------------------------------------------------------------------
+std::optional<std::string> NormalizePciBusId(std::string_view bus_id) {
+  bus_id = TrimView(bus_id);
+  unsigned long domain = 0;
+  unsigned long bus = 0;
+  unsigned long dev = 0;
+  unsigned long fn = 0;
+  size_t dot = bus_id.rfind('.');
+  if (dot == std::string_view::npos) return std::nullopt;
+  if (!ParseHexDigits(bus_id.substr(dot + 1), 1, fn) || fn > 7) return std::nullopt;
+  std::string_view head = bus_id.substr(0, dot);
+  size_t c2 = head.rfind(':');
+  if (c2 == std::string_view::npos) return std::nullopt;
+  if (!ParseHexDigits(head.substr(c2 + 1), 2, dev) || dev > 0x1f) return std::nullopt;
+  head = head.substr(0, c2);
+  size_t c1 = head.rfind(':');
+  std::string_view bus_s = c1 == std::string_view::npos ? head : head.substr(c1 + 1);
+  if (!ParseHexDigits(bus_s, 2, bus)) return std::nullopt;
+  if (c1 != std::string_view::npos && !ParseHexDigits(head.substr(0, c1), 8, domain)) {
+    return std::nullopt;
+  }
+  char out[32];
+  std::snprintf(out, sizeof(out), "%04lx:%02lx:%02lx.%lx", domain, bus, dev, fn);
+  return std::string(out);
+}
+
+std::string PciDeviceName(std::string_view type, std::string_view bdf) {
+  std::string name(type);
+  name += '-';
+  for (char c : bdf) name += (c == ':' || c == '.') ? '-' : c;
+  return name;
+}
+
 nlohmann::json DevicesToJson(const std::vector<model::Device>& devices) {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& d : devices) {
@@ -324,7 +377,7 @@ std::string PciBackend::ProductName(const std::string& vendor_display, uint32_t 
 // Where a PCI function lives in sysfs. `listed` is the entry under /sys/bus/pci/devices as
 // Discover found it; `dev` the directory it resolves to (the symlink resolved by path arithmetic).
 struct PciBackend::Sysfs {
-  std::string bdf;  // lower case
+  std::string bdf;  // normalised (NormalizePciBusId)
   fs::path listed;
   fs::path dev;
   std::optional<std::string> pcie_root;  // "pciDDDD:BB" when `dev` is under /sys/devices/pci*
@@ -356,9 +409,7 @@ std::optional<PciBackend::Found> PciBackend::Probe(const std::string& bdf) {
 
 PciBackend::Sysfs PciBackend::Locate(const std::string& bdf) {
   Sysfs at;
-  at.bdf = bdf;
-  std::transform(at.bdf.begin(), at.bdf.end(), at.bdf.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  at.bdf = NormalizePciBusId(bdf).value_or(bdf);  // Discover() passes only well-formed entries
   const fs::path devices_dir = "/sys/bus/pci/devices";
   at.listed = devices_dir / bdf;
   // Where the device really lives: resolve the symlink by path arithmetic.
@@ -417,6 +468,7 @@ void PciBackend::AddIdentity(const Sysfs& at, const Identity& id, model::Device&
   a.emplace("vendor", model::AttrValue::String(id.vendor_key));
   a.emplace("vendorID", model::AttrValue::String(Hex(id.vendor, 4)));
   a.emplace("pciBusID", model::AttrValue::String(at.bdf));
+  d.identity.pci_bus_id = at.bdf;
   // NVIDIA display-class GPUs: TimeSlicing is applied with nvidia-smi (-i takes the bus ID; NVML
   // enrichment replaces it with the UUID).
   if (id.vendor == 0x10de && id.cls && (*id.cls >> 16) == 0x03) {
@@ -595,13 +647,13 @@ Expected<std::vector<model::Device>> PciBackend::Discover() {
       if (auto f = Probe(e)) found.push_back(std::move(*f));
     }
     std::sort(found.begin(), found.end(),
-              [](const Found& x, const Found& y) { return x.bdf < y.bdf; });
+              [](const Found& x, const Found& y) { return BdfLess(x.bdf, y.bdf); });
     std::map<std::string, int> per_type;
     std::vector<model::Device> out;
     out.reserve(found.size());
     for (auto& f : found) {
       int index = per_type[f.type]++;
-      f.device.name = f.type + "-" + std::to_string(index);
+      f.device.name = PciDeviceName(f.type, f.bdf);
       f.device.attributes.emplace("index", model::AttrValue::Int(index));
       out.push_back(std::move(f.device));
     }

@@ -61,6 +61,9 @@ Expected<SimProfile> ParseSimProfile(const std::string& yaml, const std::string&
   }
   SimProfile p;
   for (const auto& kv : root) {
+    // A key that is not a scalar (found by tests/fuzz/sim_profile_fuzz: as<> threw).
+    if (!kv.first.IsScalar())
+      return err("a key that is not a string (accepted: devices, driverVersionFile)");
     auto key = kv.first.as<std::string>();
     if (key == "devices") continue;
     if (key != "driverVersionFile") {
@@ -126,6 +129,7 @@ Expected<SimProfile> ParseSimProfile(const std::string& yaml, const std::string&
       return err(where + ".memory: " + q.status().message());
     }
     if (g.product_name.size() > 64) return err(where + ".productName is longer than 64 characters");
+    if (!IsValidUtf8(g.product_name)) return err(where + ".productName is not UTF-8 text");
     if (!g.device_node.empty() && g.device_node.front() != '/') {
       return err(where + ".deviceNode must be an absolute path");
     }
@@ -238,6 +242,7 @@ Expected<std::vector<model::Device>> SimulatedBackend::Discover() {
       }
       d.attributes.emplace("driverName", model::AttrValue::String("accel-sim"));
       d.attributes.emplace("pciBusID", model::AttrValue::String(bdf));
+      d.identity = {bdf, d.attributes.at("uuid").string_value()};
       d.attributes.emplace("resource.kubernetes.io/pcieRoot", model::AttrValue::String(root));
       d.attributes.emplace("numaNode", model::AttrValue::Int(numa));
       d.attributes.emplace("simulated", model::AttrValue::Bool(true));

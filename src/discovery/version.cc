@@ -34,11 +34,12 @@ std::optional<std::string> NormalizeIdents(std::string_view s, bool strip_zeros)
   return out;
 }
 
+// No control characters, and UTF-8 (the attribute is sent in a JSON body).
 bool Printable(std::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    auto u = static_cast<unsigned char>(c);
-    return u >= 0x20 && u != 0x7f;
-  });
+  return IsValidUtf8(s) && std::all_of(s.begin(), s.end(), [](char c) {
+           auto u = static_cast<unsigned char>(c);
+           return u >= 0x20 && u != 0x7f;
+         });
 }
 
 }  // namespace

@@ -99,12 +99,24 @@ using Slist = std::unique_ptr<curl_slist, SlistDeleter>;
 struct ResponseSink {
   std::string* body = nullptr;
   std::string retry_after;
+  size_t limit = 0;
+  bool too_large = false;
 };
 
 size_t WriteToString(char* data, size_t size, size_t n, void* user) {
   auto* sink = static_cast<ResponseSink*>(user);
+  if (size * n > sink->limit - std::min(sink->limit, sink->body->size())) {
+    sink->too_large = true;
+    return 0;  // aborts the transfer (CURLE_WRITE_ERROR)
+  }
   sink->body->append(data, size * n);
   return size * n;
+}
+
+Status TooLarge(const std::string& what, size_t limit) {
+  return Status(Code::kResourceExhausted,
+                what + " exceeds the limit of " + std::to_string(limit) +
+                    " bytes (RestConfig::max_response_bytes); the transfer was aborted");
 }
 
 bool StartsWithNoCase(std::string_view s, std::string_view prefix) {
@@ -181,7 +193,25 @@ struct StreamContext {
   long status = 0;  // NOLINT(google-runtime-int): libcurl's type
   bool consumer_stopped = false;
   bool callback_threw = false;
+  size_t line_limit = 0;  // the longest line (one watch event) accepted
+  size_t line_bytes = 0;  // bytes of the current line so far
+  bool too_large = false;
 };
+
+// Tracks the length of the current line across `chunk`; false when a line exceeds the limit.
+bool WithinLineLimit(StreamContext* ctx, std::string_view chunk) {
+  for (;;) {
+    const size_t nl = chunk.find('\n');
+    const size_t part = nl == std::string_view::npos ? chunk.size() : nl;
+    if (part > ctx->line_limit - std::min(ctx->line_limit, ctx->line_bytes)) return false;
+    if (nl == std::string_view::npos) {
+      ctx->line_bytes += part;
+      return true;
+    }
+    ctx->line_bytes = 0;
+    chunk.remove_prefix(nl + 1);
+  }
+}
 
 constexpr size_t kMaxErrorBody = 1 << 20;
 
@@ -194,6 +224,10 @@ size_t StreamWrite(char* data, size_t size, size_t n, void* user) {
       ctx->error_body->append(data, std::min(len, kMaxErrorBody - ctx->error_body->size()));
     }
     return len;
+  }
+  if (!WithinLineLimit(ctx, std::string_view(data, len))) {
+    ctx->too_large = true;
+    return 0;  // aborts the transfer before the consumer buffers it
   }
   try {
     if (!(*ctx->on_chunk)(std::string_view(data, len))) {
@@ -253,6 +287,7 @@ class CurlTransport final : public Transport {
     HttpResponse resp;
     ResponseSink sink;
     sink.body = &resp.body;
+    sink.limit = config_.max_response_bytes;
     Slist headers = Headers(token.value(), content_type);
     Target(h.get(), path, headers.get(), timeout);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &WriteToString);
@@ -273,7 +308,9 @@ class CurlTransport final : public Transport {
     }
     CURLcode rc = curl_easy_perform(c);
     if (rc != CURLE_OK) {
-      Status err = CurlError(rc, h->errbuf.data(), config_.server, timeout);
+      Status err = sink.too_large
+                       ? TooLarge("the response body of " + method + " " + path, sink.limit)
+                       : CurlError(rc, h->errbuf.data(), config_.server, timeout);
       Release(std::move(h));
       return err;
     }
@@ -305,6 +342,7 @@ class CurlTransport final : public Transport {
     ctx.on_chunk = &on_chunk;
     ctx.stop = stop;
     ctx.error_body = error_body;
+    ctx.line_limit = config_.max_response_bytes;
     curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
     curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING,
                      static_cast<char*>(nullptr));  // no gzip on a stream of small events
@@ -345,6 +383,7 @@ class CurlTransport final : public Transport {
     if (status != nullptr) *status = static_cast<int>(ctx.status);
 
     if (ctx.callback_threw) return Internal("watch event handler threw an exception");
+    if (ctx.too_large) return TooLarge("a single event (line) of the stream", ctx.line_limit);
     if (stopped || ctx.consumer_stopped || rc == CURLE_OK) return Status::Ok();
     if (rc == CURLE_ABORTED_BY_CALLBACK && stop != nullptr && stop->load()) return Status::Ok();
     // The deadline (or the idle limit) ending an established stream is a normal end.

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "accel_dra/common/json_path.h"
+#include "accel_dra/common/log.h"
 #include "accel_dra/kube/client.h"
 #include "internal.h"
 
@@ -115,7 +116,8 @@ Expected<std::string> ResourceApi::Version() {
   if (!version_.empty()) return version_;
   auto group = client_->Get("/apis/resource.k8s.io");
   if (!group.ok()) {
-    if (group.status().code() == Code::kNotFound) {
+    // A group the server does not serve is a bare 404 (not a NotFound Status): any 404 here.
+    if (group.status().http_status() == 404) {
       Status st = FailedPrecondition(
           "the apiserver does not serve the resource.k8s.io API group (is dynamic resource "
           "allocation enabled?): " +
@@ -144,6 +146,18 @@ Expected<std::string> ResourceApi::Version() {
   for (const std::string& v : served) list += (list.empty() ? "" : ", ") + v;
   return FailedPrecondition("the apiserver serves resource.k8s.io versions [" + list +
                             "] but none of v1, v1beta2, v1beta1");
+}
+
+void ResourceApi::ForgetVersionIfNotServed(const Status& st) {
+  if (st.http_status() != 404 || st.code() == Code::kNotFound) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!version_.empty()) {
+    spdlog::warn(
+        "resource.k8s.io/{} answered a 404 that is not a NotFound; discovering the served "
+        "version again at the next call",
+        version_);
+  }
+  version_.clear();
 }
 
 std::string ResourceApi::Base() {
@@ -246,9 +260,15 @@ Expected<Json> ResourceApi::GetResourceClaim(const std::string& ns, const std::s
     return InvalidArgument("GetResourceClaim: namespace and name must be set");
   }
   ASSIGN_OR_RETURN(std::string version, Version());
-  ASSIGN_OR_RETURN(Json claim, client_->Get(Base() + "/namespaces/" + internal::UrlEncode(ns) +
-                                            "/resourceclaims/" + internal::UrlEncode(name)));
-  return internal::ClaimFromWire(claim, version);
+  // The version just returned, not Base(): another thread may forget it meanwhile.
+  auto claim =
+      client_->Get("/apis/resource.k8s.io/" + version + "/namespaces/" + internal::UrlEncode(ns) +
+                   "/resourceclaims/" + internal::UrlEncode(name));
+  if (!claim.ok()) {
+    ForgetVersionIfNotServed(claim.status());
+    return claim.status();
+  }
+  return internal::ClaimFromWire(*claim, version);
 }
 
 Expected<Json> ResourceApi::GetNode(const std::string& name) {

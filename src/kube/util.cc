@@ -3,6 +3,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "internal.h"
 
@@ -63,6 +64,26 @@ std::string UrlEncode(std::string_view in) {
       out.push_back('%');
       out.push_back(kHex[u >> 4]);
       out.push_back(kHex[u & 0xF]);
+    }
+  }
+  return out;
+}
+
+std::string UrlDecode(std::string_view in) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '%' && i + 2 < in.size() && hex(in[i + 1]) >= 0 && hex(in[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(hex(in[i + 1]) * 16 + hex(in[i + 2])));
+      i += 2;
+    } else {
+      out.push_back(in[i]);
     }
   }
   return out;
@@ -154,19 +175,89 @@ std::string Excerpt(const std::string& body) {
 
 }  // namespace
 
+ObjectOfPath ObjectAddressedBy(std::string_view path) {
+  ObjectOfPath out;
+  path = path.substr(0, path.find('?'));
+  std::vector<std::string> segments;
+  while (!path.empty()) {
+    if (path.front() == '/') {
+      path.remove_prefix(1);
+      continue;
+    }
+    size_t slash = path.find('/');
+    segments.push_back(UrlDecode(path.substr(0, slash)));
+    path.remove_prefix(slash == std::string_view::npos ? path.size() : slash);
+  }
+  // /api/<version>/... (core, group "") or /apis/<group>/<version>/...
+  size_t first = 0;
+  if (segments.size() >= 2 && segments[0] == "api") {
+    first = 2;
+  } else if (segments.size() >= 3 && segments[0] == "apis") {
+    out.group = segments[1];
+    first = 3;
+  } else {
+    return {};  // discovery, /version, /healthz ...: no object
+  }
+  std::vector<std::string> rest(segments.begin() + static_cast<ptrdiff_t>(first), segments.end());
+  // namespaces/<ns>/<resource>/... is a namespaced request; namespaces/<name> the Namespace.
+  if (rest.size() >= 3 && rest[0] == "namespaces") rest.erase(rest.begin(), rest.begin() + 2);
+  if (rest.empty()) return {};
+  out.resource = rest[0];
+  if (rest.size() >= 2) out.name = rest[1];
+  return out;
+}
+
+namespace {
+
+std::string JsonStringAt(const Json& obj, std::string_view key) {
+  if (!obj.is_object()) return "";
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+// Why a 404 answer does not prove that the object `path` addresses is gone ("" when it does): a
+// Status of reason NotFound whose details name that object (kind and group where given) does.
+std::string NotFoundDoubt(const std::string& path, const Json& body) {
+  if (JsonStringAt(body, "kind") != "Status") {
+    return "the answer is not a Kubernetes Status (the apiserver may not serve this API version "
+           "right now, e.g. during an upgrade), so it does not say that the object is gone";
+  }
+  if (JsonStringAt(body, "reason") != "NotFound") {
+    return "the Status has reason \"" + JsonStringAt(body, "reason") + "\", not NotFound";
+  }
+  const ObjectOfPath want = ObjectAddressedBy(path);
+  if (want.name.empty()) return "";  // a collection or another path: reason NotFound is all
+  const Json empty = Json::object();
+  auto d = body.find("details");
+  const Json& details = d != body.end() && d->is_object() ? *d : empty;
+  const std::string name = JsonStringAt(details, "name");
+  const std::string kind = JsonStringAt(details, "kind");
+  const std::string group = JsonStringAt(details, "group");
+  const std::string wanted = want.resource + " \"" + want.name + "\"";
+  if (name.empty()) return "the Status names no object (no details.name), not " + wanted;
+  if (name != want.name || (!kind.empty() && kind != want.resource) ||
+      (!group.empty() && group != want.group)) {
+    std::string named = (kind.empty() ? std::string("object") : kind) +
+                        (group.empty() ? "" : "." + group) + " \"" + name + "\"";
+    return "the Status is about " + named + ", not " + wanted;
+  }
+  return "";
+}
+
+}  // namespace
+
 Status StatusFromHttp(const std::string& method, const std::string& path, int http_status,
                       const std::string& body) {
   std::string message;
   std::string reason;
   Json parsed = Json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (parsed.is_object()) {
-    auto m = parsed.find("message");
-    if (m != parsed.end() && m->is_string()) message = m->get<std::string>();
-    auto r = parsed.find("reason");
-    if (r != parsed.end() && r->is_string()) reason = r->get<std::string>();
+    message = JsonStringAt(parsed, "message");
+    reason = JsonStringAt(parsed, "reason");
   }
 
   Code code = Code::kInternal;
+  std::string doubt;
   if (http_status == 400 || http_status == 422) {
     code = Code::kInvalidArgument;
   } else if (http_status == 401) {
@@ -174,7 +265,10 @@ Status StatusFromHttp(const std::string& method, const std::string& path, int ht
   } else if (http_status == 403) {
     code = Code::kPermissionDenied;
   } else if (http_status == 404) {
-    code = Code::kNotFound;
+    // Only the apiserver's own NotFound for this object says it is gone; any other 404 (a bare
+    // "404 page not found" from a mux that does not serve the group version) is a doubt.
+    doubt = NotFoundDoubt(path, parsed);
+    code = doubt.empty() ? Code::kNotFound : Code::kUnavailable;
   } else if (http_status == 409) {
     code = reason == "AlreadyExists" ? Code::kAlreadyExists : Code::kConflict;
   } else if (http_status == 410) {
@@ -197,6 +291,7 @@ Status StatusFromHttp(const std::string& method, const std::string& path, int ht
   } else if (!body.empty()) {
     text += ": " + Excerpt(body);
   }
+  if (!doubt.empty()) text += " (not taken as \"not found\": " + doubt + ")";
   Status st(code, std::move(text));
   st.set_http_status(http_status);
   return st;

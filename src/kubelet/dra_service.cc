@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <exception>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -91,9 +92,24 @@ grpc::Status Guarded(std::string_view op, Fn&& fn) {
   }
 }
 
+// Kubelet's deadline and cancellation of one call, for the version-free core. The server
+// context outlives the call into the preparer (which returns before the handler does).
+model::CallContext ContextOf(grpc::ServerContext* server) {
+  if (server == nullptr) return {};
+  std::optional<model::CallContext::Clock::time_point> deadline;
+  const auto remaining = server->deadline() - std::chrono::system_clock::now();
+  // No deadline is the far future (time_point::max()); a day is more than kubelet ever allows.
+  if (remaining < std::chrono::hours(24)) {
+    deadline = model::CallContext::Clock::now() +
+               std::chrono::duration_cast<model::CallContext::Clock::duration>(remaining);
+  }
+  return model::CallContext(deadline, [server] { return server->IsCancelled(); });
+}
+
 template <typename PrepareRequest, typename PrepareResponse>
 grpc::Status Prepare(model::ClaimPreparer& preparer, std::string_view api,
-                     const PrepareRequest& request, PrepareResponse* response) {
+                     grpc::ServerContext* server, const PrepareRequest& request,
+                     PrepareResponse* response) {
   const std::string op = "NodePrepareResources(" + std::string(api) + ")";
   LOG_V(6, "{} request: {}", op, request.ShortDebugString());
   auto claims = ClaimsOf(request);
@@ -108,7 +124,8 @@ grpc::Status Prepare(model::ClaimPreparer& preparer, std::string_view api,
 
   const auto start = std::chrono::steady_clock::now();
   std::map<std::string, model::PrepareResult> results;
-  grpc::Status st = Guarded(op, [&] { results = preparer.Prepare(*claims); });
+  const model::CallContext context = ContextOf(server);
+  grpc::Status st = Guarded(op, [&] { results = preparer.Prepare(*claims, context); });
   if (!st.ok()) return st;
   WarnUnrequested(results, *claims, op);
 
@@ -181,10 +198,10 @@ grpc::Status Unprepare(model::ClaimPreparer& preparer, std::string_view api,
 class DraV1Service final : public v1::DRAPlugin::Service {
  public:
   explicit DraV1Service(std::shared_ptr<model::ClaimPreparer> p) : preparer_(std::move(p)) {}
-  grpc::Status NodePrepareResources(grpc::ServerContext*,
+  grpc::Status NodePrepareResources(grpc::ServerContext* ctx,
                                     const v1::NodePrepareResourcesRequest* req,
                                     v1::NodePrepareResourcesResponse* resp) override {
-    return Prepare(*preparer_, "v1", *req, resp);
+    return Prepare(*preparer_, "v1", ctx, *req, resp);
   }
   grpc::Status NodeUnprepareResources(grpc::ServerContext*,
                                       const v1::NodeUnprepareResourcesRequest* req,
@@ -199,10 +216,10 @@ class DraV1Service final : public v1::DRAPlugin::Service {
 class DraV1beta1Service final : public v1beta1::DRAPlugin::Service {
  public:
   explicit DraV1beta1Service(std::shared_ptr<model::ClaimPreparer> p) : preparer_(std::move(p)) {}
-  grpc::Status NodePrepareResources(grpc::ServerContext*,
+  grpc::Status NodePrepareResources(grpc::ServerContext* ctx,
                                     const v1beta1::NodePrepareResourcesRequest* req,
                                     v1beta1::NodePrepareResourcesResponse* resp) override {
-    return Prepare(*preparer_, "v1beta1", *req, resp);
+    return Prepare(*preparer_, "v1beta1", ctx, *req, resp);
   }
   grpc::Status NodeUnprepareResources(grpc::ServerContext*,
                                       const v1beta1::NodeUnprepareResourcesRequest* req,

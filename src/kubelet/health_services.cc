@@ -3,6 +3,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <atomic>
+#include <string>
 #include <utility>
 
 #include "accel_dra/common/log.h"
@@ -33,10 +35,57 @@ namespace {
 
 namespace health = ::grpc::health::v1;
 
+// The open streams of one streaming method, at most `max`.
+class StreamSlots {
+ public:
+  StreamSlots(std::string method, int max) : method_(std::move(method)), max_(std::max(1, max)) {}
+
+  // A held slot, released when it goes away; empty when all were taken.
+  class Slot {
+   public:
+    explicit Slot(StreamSlots* owner) : owner_(owner) {}
+    Slot(Slot&& o) noexcept : owner_(std::exchange(o.owner_, nullptr)) {}
+    Slot(const Slot&) = delete;
+    Slot& operator=(const Slot&) = delete;
+    Slot& operator=(Slot&&) = delete;
+    ~Slot() {
+      if (owner_ != nullptr) owner_->open_.fetch_sub(1);
+    }
+    explicit operator bool() const { return owner_ != nullptr; }
+
+   private:
+    StreamSlots* owner_;
+  };
+
+  Slot TryTake() {
+    int n = open_.load();
+    while (n < max_) {
+      if (open_.compare_exchange_weak(n, n + 1)) return Slot(this);
+    }
+    return Slot(nullptr);
+  }
+  grpc::Status Refusal(const std::string& peer) const {
+    spdlog::warn("{}: refusing a stream from {}: {} streams are open (the limit)", method_, peer,
+                 max_);
+    return {grpc::StatusCode::RESOURCE_EXHAUSTED,
+            method_ + ": too many concurrent streams (limit " + std::to_string(max_) +
+                "); close one and retry"};
+  }
+
+ private:
+  const std::string method_;
+  const int max_;
+  std::atomic<int> open_{0};
+};
+
 class GrpcHealthService final : public health::Health::Service {
  public:
-  GrpcHealthService(LivenessCheck check, std::shared_ptr<StopSignal> stop)
-      : check_(std::move(check)), stop_(std::move(stop)) {}
+  GrpcHealthService(LivenessCheck check, std::shared_ptr<StopSignal> stop, int max_streams,
+                    DegradedState degraded)
+      : check_(std::move(check)),
+        stop_(std::move(stop)),
+        streams_("grpc.health.v1.Health/Watch", max_streams),
+        degraded_(std::move(degraded)) {}
 
   grpc::Status Check(grpc::ServerContext*, const health::HealthCheckRequest* req,
                      health::HealthCheckResponse* resp) override {
@@ -46,6 +95,8 @@ class GrpcHealthService final : public health::Health::Service {
 
   grpc::Status Watch(grpc::ServerContext* ctx, const health::HealthCheckRequest* req,
                      grpc::ServerWriter<health::HealthCheckResponse>* writer) override {
+    auto slot = streams_.TryTake();
+    if (!slot) return streams_.Refusal(ctx->peer());
     bool first = true;
     health::HealthCheckResponse::ServingStatus last = health::HealthCheckResponse::UNKNOWN;
     while (!ctx->IsCancelled() && !stop_->stopped()) {
@@ -65,6 +116,10 @@ class GrpcHealthService final : public health::Health::Service {
  private:
   health::HealthCheckResponse::ServingStatus Evaluate(const std::string& service) {
     if (stop_->stopped()) return health::HealthCheckResponse::NOT_SERVING;
+    if (service == degraded_.service && !degraded_.problem.empty()) {
+      spdlog::warn("health check (service '{}'): NOT_SERVING: {}", service, degraded_.problem);
+      return health::HealthCheckResponse::NOT_SERVING;
+    }
     std::string why;
     if (check_(&why)) {
       LOG_V(5, "health check (service '{}'): SERVING", service);
@@ -76,6 +131,8 @@ class GrpcHealthService final : public health::Health::Service {
 
   const LivenessCheck check_;
   const std::shared_ptr<StopSignal> stop_;
+  StreamSlots streams_;
+  const DegradedState degraded_;
 };
 
 ::v1alpha1::HealthStatus ToWire(model::DeviceHealthStatus s) {
@@ -94,15 +151,18 @@ class ResourceHealthService final : public ::v1alpha1::DRAResourceHealth::Servic
  public:
   ResourceHealthService(std::shared_ptr<model::DeviceHealthSource> source,
                         std::chrono::milliseconds resend, std::chrono::milliseconds poll,
-                        std::shared_ptr<StopSignal> stop)
+                        std::shared_ptr<StopSignal> stop, int max_streams)
       : source_(std::move(source)),
         resend_(resend),
         poll_(std::max(poll, std::chrono::milliseconds(10))),
-        stop_(std::move(stop)) {}
+        stop_(std::move(stop)),
+        streams_("v1alpha1.DRAResourceHealth/NodeWatchResources", max_streams) {}
 
   grpc::Status NodeWatchResources(
       grpc::ServerContext* ctx, const ::v1alpha1::NodeWatchResourcesRequest*,
       grpc::ServerWriter<::v1alpha1::NodeWatchResourcesResponse>* writer) override {
+    auto slot = streams_.TryTake();
+    if (!slot) return streams_.Refusal(ctx->peer());
     spdlog::info("NodeWatchResources: stream opened by {}", ctx->peer());
     bool first = true;
     uint64_t last_generation = 0;
@@ -144,19 +204,23 @@ class ResourceHealthService final : public ::v1alpha1::DRAResourceHealth::Servic
   const std::chrono::milliseconds resend_;
   const std::chrono::milliseconds poll_;
   const std::shared_ptr<StopSignal> stop_;
+  StreamSlots streams_;
 };
 
 }  // namespace
 
 std::unique_ptr<grpc::Service> MakeGrpcHealthService(LivenessCheck check,
-                                                     std::shared_ptr<StopSignal> stop) {
-  return std::make_unique<GrpcHealthService>(std::move(check), std::move(stop));
+                                                     std::shared_ptr<StopSignal> stop,
+                                                     int max_streams, DegradedState degraded) {
+  return std::make_unique<GrpcHealthService>(std::move(check), std::move(stop), max_streams,
+                                             std::move(degraded));
 }
 
 std::unique_ptr<grpc::Service> MakeResourceHealthService(
     std::shared_ptr<model::DeviceHealthSource> source, std::chrono::milliseconds resend,
-    std::chrono::milliseconds poll, std::shared_ptr<StopSignal> stop) {
-  return std::make_unique<ResourceHealthService>(std::move(source), resend, poll, std::move(stop));
+    std::chrono::milliseconds poll, std::shared_ptr<StopSignal> stop, int max_streams) {
+  return std::make_unique<ResourceHealthService>(std::move(source), resend, poll, std::move(stop),
+                                                 max_streams);
 }
 
 }  // namespace accel_dra::kubelet

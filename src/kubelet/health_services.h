@@ -4,6 +4,10 @@
 //  * v1alpha1.DRAResourceHealth - NodeWatchResources: streams the full device health list from a
 //    DeviceHealthSource on connect, whenever its generation changes and at least every `resend`.
 // Streaming handlers end promptly once the shared StopSignal fires or the client goes away.
+// grpc.health.v1 for service `degraded_service` answers NOT_SERVING while `degraded` is not empty
+// (logged as the reason), otherwise and for every other service it answers what `check` says.
+// Each streaming method serves at most `max_streams` streams at once (every open stream holds a
+// server thread); one more is refused with RESOURCE_EXHAUSTED naming the limit.
 
 #include <grpcpp/impl/service_type.h>
 
@@ -35,11 +39,17 @@ class StopSignal {
 // Returns true when healthy; otherwise false and a reason in *why.
 using LivenessCheck = std::function<bool(std::string* why)>;
 
+struct DegradedState {
+  std::string service;  // the grpc.health.v1 service name that reports it
+  std::string problem;  // "" = not degraded
+};
+
 std::unique_ptr<grpc::Service> MakeGrpcHealthService(LivenessCheck check,
-                                                     std::shared_ptr<StopSignal> stop);
+                                                     std::shared_ptr<StopSignal> stop,
+                                                     int max_streams, DegradedState degraded);
 
 std::unique_ptr<grpc::Service> MakeResourceHealthService(
     std::shared_ptr<model::DeviceHealthSource> source, std::chrono::milliseconds resend,
-    std::chrono::milliseconds poll, std::shared_ptr<StopSignal> stop);
+    std::chrono::milliseconds poll, std::shared_ptr<StopSignal> stop, int max_streams);
 
 }  // namespace accel_dra::kubelet

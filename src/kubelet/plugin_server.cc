@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdlib>
 #include <filesystem>
 #include <mutex>
 #include <thread>
@@ -38,6 +39,11 @@ PluginSocketPaths ComputeSocketPaths(const PluginServerOptions& o) {
                                                  : o.driver_name + "-" + o.pod_uid + "-reg.sock"))
           .string();
   return p;
+}
+
+std::string DefaultHealthcheckAddress() {
+  const char* pod_ip = std::getenv("POD_IP");
+  return pod_ip != nullptr && *pod_ip != '\0' ? std::string(pod_ip) : "127.0.0.1";
 }
 
 namespace {
@@ -172,9 +178,9 @@ Status PluginServer::Impl::Start() {
   dra_services_.push_back(MakeDraService(DraApiVersion::kV1, opts_.preparer));
   dra_services_.push_back(MakeDraService(DraApiVersion::kV1beta1, opts_.preparer));
   if (opts_.health_source) {
-    dra_services_.push_back(MakeResourceHealthService(opts_.health_source,
-                                                      opts_.health_resend_interval,
-                                                      opts_.health_poll_interval, stop_signal_));
+    dra_services_.push_back(MakeResourceHealthService(
+        opts_.health_source, opts_.health_resend_interval, opts_.health_poll_interval, stop_signal_,
+        opts_.max_health_streams));
   }
   std::vector<grpc::Service*> services;
   for (auto& s : dra_services_) services.push_back(s.get());
@@ -196,8 +202,9 @@ Status PluginServer::Impl::Start() {
 
   // 3. Liveness endpoint.
   if (opts_.healthcheck_port >= 0) {
-    health_service_ = MakeGrpcHealthService([this](std::string* why) { return LivenessCheck(why); },
-                                            stop_signal_);
+    health_service_ = MakeGrpcHealthService(
+        [this](std::string* why) { return LivenessCheck(why); }, stop_signal_,
+        opts_.max_health_streams, {std::string(kRecoveryHealthService), opts_.recovery_problem});
     grpc::ServerBuilder builder;
     // Fail clearly if the port is taken instead of sharing it with another process.
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);

@@ -5,11 +5,17 @@
 #include <cctype>
 #include <limits>
 
+#include "accel_dra/common/strings.h"
+
 namespace accel_dra::model {
 
 AttrValue AttrValue::Int(int64_t v) { return {Type::kInt, v, ""}; }
 AttrValue AttrValue::Bool(bool v) { return {Type::kBool, v ? 1 : 0, ""}; }
-AttrValue AttrValue::String(std::string v) { return {Type::kString, 0, std::move(v)}; }
+AttrValue AttrValue::String(std::string v) {
+  // Host text (a module's link name, NVML's strings) may be any bytes; the slice body is JSON.
+  if (!IsValidUtf8(v)) v = TruncateAttributeString(ValidUtf8(v));
+  return {Type::kString, 0, std::move(v)};
+}
 AttrValue AttrValue::Version(std::string v) { return {Type::kVersion, 0, std::move(v)}; }
 
 nlohmann::json AttrValue::ToJson() const {
@@ -29,6 +35,44 @@ nlohmann::json AttrValue::ToJson() const {
 Inventory::Inventory(std::vector<Device> devices) : devices_(std::move(devices)) {
   std::sort(devices_.begin(), devices_.end(),
             [](const Device& a, const Device& b) { return a.name < b.name; });
+  std::set<std::string> seen;
+  for (const auto& d : devices_) {
+    for (const auto& n : std::set<std::string>(d.device_nodes.begin(), d.device_nodes.end())) {
+      if (!seen.insert(n).second) shared_nodes_.insert(n);
+    }
+  }
+}
+
+bool IsSharedControlNode(std::string_view path) {
+  static constexpr std::array<std::string_view, 5> kShared = {"/dev/nvidiactl", "/dev/nvidia-uvm",
+                                                              "/dev/nvidia-uvm-tools",
+                                                              "/dev/nvidia-modeset", "/dev/kfd"};
+  return std::find(kShared.begin(), kShared.end(), path) != kShared.end() ||
+         path.starts_with("/dev/nvidia-caps/");
+}
+
+std::string PhysicalOverlap(const DeviceIdentity& a, const std::vector<std::string>& a_nodes,
+                            const DeviceIdentity& b, const std::vector<std::string>& b_nodes,
+                            const std::set<std::string>& shared_nodes) {
+  if (!a.pci_bus_id.empty() && a.pci_bus_id == b.pci_bus_id) {
+    return "PCI bus ID " + a.pci_bus_id;
+  }
+  if (!a.uuid.empty() && a.uuid == b.uuid) return "UUID " + a.uuid;
+  for (const auto& n : a_nodes) {
+    if (IsSharedControlNode(n) || shared_nodes.count(n) != 0) continue;
+    if (std::find(b_nodes.begin(), b_nodes.end(), n) != b_nodes.end()) return "device node " + n;
+  }
+  return "";
+}
+
+std::string IdentityChange(const DeviceIdentity& was, const DeviceIdentity& now) {
+  if (!was.pci_bus_id.empty() && !now.pci_bus_id.empty() && was.pci_bus_id != now.pci_bus_id) {
+    return "PCI bus ID " + now.pci_bus_id + ", was " + was.pci_bus_id;
+  }
+  if (!was.uuid.empty() && !now.uuid.empty() && was.uuid != now.uuid) {
+    return "UUID " + now.uuid + ", was " + was.uuid;
+  }
+  return "";
 }
 
 const Device* Inventory::Find(const std::string& name) const {

@@ -54,8 +54,54 @@ void NodeAgent::Rescan() {
 void NodeAgent::CheckHealth() {
   std::optional<discovery::NvmlInfo> nvml;
   if (parts_.nvml != nullptr) nvml = parts_.nvml->last_info();
-  parts_.health->Update(*inventory_.Get(), nvml ? &*nvml : nullptr);
+  model::InventoryPtr inventory = inventory_.Get();
+  discovery::HealthContext context;
+  context.nvml = nvml ? &*nvml : nullptr;
+  context.stale = parts_.devices->stale();
+  context.held = CheckHeld(*inventory);
+  parts_.health->Update(*inventory, context);
   composer_.SetUnhealthy(parts_.health->Unhealthy());
+}
+
+void NodeAgent::SetHeldDevices(model::HeldDevicesSource held) {
+  held_ = std::move(held);
+  CheckHealth();
+}
+
+std::map<std::string, discovery::HealthProblem> NodeAgent::CheckHeld(
+    const model::Inventory& inventory) {
+  std::map<std::string, discovery::HealthProblem> problems;
+  if (!held_) return problems;
+  std::map<std::string, std::string> reported;
+  for (const model::HeldDevice& h : held_()) {
+    model::HeldDeviceCheck c = model::CheckHeldDevice(h.record, inventory);
+    if (c.state == model::HeldDeviceState::kPresent) continue;
+    const std::string who = "ResourceClaim " + h.claim + " (uid " + h.claim_uid + ")";
+    const std::string key = who + ": device " + h.record.device;
+    auto was = held_reported_.find(key);
+    if (was == held_reported_.end() || was->second != c.message) {
+      if (c.state == model::HeldDeviceState::kRenamed) {
+        spdlog::info("{} holds {} under its former name; it keeps it until it is unprepared", who,
+                     c.message);
+      } else {
+        spdlog::warn(
+            "{} is prepared, but its {}: its containers no longer get the device "
+            "they were prepared with; delete the pod so the claim is allocated again",
+            who, c.message);
+      }
+    }
+    reported[key] = c.message;
+    if (c.state == model::HeldDeviceState::kRenamed) continue;
+    bool vanished = c.state == model::HeldDeviceState::kVanished;
+    problems.emplace(h.record.device,
+                     discovery::HealthProblem{vanished ? "DeviceVanished" : "DeviceChanged",
+                                              c.message + ", held by " + who});
+  }
+  for (const auto& [key, message] : held_reported_) {
+    if (reported.count(key) == 0) spdlog::info("{} is published again, or was unprepared", key);
+  }
+  held_reported_ = std::move(reported);
+  return problems;
 }
 
 // Drain first: a change after it makes the fd readable again, so none is missed.

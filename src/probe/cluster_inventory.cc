@@ -12,7 +12,7 @@ using Json = nlohmann::json;
 
 int64_t IntAt(const Json& j, JsonPath path) {
   const Json& v = JsonOrNull(j, path);
-  return v.is_number() ? v.get<int64_t>() : 0;
+  return v.is_number_integer() ? v.get<int64_t>() : 0;  // a float could overflow the conversion
 }
 
 NodeInfo NodeOf(const Json& n, const std::set<std::string>* selected) {

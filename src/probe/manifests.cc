@@ -2,6 +2,10 @@
 
 #include "accel_dra/probe/manifests.h"
 
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
 #include "accel_dra/probe/inspect.h"
 
 namespace accel_dra::probe {
@@ -19,18 +23,19 @@ Json Request(const std::string& device_class, int count) {
                          {"count", count}}}}});
 }
 
-std::vector<int> Components(std::string_view v) {
+std::vector<uint64_t> Components(std::string_view v) {
   if (!v.empty() && (v[0] == 'v' || v[0] == 'V')) v.remove_prefix(1);
-  std::vector<int> out;
+  std::vector<uint64_t> out;
   size_t i = 0;
   while (i < v.size()) {
     if (v[i] < '0' || v[i] > '9') break;
-    long n = 0;
+    uint64_t n = 0;  // saturates at UINT64_MAX (beyond what Kubernetes' semver holds)
     while (i < v.size() && v[i] >= '0' && v[i] <= '9') {
-      n = std::min(n * 10 + (v[i] - '0'), 1000000000L);
+      const uint64_t digit = static_cast<uint64_t>(v[i] - '0');
+      n = n > (UINT64_MAX - digit) / 10 ? UINT64_MAX : n * 10 + digit;
       ++i;
     }
-    out.push_back(static_cast<int>(n));
+    out.push_back(n);
     if (i < v.size() && v[i] == '.') {
       ++i;
     } else {

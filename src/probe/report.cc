@@ -3,6 +3,7 @@
 #include "accel_dra/probe/report.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -39,34 +40,175 @@ constexpr const char* kSecureAccessDescription =
     "by the Kubernetes resource management framework (device plugin or DRA) and container "
     "runtime, preventing unauthorized access or interference between workloads.";
 
-std::string XmlEscape(std::string_view s) {
+constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+
+// The length of the well-formed UTF-8 sequence at the start of `s` and its code point, or 0 when
+// it is not one (invalid, overlong, a surrogate, above U+10FFFF, truncated).
+size_t DecodeUtf8(std::string_view s, uint32_t* cp) {
+  const auto b = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  const unsigned char c = b(0);
+  if (c < 0x80) {
+    *cp = c;
+    return 1;
+  }
+  size_t n = 0;
+  uint32_t min = 0;
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2, *cp = c & 0x1F, min = 0x80;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3, *cp = c & 0x0F, min = 0x800;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4, *cp = c & 0x07, min = 0x10000;
+  } else {
+    return 0;
+  }
+  if (s.size() < n) return 0;
+  for (size_t i = 1; i < n; ++i) {
+    if ((b(i) & 0xC0) != 0x80) return 0;
+    *cp = (*cp << 6) | (b(i) & 0x3F);
+  }
+  if (*cp < min || *cp > 0x10FFFF || (*cp >= 0xD800 && *cp <= 0xDFFF)) return 0;
+  return n;
+}
+
+// `s` as well-formed UTF-8 holding only characters XML 1.0 allows: anything else (invalid bytes,
+// control characters but tab, newline and carriage return, U+FFFE, U+FFFF) becomes U+FFFD.
+// `map` may replace an allowed character by other text (it returns false to keep it as is).
+template <typename Map>
+std::string CleanText(std::string_view s, Map map) {
   std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&apos;";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t') {
-          out += ' ';
-        } else {
-          out += c;
-        }
+  out.reserve(s.size());
+  while (!s.empty()) {
+    uint32_t cp = 0;
+    size_t n = DecodeUtf8(s, &cp);
+    const bool allowed = n > 0 && (cp >= 0x20 || cp == '\t' || cp == '\n' || cp == '\r') &&
+                         cp != 0xFFFE && cp != 0xFFFF;
+    if (!allowed) {
+      out += kReplacement;
+      s.remove_prefix(n > 0 ? n : 1);
+      continue;
     }
+    if (!map(cp, out)) out.append(s.substr(0, n));
+    s.remove_prefix(n);
   }
   return out;
+}
+
+// Text for XML character data and attribute values, well-formed whatever the bytes (invalid
+// UTF-8, control characters, "]]>"): markup characters as entities; tab, newline and carriage
+// return as character references, so attribute values keep them too.
+std::string XmlEscape(std::string_view s) {
+  return CleanText(s, [](uint32_t cp, std::string& out) {
+    switch (cp) {
+      case '&':
+        out += "&amp;";
+        return true;
+      case '<':
+        out += "&lt;";
+        return true;
+      case '>':
+        out += "&gt;";
+        return true;
+      case '"':
+        out += "&quot;";
+        return true;
+      case '\'':
+        out += "&apos;";
+        return true;
+      case '\t':
+        out += "&#9;";
+        return true;
+      case '\n':
+        out += "&#10;";
+        return true;
+      case '\r':
+        out += "&#13;";
+        return true;
+      default:
+        return false;
+    }
+  });
+}
+
+// Inline Markdown text from any bytes (messages, steps: they carry what the cluster and the
+// containers said): one line, nothing a renderer reads as markup or HTML. Markdown's inline
+// characters are backslash-escaped, HTML's as entities. `line_start`: the text begins a line or a
+// list item, so what would open a block there (heading, list, setext underline) is escaped too.
+std::string MdText(std::string_view s, bool line_start = false) {
+  std::string out = CleanText(s, [](uint32_t cp, std::string& o) {
+    switch (cp) {
+      case '\\':
+      case '`':
+      case '*':
+      case '_':
+      case '[':
+      case ']':
+      case '|':
+      case '~':
+        o += '\\';
+        o += static_cast<char>(cp);
+        return true;
+      case '&':
+        o += "&amp;";
+        return true;
+      case '<':
+        o += "&lt;";
+        return true;
+      case '>':
+        o += "&gt;";
+        return true;
+      case '\t':
+      case '\n':
+      case '\r':
+        o += ' ';
+        return true;
+      default:
+        return false;
+    }
+  });
+  if (!line_start) return out;
+  if (!out.empty() && (out[0] == '#' || out[0] == '-' || out[0] == '+' || out[0] == '=')) {
+    out.insert(0, 1, '\\');
+  }
+  size_t digits = 0;
+  while (digits < out.size() && out[digits] >= '0' && out[digits] <= '9') ++digits;
+  if (digits > 0 && digits < out.size() && (out[digits] == '.' || out[digits] == ')')) {
+    out.insert(digits, 1, '\\');
+  }
+  return out;
+}
+
+size_t LongestBacktickRun(std::string_view s) {
+  size_t longest = 0;
+  for (size_t i = 0, run = 0; i < s.size(); ++i) {
+    run = s[i] == '`' ? run + 1 : 0;
+    longest = std::max(longest, run);
+  }
+  return longest;
+}
+
+// An inline code span holding `s` literally (container output): one line, fenced with more
+// backticks than any run inside it. In a table, `|` still splits the cell, so it is escaped.
+std::string MdCode(std::string_view s, bool in_table = false) {
+  std::string text = CleanText(s, [in_table](uint32_t cp, std::string& o) {
+    if (cp == '\t' || cp == '\n' || cp == '\r') {
+      o += ' ';
+      return true;
+    }
+    if (cp == '|' && in_table) {
+      o += "\\|";
+      return true;
+    }
+    return false;
+  });
+  const std::string fence(LongestBacktickRun(text) + 1, '`');
+  const bool pad = !text.empty() && (text.front() == '`' || text.back() == '`');
+  return fence + (pad ? " " : "") + text + (pad ? " " : "") + fence;
+}
+
+// A fenced code block's fence for `body`: longer than any run of backticks in it.
+std::string FenceFor(std::string_view body) {
+  return std::string(std::max<size_t>(3, LongestBacktickRun(body) + 1), '`');
 }
 
 std::string Seconds(double s) {
@@ -94,11 +236,31 @@ std::string ProductStatus(CheckStatus s) {
   return "";
 }
 
-// Markdown-safe inline text for table cells.
-std::string Cell(std::string_view s) {
-  std::string out;
-  for (char c : s) out += c == '|' ? std::string("\\|") : std::string(1, c == '\n' ? ' ' : c);
-  return out;
+// One check's section of evidence.md. Its id is one of ours (kCheckIds): the heading and anchor.
+void RenderEvidenceSection(const CheckResult& c, const ChecklistItem* item, const std::string& used,
+                           std::ostringstream& o) {
+  o << "\n<a id=\"" << c.id << "\"></a>\n## " << c.id << "\n\n";
+  if (item != nullptr) {
+    o << "**Level (v" << used << "):** " << item->level << "\n\n> " << item->description << "\n\n";
+  } else {
+    o << "*Not listed in the v" << used << " checklist; reported for completeness.*\n\n";
+  }
+  o << "**Result:** " << CheckStatusName(c.status) << " in " << Seconds(c.seconds) << " s";
+  if (!c.message.empty()) o << " — " << MdText(c.message);
+  o << "\n\n### What was run\n\n";
+  if (c.ran.empty()) o << "(nothing)\n";
+  for (const auto& s : c.ran) o << "- " << MdText(s, /*line_start=*/true) << "\n";
+  for (const auto& m : c.manifests) {
+    const std::string fence = FenceFor(m.yaml);
+    o << "\n<details><summary>" << XmlEscape(m.title) << "</summary>\n\n"
+      << fence << "yaml\n"
+      << m.yaml;
+    if (!m.yaml.empty() && m.yaml.back() != '\n') o << "\n";
+    o << fence << "\n\n</details>\n";
+  }
+  o << "\n### What was seen\n\n";
+  if (c.observed.empty()) o << "(nothing)\n";
+  for (const auto& s : c.observed) o << "- " << MdCode(s) << "\n";
 }
 
 }  // namespace
@@ -244,19 +406,21 @@ std::string RenderJunit(const Report& r) {
   return o.str();
 }
 
+// Container output, cluster messages and names in evidence.md are escaped (MdText, MdCode): no
+// value can break the layout or inject Markdown or HTML.
 std::string RenderEvidence(const Report& r) {
   std::string used;
   auto items = ChecklistFor(MinorVersion(r.server_version), &used);
   std::ostringstream o;
   o << "# accel-dra-probe evidence\n\n";
   o << "| | |\n|---|---|\n";
-  o << "| Probe | accel-dra-probe " << Cell(r.probe_version) << " |\n";
-  o << "| DRA driver | `" << Cell(r.driver) << "` |\n";
-  o << "| Kubernetes | " << Cell(r.server_version) << " (AI-conformance checklist v" << used
+  o << "| Probe | accel-dra-probe " << MdText(r.probe_version) << " |\n";
+  o << "| DRA driver | " << MdCode(r.driver, /*in_table=*/true) << " |\n";
+  o << "| Kubernetes | " << MdText(r.server_version) << " (AI-conformance checklist v" << used
     << ") |\n";
-  o << "| Started | " << Cell(r.started_at) << " |\n";
+  o << "| Started | " << MdText(r.started_at) << " |\n";
   o << "| Duration | " << Seconds(r.seconds) << " s |\n";
-  o << "| Namespace | `" << Cell(r.namespace_) << "` (deleted afterwards) |\n";
+  o << "| Namespace | " << MdCode(r.namespace_, /*in_table=*/true) << " (deleted afterwards) |\n";
   o << "| Result | **" << (AllPassed(r) ? "PASS" : "FAIL") << "**"
     << (r.interrupted ? " (interrupted)" : "") << " |\n\n";
   o << "| Requirement | Level | Result | Message |\n|---|---|---|---|\n";
@@ -264,38 +428,26 @@ std::string RenderEvidence(const Report& r) {
     const ChecklistItem* item = FindItem(items, c.id);
     o << "| [" << c.id << "](#" << c.id << ") | "
       << (item ? item->level : std::string("not in v" + used)) << " | " << CheckStatusName(c.status)
-      << " | " << Cell(c.message) << " |\n";
+      << " | " << MdText(c.message) << " |\n";
   }
   o << "\nNo test pod used privileged mode or hostPath volumes; every pod used "
        "`terminationGracePeriodSeconds: 1`.\n";
-  for (const auto& c : r.checks) {
-    const ChecklistItem* item = FindItem(items, c.id);
-    o << "\n<a id=\"" << c.id << "\"></a>\n## " << c.id << "\n\n";
-    if (item != nullptr) {
-      o << "**Level (v" << used << "):** " << item->level << "\n\n> " << item->description
-        << "\n\n";
-    } else {
-      o << "*Not listed in the v" << used << " checklist; reported for completeness.*\n\n";
-    }
-    o << "**Result:** " << CheckStatusName(c.status) << " in " << Seconds(c.seconds) << " s";
-    if (!c.message.empty()) o << " — " << c.message;
-    o << "\n\n### What was run\n\n";
-    if (c.ran.empty()) o << "(nothing)\n";
-    for (const auto& s : c.ran) o << "- " << s << "\n";
-    for (const auto& m : c.manifests) {
-      o << "\n<details><summary>" << XmlEscape(m.title) << "</summary>\n\n```yaml\n" << m.yaml;
-      if (!m.yaml.empty() && m.yaml.back() != '\n') o << "\n";
-      o << "```\n\n</details>\n";
-    }
-    o << "\n### What was seen\n\n";
-    if (c.observed.empty()) o << "(nothing)\n";
-    for (const auto& s : c.observed) o << "- `" << s << "`\n";
-  }
+  for (const auto& c : r.checks) RenderEvidenceSection(c, FindItem(items, c.id), used, o);
   if (!r.cleanup.empty()) {
     o << "\n## Clean-up\n\n";
-    for (const auto& s : r.cleanup) o << "- " << s << "\n";
+    for (const auto& s : r.cleanup) o << "- " << MdText(s, /*line_start=*/true) << "\n";
   }
   return o.str();
+}
+
+// Text for a one-line YAML comment: UTF-8 without line breaks or other control characters (the
+// apiserver's version string is not ours).
+std::string CommentText(std::string_view s) {
+  std::string out = ValidUtf8(s);
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+  }
+  return out;
 }
 
 std::string RenderProductYaml(const Report& r) {
@@ -305,7 +457,8 @@ std::string RenderProductYaml(const Report& r) {
   std::ostringstream o;
   o << "# Kubernetes AI Conformance checklist v" << used
     << " — fragment generated by accel-dra-probe " << r.probe_version << "\n";
-  o << "# against Kubernetes " << (r.server_version.empty() ? "(unknown)" : r.server_version)
+  o << "# against Kubernetes "
+    << (r.server_version.empty() ? "(unknown)" : CommentText(r.server_version))
     << " with DRA driver " << r.driver << " at " << r.started_at << ".\n";
   if (minor != used) {
     o << "# The cluster's version " << (minor.empty() ? "(unknown)" : minor)

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <exception>
 #include <iterator>
 #include <set>
 
@@ -59,8 +60,10 @@ CheckResult RunCheck(ClusterSession& session, const CheckDef& check) {
   c.id = std::string(check.id);
   auto t0 = Clock::now();
   session.Say("check " + c.id + ": start");
-  RecordPlainClass(session, c);
-  check.run(session, c);
+  RunGuarded(c, [&] {
+    RecordPlainClass(session, c);
+    check.run(session, c);
+  });
   if (!session.interrupted()) {
     Status st = session.ResetNamespace();
     if (!st.ok() && !session.interrupted()) {
@@ -123,14 +126,23 @@ Status RunProbe(const RunOptions& options, const std::atomic<bool>* stop,
   report->driver = options.driver;
   report->started_at = NowRfc3339();
   ClusterSession session(options, stop, progress);
-  Status st = session.Open();
-  report->server_version = session.server_version();
-  report->namespace_ = session.namespace_name();
-  if (!st.ok() && session.interrupted()) {
-    report->interrupted = true;
-    st = FailedPrecondition("interrupted by a signal during setup");
+  Status st = Status::Ok();
+  // An exception from the set-up or between checks (each check is guarded itself) must not skip
+  // the clean-up below: it becomes the run's error.
+  try {
+    st = session.Open();
+    report->server_version = session.server_version();
+    report->namespace_ = session.namespace_name();
+    if (!st.ok() && session.interrupted()) {
+      report->interrupted = true;
+      st = FailedPrecondition("interrupted by a signal during setup");
+    }
+    if (st.ok()) RunChecks(session, report);
+  } catch (const std::exception& e) {
+    st = Internal(std::string("internal error in the probe (please report it): ") + e.what());
+  } catch (...) {
+    st = Internal("internal error in the probe (please report it): an unknown exception");
   }
-  if (st.ok()) RunChecks(session, report);
   for (auto& line : session.Close()) report->cleanup.push_back(std::move(line));
   report->seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   return st;

@@ -264,6 +264,21 @@ def env_of(lines: list[str]) -> dict[str, str]:
     return dict(x.split("=", 1) for x in lines if x.startswith("ACCEL_") and "=" in x)
 
 
+def visible_devices(env: dict[str, str]) -> Optional[str]:
+    """The visible-devices list of a container holding one claim of the driver: the value of its
+    one ACCEL_VISIBLE_DEVICES_<CLAIM> variable (None without one). The driver sets one such
+    variable per claim and no plain ACCEL_VISIBLE_DEVICES, so two claims never collide."""
+    assert "ACCEL_VISIBLE_DEVICES" not in env, env
+    values = [v for k, v in env.items() if k.startswith("ACCEL_VISIBLE_DEVICES_")]
+    assert len(values) <= 1, f"the visible devices of more than one claim: {env}"
+    return values[0] if values else None
+
+
+def visible_devices_var(claim_uid: str) -> str:
+    """The claim's variable: ACCEL_VISIBLE_DEVICES_ + its UID upper-cased, '-' as '_'."""
+    return "ACCEL_VISIBLE_DEVICES_" + "".join(c if c.isalnum() else "_" for c in claim_uid.upper())
+
+
 def driver_version_of(lines: list[str]) -> Optional[str]:
     """What the container read from the driver version file, None when it had none."""
     got = [x.split(" ", 1)[1] if " " in x else "" for x in lines if x.startswith("DRIVER_VERSION")]

@@ -4,8 +4,8 @@ the claim's CDI devices, and only the container that uses the claim sees them.""
 import json
 
 from e2e_lib import (DRIVER, POD_TIMEOUT, allocated_devices, container, devnodes_of,
-                     driver_version_of, env_key, env_of, logs, pod, pod_claim, template, wait_for,
-                     wait_running)
+                     driver_version_of, env_key, env_of, logs, pod, pod_claim, template,
+                     visible_devices, visible_devices_var, wait_for, wait_running)
 
 
 def test_claim_template_pod_gets_env_and_device_node(node, plugin, kubectl, ns):
@@ -37,7 +37,8 @@ def test_claim_template_pod_gets_env_and_device_node(node, plugin, kubectl, ns):
     assert env.get(f"{key}_RESOURCE_CLAIM") == f"{ns}/{name}", out
     assert env.get(f"{key}_RESOURCE_CLAIM_UID") == uid, out
     assert env.get(f"{key}_SHARING_STRATEGY") == "Exclusive", out
-    assert env.get("ACCEL_VISIBLE_DEVICES") == dev, out
+    assert env.get(visible_devices_var(uid)) == dev, out
+    assert visible_devices(env) == dev, out
     assert not any(k.startswith("ACCEL_DEVICE_") and not k.startswith(key) for k in env), out
     # The node is at /dev/accel-simN in the container (not at its host path under the run dir).
     assert devnodes_of(out) == [f"{node.ctr_devnode(dev)} 1:3"], out
@@ -81,7 +82,7 @@ def test_two_devices_in_one_pod(node, plugin, kubectl, ns):
     env = env_of(out)
     for d in devices:
         assert env.get(env_key(d)) == d, out
-    assert sorted(env["ACCEL_VISIBLE_DEVICES"].split(",")) == devices, out
+    assert sorted(visible_devices(env).split(",")) == devices, out
     assert sorted(devnodes_of(out)) == sorted(f"{node.ctr_devnode(d)} 1:3" for d in devices), out
 
 
@@ -115,6 +116,6 @@ def test_real_node_runtime_attributes_select_devices(node, plugin, kubectl, ns):
             {"accel": {"resourceClaimTemplateName": "rt-accel"}}))
         wait_running(kubectl, node, ns, "rt")
         dev = allocated_devices(pod_claim(kubectl, ns, "rt"))[0]
-        assert env_of(logs(kubectl, ns, "rt", "c")).get("ACCEL_VISIBLE_DEVICES") == dev
+        assert visible_devices(env_of(logs(kubectl, ns, "rt", "c"))) == dev
     finally:
         kubectl("delete", "deviceclass", cls, "--ignore-not-found", "--wait=false", check=False)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from e2e_lib import (DEVICES, DRIVER_VERSION_PATH, INSPECT_PATH, allocated_devices, container,
                      devnodes_of, driver_version_of, env_of, logs, pod, pod_claim, probe, template,
-                     wait_for, wait_running)
+                     visible_devices, wait_for, wait_running)
 
 STUB_OUTPUT = "accel-dra-inspect stub says hello"
 
@@ -92,7 +92,7 @@ def test_testing_expose_all_devices_breaks_isolation_on_purpose(node, plugin, ku
         devices = allocated_devices(pod_claim(kubectl, ns, "leaky"))
         assert len(devices) == 1
         everything = ["gpu-0", "gpu-1"]
-        assert sorted(env_of(out)["ACCEL_VISIBLE_DEVICES"].split(",")) == everything, out
+        assert sorted(visible_devices(env_of(out)).split(",")) == everything, out
         assert sorted(devnodes_of(out)) == [f"{node.ctr_devnode(d)} 1:3" for d in everything], out
     finally:
         kubectl("delete", "pods", "--all", "-n", ns, "--wait=true", "--timeout=60s", timeout=90)

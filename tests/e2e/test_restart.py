@@ -2,7 +2,7 @@
 (which deletes the node's ResourceSlices at start; the plugin republishes them)."""
 
 from e2e_lib import (DEVICES, POD_TIMEOUT, allocated_devices, container, container_state, env_of,
-                     logs, pod, pod_claim, template, wait_for, wait_running)
+                     logs, pod, pod_claim, template, visible_devices, wait_for, wait_running)
 
 
 def claim_pod(kubectl, node, ns, name):
@@ -10,7 +10,7 @@ def claim_pod(kubectl, node, ns, name):
         name, [container(node, "c", ("accel",))], {"accel": {"resourceClaimTemplateName": "one-accel"}}))
     wait_running(kubectl, node, ns, name)
     dev = allocated_devices(pod_claim(kubectl, ns, name))
-    assert env_of(logs(kubectl, ns, name, "c")).get("ACCEL_VISIBLE_DEVICES") == dev[0]
+    assert visible_devices(env_of(logs(kubectl, ns, name, "c"))) == dev[0]
     return dev[0]
 
 

@@ -2,7 +2,7 @@
 device is taken."""
 
 from e2e_lib import (DEVICES, allocated_devices, claim, container, devnodes_of, env_of, logs, pod,
-                     pod_claim, template, wait_for, wait_running)
+                     pod_claim, template, visible_devices, wait_for, wait_running)
 
 
 def test_shared_claim_and_unschedulable_when_devices_are_taken(node, plugin, kubectl, ns):
@@ -24,7 +24,7 @@ def test_shared_claim_and_unschedulable_when_devices_are_taken(node, plugin, kub
     outs = {name: logs(kubectl, ns, name, "c") for name in ("a", "b")}
     for name, out in outs.items():
         env = env_of(out)
-        assert env.get("ACCEL_VISIBLE_DEVICES") == dev, (name, out)
+        assert visible_devices(env) == dev, (name, out)
         assert any(k.endswith("_RESOURCE_CLAIM") and v == f"{ns}/shared" for k, v in env.items()), out
         assert devnodes_of(out) == [f"{node.ctr_devnode(dev)} 1:3"], (name, out)
     assert env_of(outs["a"]) == env_of(outs["b"])
@@ -36,7 +36,7 @@ def test_shared_claim_and_unschedulable_when_devices_are_taken(node, plugin, kub
     wait_running(kubectl, node, ns, "filler")
     other = allocated_devices(pod_claim(kubectl, ns, "filler"))
     assert len(other) == 1 and other[0] != dev
-    assert env_of(logs(kubectl, ns, "filler", "c")).get("ACCEL_VISIBLE_DEVICES") == other[0]
+    assert visible_devices(env_of(logs(kubectl, ns, "filler", "c"))) == other[0]
 
     # Every device is taken: one more pod stays Pending with the scheduler's reason.
     kubectl("apply", "-n", ns, "-f", "-", input=pod(
@@ -57,4 +57,4 @@ def test_shared_claim_and_unschedulable_when_devices_are_taken(node, plugin, kub
     # Freeing a device lets the scheduler place it (the Pending state was about devices).
     kubectl("delete", "pod", "filler", "-n", ns, "--wait=true", "--timeout=60s", timeout=70)
     wait_running(kubectl, node, ns, "extra")
-    assert env_of(logs(kubectl, ns, "extra", "c")).get("ACCEL_VISIBLE_DEVICES") == other[0]
+    assert visible_devices(env_of(logs(kubectl, ns, "extra", "c"))) == other[0]

@@ -108,8 +108,9 @@ def unprepare(socket_path: Path, *claims: Claim, api: str = "v1",
                *_claim_args(claims))
 
 
-def healthcheck(address: str, timeout_ms: int = 2000) -> SimResult:
-    return run("healthcheck", "--address", address, "--timeout-ms", timeout_ms)
+def healthcheck(address: str, timeout_ms: int = 2000, service: str = "") -> SimResult:
+    return run("healthcheck", "--address", address, "--timeout-ms", timeout_ms,
+               *(["--service", service] if service else []))
 
 
 def free_port() -> int:

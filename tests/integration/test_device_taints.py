@@ -17,6 +17,9 @@ from conftest import device_class
 from plugin_proc import run_plugin  # noqa: F401 - fixture
 
 DRIVER = "accel-dra.dev"
+# Device names come from PCI addresses: the h100x8 host's GPUs at 0000:38:00.0 and 0000:48:00.0
+# (index 2 and 3; /dev/nvidia2 and /dev/nvidia3).
+GPU2, GPU3 = "gpu-0000-38-00-0", "gpu-0000-48-00-0"
 TAINT = {"key": f"{DRIVER}/unhealthy", "value": "DeviceNodeMissing", "effect": "NoSchedule"}
 
 
@@ -81,11 +84,11 @@ def test_unhealthy_device_is_tainted_and_not_allocated(cluster, kubectl, make_no
     assert all("taints" not in d for d in devices(kubectl, node).values())
 
     host.hide("dev/nvidia3")
-    wait_for(lambda: taints(kubectl, node, "gpu-3") == [TAINT], 10,
-             "the unhealthy taint on gpu-3 in the apiserver")
-    d3 = devices(kubectl, node)["gpu-3"]
+    wait_for(lambda: taints(kubectl, node, GPU3) == [TAINT], 10,
+             f"the unhealthy taint on {GPU3} in the apiserver")
+    d3 = devices(kubectl, node)[GPU3]
     assert d3["taints"][0].get("timeAdded"), d3  # set by the apiserver
-    assert all("taints" not in d for n, d in devices(kubectl, node).items() if n != "gpu-3")
+    assert all("taints" not in d for n, d in devices(kubectl, node).items() if n != GPU3)
 
     cls = f"{namespace}-gpu"
     apply(device_class(cls, f"""
@@ -98,7 +101,7 @@ device.driver == "{DRIVER}"
         return c.get("status", {}).get("allocation")
 
     alloc = wait_for(lambda: allocation("healthy"), 30, "allocation of the healthy device")
-    assert alloc["devices"]["results"][0]["device"] == "gpu-2"
+    assert alloc["devices"]["results"][0]["device"] == GPU2
 
     def unschedulable(name):
         pod = kubectl.json("get", "pod", name, "-n", namespace)
@@ -112,7 +115,7 @@ device.driver == "{DRIVER}"
     print(f"\ntainted device: pod {cond.get('reason')}: {cond.get('message')}")
 
     host.show("dev/nvidia3")  # healthy again: the taint goes, the waiting claim is allocated
-    wait_for(lambda: taints(kubectl, node, "gpu-3") == [], 10, "the taint removed")
+    wait_for(lambda: taints(kubectl, node, GPU3) == [], 10, "the taint removed")
     alloc = wait_for(lambda: allocation("tainted"), 60, "allocation after the device recovered")
-    assert alloc["devices"]["results"][0]["device"] == "gpu-3"
+    assert alloc["devices"]["results"][0]["device"] == GPU3
     assert p.alive()

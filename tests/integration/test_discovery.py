@@ -49,7 +49,10 @@ def node_devices(kubectl, node):
 
 def test_discover_fixture_hosts_without_nvml():
     devs, log = discover("h100x8", "--no-nvml")
-    assert [d["name"] for d in devs] == [f"gpu-{i}" for i in range(8)]
+    # Names from the PCI addresses, in bus order (the index attribute counts it).
+    buses = ["18", "28", "38", "48", "98", "a8", "b8", "c8"]
+    assert [d["name"] for d in devs] == [f"gpu-0000-{b}-00-0" for b in buses]
+    assert [attrs(d)["index"] for d in devs] == list(range(8))
     a = attrs(devs[0])
     assert a["vendor"] == "nvidia" and a["driverVersion"] == "550.54.15"
     assert a["productName"] == "GH100 [H100 SXM5 80GB]"
@@ -148,14 +151,17 @@ def test_bad_host_still_publishes_what_is_known(kubectl, make_node, run_plugin, 
     devs = wait_for(lambda: len(node_devices(kubectl, node)) == 4 and node_devices(kubectl, node),
                     15, "the 4 usable devices of the bad fixture")
     assert p.alive()
-    assert {d["name"] for d in devs} == {"gpu-0", "gpu-1", "accelerator-0", "accelerator-1"}
+    # Names come from the PCI addresses (0000:01:00.0 ... 0000:04:00.0).
+    gpu0, gpu1 = "gpu-0000-01-00-0", "gpu-0000-02-00-0"
+    acc0, acc1 = "accelerator-0000-03-00-0", "accelerator-0000-04-00-0"
+    assert {d["name"] for d in devs} == {gpu0, gpu1, acc0, acc1}
     by_name = {d["name"]: attrs(d) for d in devs}
     # A version that is not semver: the raw string only; a normalised one: both.
-    assert "driverVersion" not in by_name["accelerator-1"], by_name["accelerator-1"]
-    assert by_name["accelerator-1"]["driverVersionRaw"] == "custom build (unreleased)"
-    assert by_name["accelerator-0"]["driverVersion"] == "1.2.0-beta"
+    assert "driverVersion" not in by_name[acc1], by_name[acc1]
+    assert by_name[acc1]["driverVersionRaw"] == "custom build (unreleased)"
+    assert by_name[acc0]["driverVersion"] == "1.2.0-beta"
     # Malformed numa_node and device id: published without them.
-    assert "numaNode" not in by_name["gpu-0"] and "deviceID" not in by_name["gpu-1"]
+    assert "numaNode" not in by_name[gpu0] and "deviceID" not in by_name[gpu1]
     # Each problem is logged once, however often the plugin looks again.
     time.sleep(2)
     log = p.log()

@@ -21,6 +21,9 @@ from plugin_proc import run_plugin  # noqa: F401 - fixture
 # CI machine; ACCEL_DRA_HOTPLUG_LIMIT overrides it).
 DEADLINE = 10.0
 LIMIT = float(os.environ.get("ACCEL_DRA_HOTPLUG_LIMIT", "1.5"))
+# Device names come from PCI addresses: the h100x8 host's GPUs at 0000:28:00.0, 0000:38:00.0,
+# 0000:48:00.0 (/dev/nvidia3) and 0000:98:00.0 (index 1 to 4).
+GPU1, GPU2, GPU3, GPU4 = (f"gpu-0000-{bus}-00-0" for bus in ("28", "38", "48", "98"))
 
 
 def plugin_args(host: HostCopy, *extra: str) -> list[str]:
@@ -122,21 +125,21 @@ def test_health_stream_reports_a_device_going_unhealthy_and_back(make_node, run_
         assert set(first.values()) == {"Healthy"}, first
 
         t0 = time.monotonic()
-        host.hide("dev/nvidia3")  # gpu-3's device node disappears
-        stream.wait(lambda m: m.get("gpu-3") == "Unhealthy", 10, "gpu-3 Unhealthy")
+        host.hide("dev/nvidia3")  # GPU3's device node disappears
+        stream.wait(lambda m: m.get(GPU3) == "Unhealthy", 10, f"{GPU3} Unhealthy")
         down = time.monotonic() - t0
-        assert stream.messages[-1]["gpu-2"] == "Healthy"
+        assert stream.messages[-1][GPU2] == "Healthy"
         host.show("dev/nvidia3")
-        stream.wait(lambda m: m.get("gpu-3") == "Healthy", 10, "gpu-3 Healthy again")
+        stream.wait(lambda m: m.get(GPU3) == "Healthy", 10, f"{GPU3} Healthy again")
 
-        link = host.device_dir("0000:28:00.0") / "driver"  # gpu-1's driver link
+        link = host.device_dir("0000:28:00.0") / "driver"  # GPU1's driver link
         target = os.readlink(link)
         link.unlink()  # unbind
-        stream.wait(lambda m: m.get("gpu-1") == "Unhealthy", 10, "gpu-1 Unhealthy (unbound)")
+        stream.wait(lambda m: m.get(GPU1) == "Unhealthy", 10, f"{GPU1} Unhealthy (unbound)")
         os.symlink(target, link)
         stream.wait(lambda m: set(m.values()) == {"Healthy"}, 10, "all Healthy after rebind")
         print(f"\nhealth: device node removed -> Unhealthy on the stream in {down * 1000:.0f} ms")
-        assert "device gpu-3 is unhealthy: device node /dev/nvidia3 is missing" in p.log()
+        assert f"device {GPU3} is unhealthy: device node /dev/nvidia3 is missing" in p.log()
         assert "PCI driver nvidia unbound" in p.log()
     finally:
         stream.close()
@@ -188,10 +191,10 @@ def test_health_stream_reports_nvml_errors(make_node, run_plugin, tmp_path):
     try:
         stream.wait(lambda m: len(m) == 8 and set(m.values()) == {"Healthy"}, 10, "8 Healthy")
         cfg.write_text("\n".join(gpus) + "\nfail nvmlDeviceGetHandleByIndex_v2 15 4\n")
-        m = stream.wait(lambda m: m.get("gpu-4") == "Unhealthy", 10, "gpu-4 Unhealthy")
-        assert [d for d, h in m.items() if h != "Healthy"] == ["gpu-4"], m
+        m = stream.wait(lambda m: m.get(GPU4) == "Unhealthy", 10, f"{GPU4} Unhealthy")
+        assert [d for d, h in m.items() if h != "Healthy"] == [GPU4], m
         cfg.write_text("\n".join(gpus) + "\n")
         stream.wait(lambda m: set(m.values()) == {"Healthy"}, 10, "all Healthy again")
-        assert "device gpu-4 is unhealthy: NVML cannot use this GPU" in p.log()
+        assert f"device {GPU4} is unhealthy: NVML cannot use this GPU" in p.log()
     finally:
         stream.close()

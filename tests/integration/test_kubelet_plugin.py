@@ -305,7 +305,8 @@ def _check_spec(bed: Bed, dirs: PluginDirs, key: str, sharing_env: dict[str, str
         assert not any(e.startswith(f"{k}_TIMESLICE_INTERVAL=") for e in env), env
     index = int(dev.rsplit("-", 1)[1])
     assert [n["path"] for n in edits.get("deviceNodes", [])] == [f"/dev/accel-sim{index}"]
-    assert f"ACCEL_VISIBLE_DEVICES={dev}" in spec["containerEdits"]["env"]
+    # One visible-devices variable per claim (two claims in one container never collide).
+    assert f"ACCEL_VISIBLE_DEVICES_{_env_key(uid)}={dev}" in spec["containerEdits"]["env"]
     return spec
 
 
@@ -555,30 +556,59 @@ def test_crash_recovery(bed, kp, point):
     assert p.alive()
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "flipped"])
 def test_corrupt_checkpoint_is_moved_aside(bed, kp, damage):
+    """A corrupt checkpoint is moved aside. The claims it recorded are rebuilt from their CDI
+    specs, which stay (issue 11: they were deleted as orphans, so containers of running pods
+    could not restart); the health service's "recovery" service says so, liveness does not."""
     d = kp.dirs
+    uid = bed.uid("plain")
     if damage == "garbage":
         d.data_dir.mkdir(parents=True)
         bad = b"{not json at all\xff\n"
         d.checkpoint.write_bytes(bad)
-    else:  # a real checkpoint (one prepared claim) cut in half
+    else:  # a real checkpoint (one prepared claim) cut in half, or with one flipped bit
         first = kp()
         _prepare_ok(d.dra_socket(), bed.ref("plain"))
         assert first.stop() == 0
-        bad = d.checkpoint.read_bytes()[: d.checkpoint.stat().st_size // 2]
+        spec = d.spec_path(uid).read_bytes()
+        bad = bytearray(d.checkpoint.read_bytes())
+        if damage == "truncated":
+            bad = bad[: len(bad) // 2]
+        else:
+            bad[len(bad) // 2] ^= 0x01
+        bad = bytes(bad)
         d.checkpoint.write_bytes(bad)
-    p = kp()
+    port = sim.free_port()
+    p = kp(f"--healthcheck-port={port}", "--healthcheck-address=127.0.0.1")
     aside = sorted(d.data_dir.glob("checkpoint.json.corrupt-*"))
     assert len(aside) == 1 and aside[0].read_bytes() == bad, os.listdir(d.data_dir)
     loud = [l for l in p.log().splitlines() if " E " in l and "corrupt" in l]
     assert loud and str(d.checkpoint) in loud[0] and str(aside[0]) in loud[0], p.log()
-    assert not d.checkpoint.exists()
-    if damage == "truncated":
-        # The forgotten claim's spec has no checkpoint entry any more: removed as an orphan.
-        assert "0 prepared claims (0 CDI specs re-created), 0 interrupted prepares rolled " \
-               "back, 1 orphaned CDI specs removed" in p.log(), p.log()
-        assert d.spec_uids() == set()
+    addr = f"127.0.0.1:{port}"
+    r = sim.healthcheck(addr, service="recovery")
+    assert r.rc == EXIT_REJECTED and r.out == {"status": "NOT_SERVING"}, str(r)
+    assert "recovery" in p.log() and f"moved aside to {aside[0]}" in p.log(), p.log()
+    r = sim.healthcheck(addr)
+    assert r.rc == EXIT_OK and r.out == {"status": "SERVING"}, str(r)
+    if damage == "garbage":
+        assert not d.checkpoint.exists()
+    else:
+        # The claim is rebuilt from its spec, which is kept as it was.
+        assert "1 prepared claims (0 CDI specs re-created), 0 interrupted prepares rolled " \
+               "back, 0 orphaned CDI specs removed" in p.log(), p.log()
+        assert "rebuilt 1 prepared claim(s) from their CDI specs" in p.log(), p.log()
+        assert d.spec_path(uid).read_bytes() == spec
+        assert d.checkpoint_claims() == {uid: "PrepareCompleted"}
+        # kubelet's calls work on the rebuilt claim: prepare is answered from the record (the
+        # spec does not hold request names: none, which means every request of the claim),
+        # unprepare removes it; a new prepare then starts from the claim object again.
+        r = _prepare_ok(d.dra_socket(), bed.ref("plain"))
+        rebuilt = [dict(x, request_names=[]) for x in _expected_devices(bed, "plain")]
+        assert r.devices(uid) == rebuilt
+        assert d.spec_path(uid).read_bytes() == spec
+        _unprepare_ok(d.dra_socket(), bed.ref("plain"))
+        assert d.spec_uids() == set() and d.checkpoint_claims() == {}
     r = _prepare_ok(d.dra_socket(), bed.ref("plain"))
     assert r.devices(bed.uid("plain")) == _expected_devices(bed, "plain")
     _check_spec(bed, d, "plain", {"SHARING_STRATEGY": "Exclusive"})
@@ -670,12 +700,13 @@ def test_every_spec_written_validates():
 
 # ---- claims deleted behind the plugin's back ---------------------------------------------------
 
-def test_prepared_claim_deleted_in_the_apiserver_is_cleaned_up(bed, kp, kubectl, wait_for):
-    """The plugin's periodic sweep (--cleanup-interval) unprepares a claim whose ResourceClaim is
-    gone, even when kubelet never calls NodeUnprepareResources."""
-    used = {bed.result(k)["device"] for k in bed.claims}
-    free = sorted({f"gpu-{i}" for i in range(8)} - used)[0]
-    name = "gone-" + secrets.token_hex(3)
+def _allocated_claim(bed, kubectl, prefix: str, taken: set[str]) -> sim.Claim:
+    """A standalone claim allocated by hand (admin) to a device of the bed's node that neither the
+    bed's claims nor `taken` use (the device is added to `taken`)."""
+    used = {bed.result(k)["device"] for k in bed.claims} | taken
+    free = sorted({f"gpu-{i}" for i in range(DEVICE_COUNT)} - used)[0]
+    taken.add(free)
+    name = prefix + "-" + secrets.token_hex(3)
     kubectl("apply", "-n", bed.ns, "-f", "-", input=f"""
 apiVersion: resource.k8s.io/v1
 kind: ResourceClaim
@@ -687,7 +718,15 @@ spec:{_claim_spec(bed.device_class)}""")
     kubectl("patch", "resourceclaim", name, "-n", bed.ns, "--subresource=status", "--type=merge",
             "-p", json.dumps(patch))
     claim = kubectl.json("get", "resourceclaim", name, "-n", bed.ns)
-    ref = (bed.ns, name, claim["metadata"]["uid"])
+    return bed.ns, name, claim["metadata"]["uid"]
+
+
+def test_prepared_claim_deleted_in_the_apiserver_is_cleaned_up(bed, kp, kubectl, wait_for):
+    """The plugin's periodic sweep (--cleanup-interval) unprepares a claim whose ResourceClaim is
+    gone, even when kubelet never calls NodeUnprepareResources: the real apiserver's NotFound
+    (a Status naming the claim) is still recognised as "deleted"."""
+    ref = _allocated_claim(bed, kubectl, "gone", set())
+    name = ref[1]
     d = kp.dirs
     p = kp("--cleanup-interval=0.5")
     _prepare_ok(d.dra_socket(), ref)
@@ -699,4 +738,49 @@ spec:{_claim_spec(bed.device_class)}""")
     wait_for(lambda: not d.spec_uids() and ref[2] not in d.checkpoint_claims(), 10,
              "the sweep to remove the deleted claim's CDI spec and checkpoint entry")
     assert f"cleaned up ResourceClaim {bed.ns}/{name}" in p.log(), p.log()
+    assert "no longer exists (confirmed by a second read)" in p.log(), p.log()
     assert p.alive()
+
+
+def test_prepared_claim_deallocated_in_the_apiserver_is_cleaned_up(bed, kp, kubectl, wait_for):
+    """A claim that still exists but is no longer allocated (status.allocation cleared) is cleaned
+    up by the sweep; a claim still allocated to this node is kept through the same sweeps."""
+    taken: set[str] = set()
+    freed = _allocated_claim(bed, kubectl, "dealloc", taken)
+    kept = _allocated_claim(bed, kubectl, "kept", taken)
+    d = kp.dirs
+    p = kp("--cleanup-interval=0.5")
+    _prepare_ok(d.dra_socket(), freed, kept)
+    assert d.spec_uids() == {freed[2], kept[2]}
+
+    kubectl("patch", "resourceclaim", freed[1], "-n", bed.ns, "--subresource=status",
+            "--type=merge", "-p", '{"status":{"allocation":null}}')
+    wait_for(lambda: d.spec_uids() == {kept[2]} and freed[2] not in d.checkpoint_claims(), 10,
+             "the sweep to remove the deallocated claim's CDI spec and checkpoint entry")
+    assert (f"cleaned up ResourceClaim {bed.ns}/{freed[1]} (uid {freed[2]}): its allocation was "
+            "cleared (confirmed by a second read)") in p.log(), p.log()
+    time.sleep(1.5)  # a few more sweeps
+    assert d.spec_uids() == {kept[2]} and kept[2] in d.checkpoint_claims()
+    assert f"cleaned up ResourceClaim {bed.ns}/{kept[1]} " not in p.log(), p.log()
+    assert p.alive()
+
+
+def test_real_apiserver_not_found_shapes(cluster, bed):
+    """What the plugin's kube client relies on, as the real apiserver answers it: a claim that does
+    not exist is a Status of reason NotFound whose details name it (name, group, kind = resource);
+    a group version the apiserver does not serve is a 404 that does not name the claim, which the
+    client must not take as "deleted"."""
+    base = f"/apis/resource.k8s.io/v1/namespaces/{bed.ns}/resourceclaims/"
+    status, body = cluster.request(base + "no-such-claim")
+    assert status == 404, body
+    assert isinstance(body, dict) and body["kind"] == "Status" and body["reason"] == "NotFound"
+    assert body["details"]["name"] == "no-such-claim", body
+    assert body["details"]["group"] == "resource.k8s.io", body
+    assert body["details"]["kind"] == "resourceclaims", body
+
+    status, body = cluster.request(
+        f"/apis/resource.k8s.io/v1alpha9/namespaces/{bed.ns}/resourceclaims/no-such-claim")
+    assert status == 404, body
+    # Kubernetes 1.35 answers a Status here, but one that names no object (a mux that does not
+    # serve the path answers a bare "404 page not found"): neither names the claim.
+    assert not (isinstance(body, dict) and body.get("details", {}).get("name") == "no-such-claim"), body

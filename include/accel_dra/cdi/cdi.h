@@ -27,8 +27,12 @@
 //   ACCEL_DEVICE_<ID>_PARTITION_COUNT=<n>                  (only with SpacePartitioning)
 //   <extra key>=<extra value>                              (free-form, per device)
 // and once per claim, in the spec-level edits (applied whenever any device of the claim is given
-// to a container):
-//   ACCEL_VISIBLE_DEVICES=<deviceName>,<deviceName>,...    (all devices of the claim)
+// to a container), with <CLAIM> = EnvKeyForDevice(claimUID) (VisibleDevicesVariable):
+//   ACCEL_VISIBLE_DEVICES_<CLAIM>=<deviceName>,<deviceName>,...   (all devices of the claim)
+// The merged form, what a container holding several claims of this driver can use: the union of
+// the values of all ACCEL_VISIBLE_DEVICES_* variables (comma-separated device names; the probe's
+// inspect tool reports it as ACCEL_VISIBLE_DEVICES). A plain ACCEL_VISIBLE_DEVICES is no longer
+// set by the driver: as one variable per claim it collided (the runtime kept one claim's list).
 //
 // Files a claim spec gives the container (spec-level read-only bind mounts, deduplicated):
 //   model::kInspectToolContainerPath    the inspect tool (the plugin's --inspect-tool)
@@ -42,12 +46,10 @@
 // give the first device of every claim the same variable and the runtime would keep only one of
 // them. Device names are unique among the devices the driver publishes on a node (DRA device
 // names are DNS labels, so the mapping to <ID> is one-to-one), hence the per-device variables never
-// collide across claims. Limitations:
-//   * ACCEL_VISIBLE_DEVICES is one variable per claim; a container with devices from two claims of
-//     this driver sees the list of only one of them (the runtime keeps the last one it applies).
-//     Workloads that use several claims should enumerate ACCEL_DEVICE_<ID> variables instead.
-//   * ACCEL_VISIBLE_DEVICES lists every device of the claim, also those of requests a container
-//     did not ask for (resources.claims[].request); the per-device variables are exact.
+// collide across claims; claim UIDs are unique, so the per-claim ACCEL_VISIBLE_DEVICES_<CLAIM>
+// never collide either. Limitations:
+//   * ACCEL_VISIBLE_DEVICES_<CLAIM> lists every device of the claim, also those of requests a
+//     container did not ask for (resources.claims[].request); the per-device variables are exact.
 //   * The same device in two claims of one container (admin access) sets the same variables twice;
 //     the runtime keeps one value.
 
@@ -190,6 +192,9 @@ Expected<std::string> ClaimDeviceId(std::string_view driver_name, std::string_vi
 Expected<std::string> ClaimSpecFileName(std::string_view driver_name, std::string_view claim_uid);
 // The environment-variable key of a device (see the top of this file).
 std::string EnvKeyForDevice(std::string_view device_name);
+// "ACCEL_VISIBLE_DEVICES_" + EnvKeyForDevice(claim_uid): the claim's list of devices.
+std::string VisibleDevicesVariable(std::string_view claim_uid);
+inline constexpr std::string_view kVisibleDevicesPrefix = "ACCEL_VISIBLE_DEVICES";
 
 // ---- JSON -------------------------------------------------------------------------------------
 
@@ -231,6 +236,9 @@ class CdiWriter {
   Status RemoveClaimSpec(std::string_view claim_uid);
   // Claim UIDs that have a spec file of this driver in the root, sorted. A missing root is empty.
   Expected<std::vector<std::string>> ListClaimSpecs();
+  // The claim's spec file, parsed and validated (ParseJson). NotFound when there is none; other
+  // errors name the file.
+  Expected<Spec> ReadClaimSpec(std::string_view claim_uid);
 
  private:
   Status Annotate(const Status& st, const std::filesystem::path& path, std::string_view op) const;
@@ -278,7 +286,8 @@ struct ClaimSpecExtras {
   // Spec-level read-only mounts (e.g. the inspect tool at model::kInspectToolContainerPath).
   std::vector<ReadOnlyMount> read_only_mounts;
   // TESTING ONLY (--testing-expose-all-devices): host device nodes of devices the claim does not
-  // hold, exposed in the spec-level edits, and their names appended to ACCEL_VISIBLE_DEVICES.
+  // hold, exposed in the spec-level edits, and their names appended to the claim's
+  // ACCEL_VISIBLE_DEVICES_<CLAIM>.
   // A deliberate isolation breach for the conformance probe's negative test.
   std::vector<std::string> unclaimed_device_node_paths;
   std::vector<std::string> unclaimed_device_names;
@@ -286,14 +295,36 @@ struct ClaimSpecExtras {
 
 // Builds the claim's spec: kind KindForDriver(driver), one CDI device "<claimUID>-<deviceName>"
 // per prepared device carrying that device's variables and device nodes (hostPath = the host path,
-// path = ContainerDevicePath(host path)), plus ACCEL_VISIBLE_DEVICES, the devices' read-only
-// mounts and `extras` in the spec-level edits (mounts sorted by container path, duplicates
-// merged). cdi_version is left empty (so the minimum is written). Deterministic: equal inputs
-// give equal specs, whatever the input order. InvalidArgument for bad names, no devices,
+// path = ContainerDevicePath(host path)), plus ACCEL_VISIBLE_DEVICES_<CLAIM>, the devices'
+// read-only mounts and `extras` in the spec-level edits (mounts sorted by container path,
+// duplicates merged). cdi_version is left empty (so the minimum is written). Deterministic: equal
+// inputs give equal specs, whatever the input order. InvalidArgument for bad names, no devices,
 // duplicate devices, colliding variable names, SpacePartitioning without a partition count, or
 // two mounts with one container path and different host paths.
 Expected<Spec> BuildClaimSpec(std::string_view driver_name, const ClaimInfo& claim,
                               const std::vector<ClaimSpecDevice>& devices,
                               const ClaimSpecExtras& extras = {});
+
+// What a claim spec this driver wrote says about the claim: the inverse of BuildClaimSpec, for
+// recovery when the checkpoint that recorded the claim is lost. It reads only what BuildClaimSpec
+// writes (see the top of this file); unknown variables (a device's extra_env) are ignored.
+struct ClaimSpecContents {
+  struct DeviceEntry {
+    std::string
+        device;  // from the CDI name "<claimUID>-<device>", checked against ACCEL_DEVICE_<ID>
+    model::SharingSettings sharing;   // ..._SHARING_STRATEGY, _TIMESLICE_INTERVAL, _PARTITION_COUNT
+    bool timeslice_enforced = false;  // ..._TIMESLICE_ENFORCED=true
+    std::vector<std::string> device_nodes;  // host paths (hostPath, else path)
+  };
+  ClaimInfo claim;                   // the UID given; namespace and name from _RESOURCE_CLAIM
+  std::vector<DeviceEntry> devices;  // in the spec's order (the order of the records)
+  // The spec-level read-only mounts (the inspect tool's among them, when there was one).
+  std::vector<ReadOnlyMount> mounts;
+};
+// InvalidArgument naming the device and variable when `spec` is not what BuildClaimSpec writes
+// for `claim_uid` (another kind, a device not named for the claim, a variable missing or
+// malformed, devices disagreeing on the claim).
+Expected<ClaimSpecContents> ReadBackClaimSpec(std::string_view driver_name,
+                                              std::string_view claim_uid, const Spec& spec);
 
 }  // namespace accel_dra::cdi

@@ -44,7 +44,9 @@
 //    the inode number cannot be reused. The lock file and this stat bypass `env`.
 //  - Cost: per operation, an open/flock/close of the lock file and a stat(); a re-read and parse
 //    of the whole file after another process wrote; writers of different processes (and readers
-//    while a write is in flight) wait for each other, each up to lock_timeout.
+//    while a write is in flight) wait for each other, each up to lock_timeout. Waiting is fair:
+//    waiters queue in turn (a turnstile beside the flock), so a busy process cannot starve
+//    another past lock_timeout by re-locking the instant it unlocks.
 //  - An exclusive-mode process and shared-mode processes exclude each other: an exclusive Open()
 //    waits (up to its lock_timeout) only for the shared users' operation in progress, then owns
 //    the checkpoint; until it closes, shared Open(), Update() and Sync() fail after their
@@ -95,8 +97,9 @@ struct State {
 // How Open() found the file on disk.
 struct LoadReport {
   // Set when the file was unusable and moved aside (DataLoss for corruption, FailedPrecondition
-  // for a newer format). The message names the file and where it went. Log it loudly (and raise
-  // an Event); the plugin continues with an empty state.
+  // for a newer format). The message names the file and where it went. Log it loudly; the
+  // checkpoint starts empty (claims::Preparer::Recover() then rebuilds the prepared claims from
+  // their CDI specs, and the plugin reports it on its health service).
   std::optional<Status> warning;
   std::filesystem::path moved_aside_to;  // empty unless moved aside
   // The file was written under another boot ID: the node rebooted since. Claims are kept.

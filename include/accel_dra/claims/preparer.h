@@ -6,7 +6,12 @@
 //    named and that it is allocated, keeps the results of this driver, and refuses results that
 //    name another pool (node) or a device this node does not publish, with a message saying so.
 //  - A device that another prepared claim holds is refused, unless one of the two results has
-//    admin access or both are shares of a multi-allocatable device (distinct share IDs).
+//    admin access or both are shares of a multi-allocatable device (distinct share IDs). "Holds"
+//    is checked by name and by physical identity (PCI bus ID, UUID, a device node of its own), so
+//    a device renamed since the other claim was prepared is refused too.
+//  - A prepared claim whose device vanished from the inventory or is another physical device now
+//    (same name, other bus ID or UUID) is not answered from the checkpoint: kubelet gets an error
+//    saying which device and what to do.
 //  - Opaque configs of this driver are resolved (a claim config beats a class config; within a
 //    source, the exact request name beats the base request name, which beats an empty request
 //    list; see config/device_config.h) and validated strictly; a bad config fails the claim with
@@ -14,8 +19,20 @@
 //  - The claim is recorded as PrepareStarted in the checkpoint before any side effect, its CDI
 //    spec is written atomically, then it is recorded PrepareCompleted; only then is it answered.
 //  - Prepare is idempotent: a completed claim is answered from the checkpoint without new side
-//    effects. Operations on one claim are serialised, so a prepare racing an unprepare of the same
-//    claim either completes before the unprepare (which then removes it) or runs after it.
+//    effects, once a read of the claim shows that its allocation is still the one recorded (same
+//    UID; the same devices of this driver: request, pool, device, share ID). A
+//    stale record (the claim was deallocated and allocated again, re-created with another UID,
+//    or is no longer allocated here) is unprepared and the claim prepared afresh, which reports
+//    why it cannot be when it cannot. A failed read, including a claim the apiserver reports
+//    gone, keeps the answer from the checkpoint (logged; a gone claim is the sweep's to clean).
+//  - Operations on one claim run one at a time in arrival order (a FIFO per claim; the claims of
+//    one call arrive together and are prepared in parallel). An unprepare wins over a prepare
+//    that arrived before it completed: such a prepare either ran first (and the unprepare removed
+//    what it did) or is refused (Conflict; kubelet retries if it still wants the claim).
+//  - Prepare honours the caller's deadline and cancellation (model::CallContext): it checks them
+//    when its turn comes and before each side effect (recording PrepareStarted, applying time
+//    slices, writing the CDI spec, recording PrepareCompleted); a caller that gave up gets
+//    DeadlineExceeded or Cancelled for the claim and what the prepare did so far is rolled back.
 //  - A prepare that fails leaves neither a checkpoint entry nor a CDI spec behind, so it holds no
 //    device (a checkpoint write that failed is corrected in memory at once, on disk by the next
 //    successful write or by Recover()).
@@ -43,8 +60,19 @@
 //    devices' read-only file mounts). Afterwards
 //    a claim's spec file exists iff the checkpoint holds the claim PrepareCompleted. Recover()
 //    goes through every claim even when one step fails, then reports the first failure.
-//  - CleanupStale() unprepares claims whose ResourceClaim is gone or was re-created with another
-//    UID; other read errors keep the claim (tried again next time).
+//  - When the checkpoint was unusable and moved aside (load_report().moved_aside_to), Recover()
+//    removes no spec: it rebuilds PrepareCompleted records from this driver's CDI specs on disk
+//    (so containers of running pods can still restart, and kubelet's unprepare works), records
+//    them, and logs an error naming the moved-aside file and the rebuilt claims; a spec that
+//    cannot be read back is kept and named (RecoveryReport::specs_kept). What a rebuilt record
+//    lacks is listed at RebuildFromSpecs (preparer_internal.h). Claims that are gone are cleaned
+//    up later by CleanupStale().
+//  - CleanupStale() unprepares prepared claims whose ResourceClaim is gone (the apiserver's own
+//    NotFound for it; a bare 404 proves nothing), was re-created with another UID, or is no longer
+//    allocated to this node's pool (allocation cleared, or no result of this driver names this
+//    pool). It acts only when a second read, stale_confirm_delay after the first and in the
+//    claim's turn, says so too and the record is still the one judged; any read error keeps the
+//    claim (tried again next time). Claims still PrepareStarted are left to their prepare.
 //  - Failures are per claim and never stop the process; every message says what is wrong.
 //    Nothing throws: a malformed ResourceClaim is a per-claim error.
 
@@ -54,12 +82,14 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "accel_dra/cdi/cdi.h"
 #include "accel_dra/checkpoint/checkpoint.h"
+#include "accel_dra/claims/claim_turns.h"
 #include "accel_dra/common/command.h"
 #include "accel_dra/model/claim.h"
 #include "accel_dra/model/device.h"
@@ -67,7 +97,8 @@
 
 namespace accel_dra::claims {
 
-// Reads a ResourceClaim (v1 shape). NotFound when it does not exist.
+// Reads a ResourceClaim (v1 shape). NotFound only when the apiserver says it does not exist (a
+// Status NotFound naming it); any other failure, a bare HTTP 404 included, is another code.
 using ClaimGetter =
     std::function<Expected<nlohmann::json>(const std::string& ns, const std::string& name)>;
 // The node's current devices.
@@ -86,14 +117,19 @@ struct PreparerOptions {
   // model::kInspectToolContainerPath. Empty: no such mount.
   std::string inspect_tool;
   // TESTING ONLY (--testing-expose-all-devices): every claim spec also exposes the device nodes
-  // of all other devices of the node and lists them in ACCEL_VISIBLE_DEVICES (an isolation
-  // breach on purpose, for the conformance probe's negative test).
+  // of all other devices of the node and lists them in the claim's ACCEL_VISIBLE_DEVICES_<CLAIM>
+  // (an isolation breach on purpose, for the conformance probe's negative test).
   bool testing_expose_all_devices = false;
   // Runs nvidia-smi for TimeSlicing on devices with TimeSliceControl::kNvidiaSmi; null: the real
   // runner. `nvidia_smi` is the program (searched on PATH unless it has a '/').
   CommandRunner* runner = nullptr;
   std::string nvidia_smi = "nvidia-smi";
   std::chrono::milliseconds command_timeout{30000};
+  // CleanupStale() reads a claim that looks stale a second time this long after the first read
+  // (one pause per sweep, only when a claim looks stale) and acts only when both agree.
+  std::chrono::milliseconds stale_confirm_delay{1000};
+  // Sleeps for the sweep's pause; null: std::this_thread::sleep_for (a test seam).
+  std::function<void(std::chrono::milliseconds)> sleep;
 };
 
 class RecoveryFailures;  // preparer_internal.h
@@ -103,6 +139,10 @@ struct RecoveryReport {
   int orphan_specs_removed = 0;
   int completed = 0;        // PrepareCompleted claims kept
   int specs_recreated = 0;  // of those, claims whose missing CDI spec was written again
+  // Only after the checkpoint was moved aside (corrupt or newer): claims rebuilt from their CDI
+  // specs, and spec files kept although no record could be rebuilt from them.
+  int claims_rebuilt = 0;
+  std::vector<std::string> specs_kept;
 };
 
 class Preparer : public model::ClaimPreparer {
@@ -112,25 +152,56 @@ class Preparer : public model::ClaimPreparer {
 
   // The answer's devices are the claim's full records; the kubelet adapters send their wire
   // fields.
-  std::map<std::string, model::PrepareResult> Prepare(
-      const std::vector<model::ClaimRef>& claims) override;
+  using model::ClaimPreparer::Prepare;
+  std::map<std::string, model::PrepareResult> Prepare(const std::vector<model::ClaimRef>& claims,
+                                                      const model::CallContext& context) override;
   std::map<std::string, std::string> Unprepare(const std::vector<model::ClaimRef>& claims) override;
 
   Expected<RecoveryReport> Recover();
   // Returns the number of claims cleaned up.
   int CleanupStale();
 
+  // Operations on claim `uid` that have arrived and not finished (running or waiting their turn);
+  // for tests and diagnostics.
+  size_t InLine(const std::string& uid) const;
+
  private:
   struct Allocation;  // a claim read and checked (preparer_internal.h)
+  struct Stale;       // a prepared claim that looks stale to the sweep (preparer.cc)
 
-  model::PrepareResult PrepareOne(const model::ClaimRef& claim);
-  std::string UnprepareOne(const model::ClaimRef& claim);
+  model::PrepareResult PrepareOne(const model::ClaimRef& claim, ClaimTurns::Turn& turn,
+                                  const model::CallContext& context);
+  std::string UnprepareOne(const model::ClaimRef& claim, ClaimTurns::Turn& turn);
 
-  // Prepare (prepare.cc), under the claim's mutex, step by step: read and check the claim, build
-  // its records, record PrepareStarted, apply device settings, write the CDI spec, record
-  // PrepareCompleted. `who` names the claim in messages.
-  Expected<std::vector<model::PreparedDevice>> PrepareLocked(const model::ClaimRef& claim);
-  Expected<Allocation> ReadAllocation(const model::ClaimRef& claim, const std::string& who) const;
+  // Prepare (prepare.cc), in the claim's turn and under its mutex, step by step: answer a
+  // completed claim whose allocation is unchanged from the checkpoint, else read and check the
+  // claim, build its records, record PrepareStarted, apply device settings, write the CDI spec,
+  // record PrepareCompleted, checking `context` before each side effect. `who` names the claim.
+  Expected<std::vector<model::PreparedDevice>> PrepareLocked(const model::ClaimRef& claim,
+                                                             const model::CallContext& context);
+  // The idempotent path: the record's devices when the claim's allocation is still the one
+  // recorded (or the claim cannot be read); nullopt after unpreparing a stale record, with the
+  // claim just read in `*read` (empty when none was read).
+  Expected<std::optional<std::vector<model::PreparedDevice>>> AnswerFromCheckpoint(
+      const model::ClaimRef& claim, const std::string& who, const model::PreparedClaim& record,
+      const model::CallContext& context, std::optional<nlohmann::json>* read);
+  Expected<std::vector<model::PreparedDevice>> PrepareFresh(const model::ClaimRef& claim,
+                                                            const std::string& who,
+                                                            Allocation allocation,
+                                                            const model::CallContext& context);
+  // GET the claim; errors say what the answer means for the claim (a bare 404 is not "deleted").
+  Expected<nlohmann::json> ReadClaim(const model::ClaimRef& claim, const std::string& who) const;
+  // The claim read and checked: UID, allocated, this driver's configs valid.
+  Expected<Allocation> CheckAllocation(const model::ClaimRef& claim, const std::string& who,
+                                       nlohmann::json obj) const;
+  // Why the record's devices are not the claim's current allocation ("" when they are).
+  std::string AllocationMismatch(const model::ClaimRef& claim, const nlohmann::json& obj,
+                                 const std::vector<model::PreparedDevice>& recorded) const;
+  // Why the sweep should clean up prepared claim `uid` (record `claim`), from one read of it; ""
+  // when it should not (also on any read error, which is logged).
+  std::string StaleReason(const std::string& uid, const model::PreparedClaim& claim) const;
+  // The second look at a claim that looked stale, in its turn; true when it was cleaned up.
+  bool ConfirmAndCleanUp(const std::string& uid, const model::PreparedClaim& claim);
   // The record of one allocation result of this driver.
   Expected<model::PreparedDevice> RecordFor(const model::ClaimRef& claim, const std::string& who,
                                             const nlohmann::json& result,
@@ -139,10 +210,14 @@ class Preparer : public model::ClaimPreparer {
   Expected<std::vector<model::PreparedDevice>> BuildRecords(
       const model::ClaimRef& claim, const std::string& who, const Allocation& allocation,
       const model::Inventory* inventory) const;
-  // Records the claim PrepareStarted (visible, not durable) unless a device conflicts.
+  // Records the claim PrepareStarted (visible, not durable) unless a device conflicts (by name
+  // or physical identity; `shared_nodes`: the inventory's nodes that identify no one device).
   Status RecordStarted(const model::ClaimRef& claim, const std::string& who,
                        const std::vector<model::PreparedDevice>& devices,
-                       const std::string& spec_file);
+                       const std::string& spec_file, const std::set<std::string>& shared_nodes);
+  // A PrepareCompleted claim whose device vanished from the inventory or is another physical
+  // device now (model::CheckHeldDevice) fails with what happened and what to do.
+  Status CheckHeldDevices(const model::ClaimRef& claim, const std::string& who) const;
   // Takes the PrepareStarted entry out again (errors are logged: memory is right, and the next
   // successful write or Recover() makes the disk agree).
   void RollBackStarted(const model::ClaimRef& claim, const std::string& who);
@@ -173,6 +248,8 @@ class Preparer : public model::ClaimPreparer {
                                 const std::string& name,
                                 const std::vector<model::PreparedDevice>& devices,
                                 const model::Inventory* inventory) const;
+  // Mutual exclusion with Recover()'s steps (recovery.cc); prepare and unprepare take it inside
+  // their turn, so it never decides their order.
   std::mutex& ClaimMutex(const std::string& uid);
 
   PreparerOptions options_;
@@ -182,6 +259,7 @@ class Preparer : public model::ClaimPreparer {
   cdi::CdiWriter* cdi_;
   static constexpr size_t kStripes = 64;
   std::array<std::mutex, kStripes> claim_mutexes_;
+  mutable ClaimTurns turns_;  // arrival order per claim
 };
 
 // "main/sub" → "main".

@@ -39,7 +39,9 @@ class Env {
   // Names of the entries of a directory (not recursive, no "." or ".."), sorted.
   virtual Expected<std::vector<std::string>> ListDir(const std::filesystem::path& dir);
   virtual bool Exists(const std::filesystem::path& path);
-  // mkdir -p; existing directories are fine.
+  // mkdir -p. The directory itself, when this call creates it, gets exactly `mode` (the umask does
+  // not apply); missing parents are created as mkdir -p does (0777 minus the umask). An existing
+  // directory is fine and keeps its mode.
   virtual Status CreateDirs(const std::filesystem::path& dir, mode_t mode = 0755);
   // Target of a symlink (NotFound / InvalidArgument when it is none).
   virtual Expected<std::filesystem::path> ReadLink(const std::filesystem::path& path);

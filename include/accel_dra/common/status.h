@@ -23,6 +23,7 @@ enum class Code {
   kFailedPrecondition,  // the system is not in a state that allows the operation
   kUnavailable,         // transient: connection refused, 429, 5xx; retry with backoff
   kDeadlineExceeded,    // a timeout expired
+  kCancelled,           // the caller gave up on the operation
   kResourceExhausted,   // disk full, too many objects
   kDataLoss,            // stored data is corrupt
   kInternal,            // a bug or an unexpected failure
@@ -66,6 +67,7 @@ inline Status Unavailable(std::string m) { return {Code::kUnavailable, std::move
 inline Status Internal(std::string m) { return {Code::kInternal, std::move(m)}; }
 inline Status DataLoss(std::string m) { return {Code::kDataLoss, std::move(m)}; }
 inline Status DeadlineExceeded(std::string m) { return {Code::kDeadlineExceeded, std::move(m)}; }
+inline Status Cancelled(std::string m) { return {Code::kCancelled, std::move(m)}; }
 
 // Expected<T>: a value or an error. Access to value() on an error is a programming bug (asserts).
 template <typename T>

@@ -21,4 +21,11 @@ std::string Join(std::initializer_list<std::string_view> items, std::string_view
 // line or the quoting: Quote("a\"b") == "\"a\\\"b\"".
 std::string Quote(std::string_view s);
 
+// Whether `s` is well-formed UTF-8 (no stray continuation bytes, truncated or overlong sequences,
+// surrogates or code points above U+10FFFF): what a JSON body the kube client sends must be.
+bool IsValidUtf8(std::string_view s);
+// `s` with every byte that does not begin a well-formed UTF-8 sequence replaced by U+FFFD;
+// well-formed text comes back unchanged.
+std::string ValidUtf8(std::string_view s);
+
 }  // namespace accel_dra

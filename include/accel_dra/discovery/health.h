@@ -11,7 +11,14 @@
 //       lists (NVML leaves out a GPU whose handle it cannot get, e.g. a GPU that fell off the
 //       bus): NvmlError "NVML cannot use this GPU (...)".
 //   Anything else is healthy — a simulated device is healthy unless its device node is missing.
-// - Devices no longer in the inventory are dropped (and forgotten). The generation changes
+// - Devices that a failing discovery backend kept from its last good scan (HealthContext::stale)
+//   are Unknown and not checked (what discovery cannot read, the checks cannot judge either: an
+//   unlistable /sys/bus/pci/devices would look like unbound drivers); what the tracker remembers
+//   about them is kept.
+// - Devices held by prepared claims that vanished or changed identity (HealthContext::held) are
+//   Unhealthy with the problem given, also when they are no longer in the inventory
+//   (DeviceVanished) — a held device is never silently dropped from the stream.
+// - Other devices no longer in the inventory are dropped (and forgotten). The generation changes
 //   exactly when the device list or any status/reason changes.
 // - Snapshot() and Unhealthy() are cheap copies (no I/O) and thread-safe; Update() is meant for
 //   one thread (the discovery loop) but may run concurrently with readers.
@@ -47,16 +54,30 @@ model::InventoryPtr WithUnhealthyTaints(const model::InventoryPtr& inventory,
                                         const std::map<std::string, HealthProblem>& unhealthy,
                                         const std::string& driver_name);
 
+// What the discovery loop knows about the devices besides the inventory.
+struct HealthContext {
+  // What NVML reported at the last discovery; nullptr when NVML is not in use or not usable
+  // (then no NVML check is made).
+  const NvmlInfo* nvml = nullptr;
+  // Devices kept from the last good scan of a failing backend (DeviceManager::stale()).
+  std::set<std::string> stale;
+  // Devices held by prepared claims that vanished (reason DeviceVanished) or are another
+  // physical device now (DeviceChanged), by the name the claims hold them under.
+  std::map<std::string, HealthProblem> held;
+};
+
 class DeviceHealthTracker : public model::DeviceHealthSource {
  public:
   DeviceHealthTracker(Env* env, HostRoot root, std::string pool);
 
-  // Re-checks all devices. `nvml`: what NVML reported at the last discovery, nullptr when NVML
-  // is not in use or not usable (then no NVML check is made).
-  void Update(const model::Inventory& inventory, const NvmlInfo* nvml = nullptr);
+  // Re-checks all devices.
+  void Update(const model::Inventory& inventory, const HealthContext& context);
+  void Update(const model::Inventory& inventory, const NvmlInfo* nvml = nullptr) {
+    Update(inventory, HealthContext{nvml, {}, {}});
+  }
 
   model::DeviceHealthSnapshot Snapshot() override;
-  // Unhealthy devices of the last Update: device name → problem.
+  // Unhealthy devices of the last Update: device name → problem (Unknown ones are not in it).
   std::map<std::string, HealthProblem> Unhealthy() const;
   uint64_t generation() const;
 
@@ -76,6 +97,7 @@ class DeviceHealthTracker : public model::DeviceHealthSource {
   uint64_t generation_ = 0;
   std::vector<std::string> names_;  // sorted device names of the last Update
   std::map<std::string, HealthProblem> unhealthy_;
+  std::set<std::string> unknown_;
 };
 
 }  // namespace accel_dra::discovery

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -18,6 +19,7 @@
 
 #include "accel_dra/common/status.h"
 #include "accel_dra/discovery/backend.h"
+#include "accel_dra/discovery/pci.h"  // NormalizePciBusId
 #include "accel_dra/model/device.h"
 
 namespace accel_dra::discovery {
@@ -114,8 +116,6 @@ class NvmlProbe {
   std::vector<std::string> warned_;  // per-GPU warnings already logged
 };
 
-// "00000000:3B:00.0", "0000:3b:00.0", "3b:00.0" → "0000:3b:00.0". nullopt if malformed.
-std::optional<std::string> NormalizePciBusId(std::string_view bus_id);
 // 12040 → "12.4.0". nullopt for values <= 0.
 std::optional<std::string> CudaVersionToSemver(int v);
 // nvmlDeviceArchitecture_t → "Hopper" etc.; nullopt when unknown.
@@ -129,6 +129,13 @@ std::optional<std::string> NvmlArchitectureName(unsigned arch);
 size_t EnrichWithNvml(std::vector<model::Device>& devices, const NvmlInfo& info);
 
 // A Backend that runs `base` and enriches its devices with NVML facts when NVML is usable.
+// Keeps the last good enrichment: a GPU's NVML facts (UUID, name, memory, compute capability,
+// architecture) and the system's (driver and CUDA versions) are remembered per PCI bus ID, and
+// when NVML fails, leaves a GPU out or cannot read one of its fields, the last facts NVML gave
+// stay on the device (logged once per failure; the health tracker still sees what NVML reported
+// now, through last_info(), and marks a GPU NVML cannot use). A GPU that answers with another
+// UUID is another GPU: its facts replace the old ones whole. Facts are forgotten when the PCI
+// device leaves `base`'s devices, so a device that appears later at that address starts fresh.
 class NvmlEnrichedBackend : public Backend {
  public:
   NvmlEnrichedBackend(std::unique_ptr<Backend> base,
@@ -141,10 +148,18 @@ class NvmlEnrichedBackend : public Backend {
   std::optional<NvmlInfo> last_info() const;
 
  private:
+  // The facts to enrich `devices` with: `now` (nullopt: NVML failed) merged over the last good
+  // ones, which it updates. Under mu_.
+  NvmlInfo MergeWithLastGood(const std::vector<model::Device>& devices,
+                             const std::optional<NvmlInfo>& now);
+
   std::unique_ptr<Backend> base_;
   NvmlProbe probe_;
   mutable std::mutex mu_;
   std::optional<NvmlInfo> last_info_;
+  NvmlInfo good_;  // the last good facts; gpus keyed by bus ID below
+  std::map<std::string, NvmlGpu> good_gpus_;
+  bool keeping_ = false;  // NVML is failing and the last good facts are in use (logged once)
 };
 
 }  // namespace accel_dra::discovery

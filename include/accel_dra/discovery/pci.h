@@ -12,10 +12,14 @@
 //   A device whose class file is missing or unreadable is still kept when its vendor is known
 //   and it is bound to that vendor's accelerator kernel driver. Other display/accelerator
 //   functions (BMC VGA, virtual GPUs, unknown vendors) are skipped: one log line per vendor.
-// - Names are "<type>-<index>", the index counting per type in PCI address order, so they are
-//   stable across restarts for the same hardware.
+// - Names are derived from the PCI address alone (PciDeviceName): "<type>-<domain>-<bus>-<device>-
+//   <function>", e.g. gpu-0000-3b-00-0, so a device keeps its name across rescans, restarts and
+//   reboots, whatever other devices come or go (and whether or not NVML answers). The identity
+//   (model::Device::identity) is the PCI bus ID, plus NVML's UUID where NVML enriches the device.
+//   PCI addresses with a domain above 0xffff (up to 8 hex digits, e.g. VMD) are accepted.
 // - Attributes (driver domain unless qualified): type, vendor, vendorID, deviceID,
-//   subsystemVendorID, subsystemDeviceID, productName (≤ 64 bytes), index, pciBusID,
+//   subsystemVendorID, subsystemDeviceID, productName (≤ 64 bytes), index (per type, in PCI
+//   address order: it changes when a device before it comes or goes; the name does not), pciBusID,
 //   resource.kubernetes.io/pcieRoot, numaNode (omitted when -1), driverName (kernel module),
 //   driverVersion and driverVersionRaw by the version policy of discovery/version.h. Capacity
 //   "memory" where the kernel driver reports VRAM (amdgpu mem_info_vram_total, Intel
@@ -95,6 +99,17 @@ class PciBackend : public Backend {
   std::unique_ptr<Names> names_;
   std::set<std::string> warned_;
 };
+
+// "00000000:3B:00.0", "0000:3b:00.0", "3b:00.0", "10000:3b:00.0" → "0000:3b:00.0" /
+// "10000:3b:00.0": lower case, the domain with at least 4 hex digits and no more leading zeros
+// (as Linux names sysfs entries). nullopt if malformed (domain > 8 hex digits, device > 0x1f,
+// function > 7).
+std::optional<std::string> NormalizePciBusId(std::string_view bus_id);
+
+// The name of the PCI device of `type` at normalised bus ID `bdf`: the type, then the address's
+// fields joined by '-': gpu + 0000:3b:00.0 → "gpu-0000-3b-00-0", accelerator + 10000:3b:00.0 →
+// "accelerator-10000-3b-00-0". Always a DNS label: at most 28 characters with our types.
+std::string PciDeviceName(std::string_view type, std::string_view bdf);
 
 // The discovery result in a stable, reviewable form for golden files:
 // [{"name", "attributes": {name: {"int"|"bool"|"string"|"version": v}}, "capacity": {name: q},

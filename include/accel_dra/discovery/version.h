@@ -34,7 +34,8 @@ enum class VersionOutcome {
   kExact,       // <name> = raw; <name>Raw removed
   kNormalized,  // <name> = normalised, <name>Raw = raw
   kRawOnly,     // not a version: <name> removed, <name>Raw = raw (cut to 64 bytes)
-  kUnprintable  // raw has control characters: <name> only if it normalises, no <name>Raw
+  kUnprintable  // raw has control characters or is not UTF-8: <name> only if it normalises,
+                // no <name>Raw
 };
 
 // Sets (or removes) `<name>` and `<name>Raw` in `attrs` from `raw` by the policy above.

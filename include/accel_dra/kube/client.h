@@ -11,11 +11,19 @@
 //    errors) and whose message carries the apiserver's Status.message when the body has one.
 //    Mapping: 400/422 InvalidArgument, 401 Unauthenticated, 403 PermissionDenied, 404 NotFound,
 //    409 Conflict (AlreadyExists when reason is AlreadyExists), 429/5xx Unavailable.
+//  - NotFound means the apiserver said the object is gone: a 404 whose body is a Status of reason
+//    NotFound naming the requested object (details.name; details.kind/group where given). Any
+//    other 404 — a bare "404 page not found" (text/plain) from a server that does not serve the
+//    group version, e.g. during an upgrade, or a Status about another object — is Unavailable with
+//    http_status() 404: the caller does not know whether the object exists.
 //  - Connections are kept alive and reused; the client is safe to use from many threads at once.
 //  - A bearer token file (in-cluster projected token) is re-read when its mtime or size changes.
+//  - Bodies are bounded: a response, or a single watch event, larger than
+//    RestConfig::max_response_bytes (16 MiB by default) fails with ResourceExhausted.
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -45,6 +53,10 @@ struct RestConfig {
   std::string user_agent = "accel-dra";
   std::chrono::milliseconds timeout{10000};
   std::chrono::milliseconds connect_timeout{3000};
+  // The most bytes of one response body (after decompression), and of one line of a streamed
+  // body (one watch event), the transport accepts. More fails the request with
+  // ResourceExhausted naming the limit (not retried) instead of growing memory without bound.
+  size_t max_response_bytes = size_t{16} << 20;
 };
 
 // Reads a kubeconfig file: the named context, or current-context when `context` is empty.
@@ -165,6 +177,9 @@ class ResourceApi {
   Expected<Json> UpdateResourceSlice(const Json& slice);
   Status DeleteResourceSlice(const std::string& name);
 
+  // NotFound only when the apiserver says this claim does not exist (see the mapping above). A
+  // 404 that is not such an answer also forgets the discovered version, so the next call
+  // discovers again (an upgrade may have stopped serving it).
   Expected<Json> GetResourceClaim(const std::string& ns, const std::string& name);
   Expected<Json> GetNode(const std::string& name);
   // Watches the one Node `name` from `resource_version` (see Client::Watch; events carry the
@@ -189,6 +204,8 @@ class ResourceApi {
 
  private:
   std::string Base();
+  // A 404 that is not a NotFound: the cached version may no longer be served.
+  void ForgetVersionIfNotServed(const Status& st);
   std::string ObjectPath(const std::string& resource, const std::string& ns,
                          const std::string& name);
   Client* client_;

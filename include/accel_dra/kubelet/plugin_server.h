@@ -6,7 +6,15 @@
 //  * the registration socket <registrar_dir>/<driver>-reg.sock (<driver>-<podUID>-reg.sock)
 //    serving pluginregistration.Registration, created after the DRA socket;
 //  * optionally grpc.health.v1.Health on TCP <healthcheck_address>:<healthcheck_port>, answering
-//    SERVING only if both unix sockets answer a real call at check time (liveness probe).
+//    SERVING only if both unix sockets answer a real call at check time (liveness probe); bound to
+//    127.0.0.1 unless an address is given (the plugin passes the pod IP, $POD_IP, when it has it:
+//    DefaultHealthcheckAddress()).
+//  * The streaming health methods (grpc.health.v1 Watch, v1alpha1 NodeWatchResources) serve at
+//    most max_health_streams streams each at once; one more is refused with RESOURCE_EXHAUSTED.
+//  * grpc.health.v1 service kRecoveryHealthService ("recovery") answers NOT_SERVING while
+//    `recovery_problem` is set (what start-up recovery could not restore, e.g. a lost checkpoint),
+//    else as liveness does; liveness (service "") never looks at it, so a degraded start does not
+//    restart the plugin. Point a readiness probe at it to see the state in `kubectl get pods`.
 //
 // Promises: sockets are mode 0600; a stale socket of our own name is removed before listening
 // (any other kind of file at that path is an error, never deleted); Start() checks the 108-byte
@@ -18,6 +26,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "accel_dra/common/status.h"
 #include "accel_dra/model/claim.h"
@@ -46,10 +55,18 @@ struct PluginServerOptions {
 
   // grpc.health.v1 liveness endpoint: -1 = off, 0 = pick a free port (see healthcheck_port()).
   int healthcheck_port = -1;
-  // 127.0.0.1 is enough for local checks; a kubelet `grpc:` probe needs 0.0.0.0 (or the pod IP).
+  // 127.0.0.1 is enough for local checks; a kubelet `grpc:` probe connects to the pod IP (see
+  // DefaultHealthcheckAddress). 0.0.0.0 exposes the endpoint on every interface of the node.
   std::string healthcheck_address = "127.0.0.1";
   // Deadline of each of the two unix-socket calls made by one health check.
   std::chrono::milliseconds healthcheck_call_timeout{1000};
+  // Concurrent streams per streaming health method (each holds a server thread). kubelet keeps
+  // one NodeWatchResources stream; liveness probes make unary Check calls.
+  int max_health_streams = 8;
+  // Set by the plugin when start-up recovery lost state (the checkpoint was unusable and claims
+  // were rebuilt from their CDI specs): the health service's "recovery" service reports
+  // NOT_SERVING with this in the log, until the plugin restarts. "" = nothing lost.
+  std::string recovery_problem;
 
   // Re-creating the registration socket after kubelet reported a failed registration: the first
   // attempt waits `reregister_backoff_initial`, each consecutive failure doubles it up to the max.
@@ -67,6 +84,14 @@ struct PluginSocketPaths {
   std::string registration_socket;
 };
 PluginSocketPaths ComputeSocketPaths(const PluginServerOptions& options);
+
+// The grpc.health.v1 service name that reports PluginServerOptions::recovery_problem.
+inline constexpr std::string_view kRecoveryHealthService = "recovery";
+
+// The health service's address when none is configured: $POD_IP when set and not empty (the
+// downward API's status.podIP, which a kubelet `grpc:` liveness probe connects to), else
+// 127.0.0.1 (local checks only).
+std::string DefaultHealthcheckAddress();
 
 class PluginServer {
  public:

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,6 +19,8 @@
 namespace accel_dra::model {
 
 // One DRA device attribute value: exactly one of int, bool, string, version (strict semver).
+// A string value is always UTF-8: String() replaces bytes that are not by U+FFFD (and then cuts
+// the value to kMaxAttributeValueLength), so a slice body can always be sent.
 class AttrValue {
  public:
   enum class Type { kInt, kBool, kString, kVersion };
@@ -66,9 +69,22 @@ struct DeviceTaint {
   bool operator==(const DeviceTaint& o) const = default;
 };
 
+// What makes a device the physical device it is, whatever it is called. Discovery fills in what
+// it knows; a prepared claim records it, so that a device that changed or vanished while held is
+// noticed and one physical device is never given to two claims under two names. Empty fields are
+// unknown (not a PCI device, NVML not usable, a record written before identities were recorded).
+struct DeviceIdentity {
+  std::string pci_bus_id;  // normalised: "0000:3b:00.0" (lower case; domain 4 hex digits, up to 8)
+  std::string uuid;        // NVML's "GPU-..." or a simulated device's UUID
+  bool empty() const { return pci_bus_id.empty() && uuid.empty(); }
+  bool operator==(const DeviceIdentity&) const = default;
+};
+
 struct Device {
-  // DNS label, unique on the node; stable across restarts for the same hardware.
+  // DNS label, unique on the node; stable across restarts, rescans and reboots for the same
+  // physical device (PCI devices: derived from the PCI address, see discovery/pci.h).
   std::string name;
+  DeviceIdentity identity;
   // Attribute names are unqualified (the driver's domain) or "<domain>/<name>".
   std::map<std::string, AttrValue> attributes;
   // Capacity name → Kubernetes quantity in canonical form (e.g. "80Gi").
@@ -93,11 +109,30 @@ class Inventory {
   explicit Inventory(std::vector<Device> devices);
   const std::vector<Device>& devices() const { return devices_; }
   const Device* Find(const std::string& name) const;
+  // Device nodes that two or more devices list (e.g. a simulated profile's one node for all):
+  // like the shared control nodes (IsSharedControlNode), they identify no single device.
+  const std::set<std::string>& shared_device_nodes() const { return shared_nodes_; }
   bool operator==(const Inventory& o) const = default;
 
  private:
   std::vector<Device> devices_;
+  std::set<std::string> shared_nodes_;
 };
+
+// Device nodes that all devices of a driver share (control and unified-memory nodes):
+// /dev/nvidiactl, /dev/nvidia-uvm, /dev/nvidia-uvm-tools, /dev/nvidia-modeset, /dev/nvidia-caps/*
+// (NVIDIA), /dev/kfd (AMD). They say nothing about which physical device a claim holds.
+bool IsSharedControlNode(std::string_view path);
+
+// Why two devices are one physical device: "PCI bus ID 0000:3b:00.0", "UUID GPU-...", "device
+// node /dev/nvidia3" (a node that is neither a shared control node nor in `shared_nodes`); ""
+// when nothing overlaps. Unknown (empty) identity fields match nothing.
+std::string PhysicalOverlap(const DeviceIdentity& a, const std::vector<std::string>& a_nodes,
+                            const DeviceIdentity& b, const std::vector<std::string>& b_nodes,
+                            const std::set<std::string>& shared_nodes);
+// How `now` contradicts `was` (both known and different: "PCI bus ID 0000:3b:00.0, was
+// 0000:3c:00.0"); "" when nothing known contradicts.
+std::string IdentityChange(const DeviceIdentity& was, const DeviceIdentity& now);
 using InventoryPtr = std::shared_ptr<const Inventory>;
 
 // Where the containers of a claim see the files the driver gives them (read-only bind mounts):

@@ -5,6 +5,8 @@
 // wire part of each device back to kubelet.
 
 #include <chrono>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -49,6 +51,11 @@ struct PreparedDevice {
   // they were); the current inventory's values are used then.
   std::optional<std::vector<std::string>> device_nodes;
   std::optional<std::vector<FileMount>> mounts;
+  // The physical device as discovery knew it when prepared (PCI bus ID, UUID), so that a device
+  // that changed or vanished is noticed and never given to a second claim under another name.
+  // Fields are empty when unknown (also in records written before identities were recorded; the
+  // device nodes then stand for the identity).
+  DeviceIdentity identity;
 
   // The time slice was set on the hardware (not advisory).
   bool TimeSliceEnforced() const {
@@ -78,5 +85,37 @@ struct PreparedClaim {
 
   friend bool operator==(const PreparedClaim&, const PreparedClaim&) = default;
 };
+
+// ---- Held devices: what prepared claims hold, checked against what discovery finds now ----
+
+// One device a prepared (PrepareCompleted) claim holds.
+struct HeldDevice {
+  std::string claim;  // "<namespace>/<name>"
+  std::string claim_uid;
+  PreparedDevice record;
+};
+// The devices held now; the claims core's state (the checkpoint) behind a model-level seam, so
+// that the node's loop can check them without depending on the claims core. Thread-safe.
+using HeldDevicesSource = std::function<std::vector<HeldDevice>()>;
+// The held devices of `claims` (by claim UID; PrepareStarted claims hold nothing yet).
+std::vector<HeldDevice> HeldDevicesOf(
+    const std::map<std::string, PreparedClaim, std::less<>>& claims);
+
+enum class HeldDeviceState {
+  kPresent,   // published under the recorded name, nothing known contradicts the identity
+  kRenamed,   // not under the recorded name, but the same physical device is published under
+              // another (e.g. a claim prepared before names were derived from PCI addresses)
+  kChanged,   // the recorded name now names another physical device (other bus ID or UUID)
+  kVanished,  // the physical device is not published at all
+};
+struct HeldDeviceCheck {
+  HeldDeviceState state = HeldDeviceState::kPresent;
+  std::string current_name;  // kPresent, kRenamed: the device's name now
+  std::string message;       // what happened, naming the device ("" with kPresent)
+};
+// Where `held` is in `inventory`: by its recorded name, then by physical identity (bus ID, UUID,
+// a device node that identifies one device; see PhysicalOverlap). A record without identity
+// (older checkpoints) is taken as present when its name is published.
+HeldDeviceCheck CheckHeldDevice(const PreparedDevice& held, const Inventory& inventory);
 
 }  // namespace accel_dra::model

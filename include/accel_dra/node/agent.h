@@ -16,15 +16,25 @@
 //      * reads the node attributes whenever the source's fd is readable;
 //      * recomposes and publishes only when the inventory, health or node attributes changed
 //        (PoolComposer), so the sink is called on this thread only;
-//      * calls the stale-claim sweep every sweep_every.
+//      * calls the stale-claim sweep every sweep_every;
+//      * with a held-devices source (SetHeldDevices), checks on every health re-check the devices
+//        prepared claims hold against the inventory (model::CheckHeldDevice): one that vanished
+//        or is another physical device now is logged (a warning naming claim and device, once
+//        per change) and reported Unhealthy to the health tracker (DeviceVanished,
+//        DeviceChanged) under the name the claim holds; a device held under a former name
+//        (e.g. prepared before an upgrade renamed devices) is logged once at info level.
+//      * Devices a failing discovery backend kept from its last good scan are reported to the
+//        health tracker as stale (Unknown).
 //    It returns after SIGINT or SIGTERM (logged: "received SIGTERM, shutting down") or Stop(),
 //    leaving the components it was given running: their shutdown is the caller's.
 //  - It depends on no claims code: the sweep is a callback.
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 
 #include "accel_dra/common/status.h"
 #include "accel_dra/discovery/events.h"
@@ -32,6 +42,7 @@
 #include "accel_dra/discovery/manager.h"
 #include "accel_dra/discovery/nvml.h"
 #include "accel_dra/model/device.h"
+#include "accel_dra/model/prepared_claim.h"
 #include "accel_dra/node/node_watch.h"
 #include "accel_dra/node/pool_composer.h"
 #include "accel_dra/node/wakeup.h"
@@ -92,6 +103,9 @@ class NodeAgent {
   // Reads the node attributes and publishes when anything changed. Run() does this on every
   // change; call it once before Run() to publish before the rest of the start-up.
   void Publish();
+  // The devices prepared claims hold (the claims core's checkpoint, through the model's seam);
+  // checked at once and on every health re-check. Call on the loop thread, before Run().
+  void SetHeldDevices(model::HeldDevicesSource held);
   // The loop, until SIGINT/SIGTERM or Stop(). `sweep` (may be empty) runs every sweep_every.
   void Run(const Sweep& sweep);
   // Ends Run() (from any thread; before Run(), Run() returns at once).
@@ -108,6 +122,9 @@ class NodeAgent {
   void Rescan();
   void CheckHealth();
   void ReadNodeAttributes();
+  // Held devices that vanished or changed, by the name their claims hold them under (logged
+  // once per change).
+  std::map<std::string, discovery::HealthProblem> CheckHeld(const model::Inventory& inventory);
 
   Options options_;
   Parts parts_;
@@ -115,6 +132,8 @@ class NodeAgent {
   std::unique_ptr<Wakeup> stop_;
   PoolComposer composer_;
   InventoryHolder inventory_;
+  model::HeldDevicesSource held_;
+  std::map<std::string, std::string> held_reported_;  // "<claim>: device <name>" → last logged
 };
 
 }  // namespace accel_dra::node

@@ -7,10 +7,12 @@
 // result.status to kFail and result.message to the cause, and returns false. It never sets kPass
 // (the check does, once every step passed).
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "accel_dra/common/status.h"
 #include "accel_dra/probe/cluster_inventory.h"
 #include "accel_dra/probe/inspect.h"
 #include "accel_dra/probe/report.h"
@@ -19,8 +21,14 @@ namespace accel_dra::probe {
 
 // Sets status kFail and the message; returns false (for `return Fail(c, ...)` in a step).
 bool Fail(CheckResult& c, const std::string& message);
+// Runs `body` (a check); an exception it throws fails the check with a message naming it instead
+// of escaping past the clean-up (the orchestration always cleans up after a check).
+void RunGuarded(CheckResult& c, const std::function<void()>& body);
 
-// The ACCEL_VISIBLE_DEVICES a container saw ("" when unset).
+// The devices a container's visible-devices variables name, merged: the driver's per-claim
+// ACCEL_VISIBLE_DEVICES_<CLAIM> lists (one per claim, so two claims never collide) and the plain
+// ACCEL_VISIBLE_DEVICES of older drivers, comma-separated, each device once, in the order of the
+// variables' names ("" when none is set). Reported as ACCEL_VISIBLE_DEVICES.
 std::string VisibleDevices(const InspectResult& out);
 // The accelerator device nodes that stand for one device each: without shared control nodes
 // (/dev/nvidiactl, /dev/nvidia-uvm*, /dev/nvidia-modeset, /dev/nvidia-caps/*, /dev/kfd) and without
@@ -55,8 +63,10 @@ struct NodeRuntime {
 bool JudgeNodeRuntime(const std::string& node, const std::vector<PoolDevice>& devices,
                       const nlohmann::json& node_object, std::string_view driver,
                       NodeRuntime* runtime, CheckResult& c);
-// The next major version above `version`: "1.2.3" → "2.0.0".
-std::string NextMajorVersion(const std::string& version);
+// The next major version above `version`: "1.2.3" → "2.0.0" ("" counts as major 0). A major
+// that is not a decimal number, or has no successor within 64 bits (what Kubernetes' semver
+// holds), is InvalidArgument: a driver may publish anything, the probe must not crash on it.
+Expected<std::string> NextMajorVersion(const std::string& version);
 // The container holding `device` (pool/name, published with driverVersion `published` on `node`)
 // sees a driver version, and it equals the published one.
 bool JudgeContainerDriverVersion(const std::string& node, const std::string& device,

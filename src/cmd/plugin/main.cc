@@ -50,7 +50,7 @@ struct Flags {
   std::string pod_uid;
   double cleanup_interval_s = 60;
   int healthcheck_port = -1;
-  std::string healthcheck_address = "0.0.0.0";
+  std::string healthcheck_address;  // "": kubelet::DefaultHealthcheckAddress() ($POD_IP, 127.0.0.1)
   int verbosity = 0;
   std::string log_format = "text";
   int simulate = -1;
@@ -245,9 +245,22 @@ node::NodeAgent::Options AgentOptions(const Flags& f, bool rescan_to_notice_hotp
   return aopts;
 }
 
+// What start-up recovery could not restore, for the health service's "recovery" service; "" when
+// the checkpoint loaded.
+std::string RecoveryProblem(const checkpoint::LoadReport& load,
+                            const claims::RecoveryReport& recovered) {
+  if (load.moved_aside_to.empty()) return "";
+  return "the checkpoint was unusable and was moved aside to " + load.moved_aside_to.string() +
+         " at start; " + std::to_string(recovered.claims_rebuilt) +
+         " prepared claim(s) were rebuilt from their CDI specs and " +
+         std::to_string(recovered.specs_kept.size()) +
+         " CDI spec(s) were kept without a record (see the log); restart the plugin to clear this";
+}
+
 kubelet::PluginServerOptions ServerOptions(const Flags& f,
                                            std::shared_ptr<model::ClaimPreparer> preparer,
-                                           std::shared_ptr<model::DeviceHealthSource> health) {
+                                           std::shared_ptr<model::DeviceHealthSource> health,
+                                           std::string recovery_problem) {
   kubelet::PluginServerOptions sopts;
   sopts.driver_name = f.driver_name;
   sopts.registrar_dir = f.registrar_dir;
@@ -255,8 +268,10 @@ kubelet::PluginServerOptions ServerOptions(const Flags& f,
   sopts.pod_uid = f.pod_uid;
   sopts.preparer = std::move(preparer);
   sopts.healthcheck_port = f.healthcheck_port;
-  sopts.healthcheck_address = f.healthcheck_address;
+  sopts.healthcheck_address =
+      f.healthcheck_address.empty() ? kubelet::DefaultHealthcheckAddress() : f.healthcheck_address;
   sopts.health_source = std::move(health);
+  sopts.recovery_problem = std::move(recovery_problem);
   return sopts;
 }
 
@@ -372,8 +387,12 @@ int RunPlugin(const Flags& f) {
       "rolled back, {} orphaned CDI specs removed",
       recovered->completed, recovered->specs_recreated, recovered->rolled_back,
       recovered->orphan_specs_removed);
+  // The loop reports prepared claims whose device vanished or changed (health, log).
+  (*agent)->SetHeldDevices(
+      [cp = ckpt->get()] { return model::HeldDevicesOf(cp->Snapshot().claims); });
 
-  return Serve(f, t0, **agent, **watcher, publisher, ServerOptions(f, preparer, health),
+  return Serve(f, t0, **agent, **watcher, publisher,
+               ServerOptions(f, preparer, health, RecoveryProblem(report, *recovered)),
                [&preparer] { preparer->CleanupStale(); });
 }
 
@@ -421,9 +440,9 @@ void AddKubeletFlags(CLI::App& app, Flags& f) {
       ->envname("HEALTHCHECK_PORT")
       ->capture_default_str();
   app.add_option("--healthcheck-address", f.healthcheck_address,
-                 "address of the gRPC health service (a kubelet probe needs the pod's address)")
-      ->envname("HEALTHCHECK_ADDRESS")
-      ->capture_default_str();
+                 "address of the gRPC health service (default: $POD_IP when set, which a kubelet "
+                 "grpc probe connects to, else 127.0.0.1)")
+      ->envname("HEALTHCHECK_ADDRESS");
 }
 
 void AddClaimFlags(CLI::App& app, Flags& f) {

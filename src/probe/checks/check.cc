@@ -2,6 +2,10 @@
 
 #include "checks/check.h"
 
+#include <exception>
+#include <set>
+#include <sstream>
+
 #include "accel_dra/probe/verdicts.h"
 
 namespace accel_dra::probe {
@@ -12,13 +16,35 @@ bool Fail(CheckResult& c, const std::string& message) {
   return false;
 }
 
+void RunGuarded(CheckResult& c, const std::function<void()>& body) {
+  try {
+    body();
+  } catch (const std::exception& e) {
+    Fail(c, std::string("internal error in the probe (please report it): ") + e.what());
+  } catch (...) {
+    Fail(c, "internal error in the probe (please report it): an unknown exception");
+  }
+}
+
 bool IsTransientPrepareFailure(std::string_view message) {
   return message.find("no relationship found between node") != std::string_view::npos;
 }
 
 std::string VisibleDevices(const InspectResult& out) {
-  auto it = out.accel_env.find("ACCEL_VISIBLE_DEVICES");
-  return it == out.accel_env.end() ? "" : it->second;
+  constexpr std::string_view kVar = "ACCEL_VISIBLE_DEVICES";
+  std::set<std::string> seen;
+  std::string merged;
+  for (const auto& [key, value] : out.accel_env) {  // ordered by name
+    if (key != kVar &&
+        !(key.starts_with(kVar) && key.size() > kVar.size() && key[kVar.size()] == '_')) {
+      continue;
+    }
+    std::stringstream items(value);
+    for (std::string item; std::getline(items, item, ',');) {
+      if (!item.empty() && seen.insert(item).second) merged += (merged.empty() ? "" : ",") + item;
+    }
+  }
+  return merged;
 }
 
 std::vector<std::string> PerDeviceNodes(const std::vector<std::string>& nodes) {

@@ -4,6 +4,7 @@
 // sees that version, and one requiring more than any node has stays Pending.
 
 #include <algorithm>
+#include <cstdint>
 #include <map>
 #include <set>
 #include <tuple>
@@ -96,7 +97,9 @@ bool CreateVersionClasses(ClusterSession& session, CheckResult& c, const std::st
   const std::string& driver = session.driver();
   classes->min_class = ns + "-min-driver";
   classes->over_class = ns + "-over-driver";
-  classes->over_version = NextMajorVersion(max_version);
+  auto over = NextMajorVersion(max_version);
+  if (!over.ok()) return Fail(c, "the newest published " + over.status().message());
+  classes->over_version = *over;
   std::string min_cel = MinDriverVersionCel(driver, max_version);
   std::string over_cel = MinDriverVersionCel(driver, classes->over_version);
   c.ran.push_back("DeviceClass " + classes->min_class + " with CEL: " + min_cel);
@@ -213,11 +216,26 @@ bool JudgeNodeRuntime(const std::string& node, const std::vector<PoolDevice>& de
   return true;
 }
 
-std::string NextMajorVersion(const std::string& version) {
-  // Appended, not `"0" + std::string&&`: GCC 12 bug 105329 (-Wrestrict false positive at -O2+).
-  std::string major = "0";
-  major.append(version, 0, version.find('.'));
-  return std::to_string(std::max(0, std::stoi(major)) + 1) + ".0.0";
+Expected<std::string> NextMajorVersion(const std::string& version) {
+  const std::string major = version.substr(0, version.find('.'));
+  uint64_t n = 0;
+  for (char ch : major) {
+    if (ch < '0' || ch > '9') {
+      return InvalidArgument("driverVersion " + Quote(version) +
+                             " does not start with a decimal major version");
+    }
+    const uint64_t digit = static_cast<uint64_t>(ch - '0');
+    if (n > (UINT64_MAX - digit) / 10) {
+      return InvalidArgument("driverVersion " + Quote(version) +
+                             ": the major version does not fit in 64 bits");
+    }
+    n = n * 10 + digit;
+  }
+  if (n == UINT64_MAX) {
+    return InvalidArgument("driverVersion " + Quote(version) +
+                           " has no next major version within 64 bits");
+  }
+  return std::to_string(n + 1) + ".0.0";
 }
 
 bool JudgeContainerDriverVersion(const std::string& node, const std::string& device,

@@ -19,6 +19,8 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kUid = "4b6e5c1a-0d6f-4d3e-9c1b-2f7e1a9b8c7d";
+// The claim's spec-level variable: ACCEL_VISIBLE_DEVICES_ + the UID upper-cased, '-' as '_'.
+constexpr const char* kVisible = "ACCEL_VISIBLE_DEVICES_4B6E5C1A_0D6F_4D3E_9C1B_2F7E1A9B8C7D";
 
 using model::SharingStrategy;
 using model::TimeSliceInterval;
@@ -67,8 +69,8 @@ TEST(CdiClaimSpec, ExclusiveDeviceWithNodes) {
   ASSERT_EQ(spec->devices[0].container_edits.device_nodes.size(), 2u);
   EXPECT_EQ(spec->devices[0].container_edits.device_nodes[0].path, "/dev/accel/accel0");
   EXPECT_EQ(spec->devices[0].container_edits.device_nodes[0].host_path, "");
-  EXPECT_EQ(EnvOf(*spec),
-            (std::map<std::string, std::string>{{"ACCEL_VISIBLE_DEVICES", "accel-0"}}));
+  EXPECT_EQ(EnvOf(*spec), (std::map<std::string, std::string>{{kVisible, "accel-0"}}));
+  EXPECT_EQ(VisibleDevicesVariable(kUid), kVisible);
 }
 
 TEST(CdiClaimSpec, SharingVariantsAndExtraEnv) {
@@ -101,7 +103,7 @@ TEST(CdiClaimSpec, SharingVariantsAndExtraEnv) {
   const auto& raw = spec->devices[2].container_edits.env;
   EXPECT_EQ(raw[raw.size() - 2], "ACCEL_FOO=bar");
   EXPECT_EQ(raw.back(), "_X1=y=z");
-  EXPECT_EQ(EnvOf(*spec)["ACCEL_VISIBLE_DEVICES"], "accel-0,accel-1,accel-2");
+  EXPECT_EQ(EnvOf(*spec)[kVisible], "accel-0,accel-1,accel-2");
 }
 
 TEST(CdiClaimSpec, DeterministicWhateverTheInputOrder) {
@@ -115,7 +117,7 @@ TEST(CdiClaimSpec, DeterministicWhateverTheInputOrder) {
   EXPECT_EQ(*a, *b);
   EXPECT_EQ(ToJson(*a).value(), ToJson(*b).value());
   EXPECT_EQ(a->devices[0].name, std::string(kUid) + "-accel-1");  // ordered by index
-  EXPECT_EQ(EnvOf(*a)["ACCEL_VISIBLE_DEVICES"], "accel-1,accel-3,accel-2");
+  EXPECT_EQ(EnvOf(*a)[kVisible], "accel-1,accel-3,accel-2");
 }
 
 // A container that gets devices from two claims receives the edits of both specs; the per-device
@@ -127,12 +129,19 @@ TEST(CdiClaimSpec, TwoClaimsInOneContainerDoNotCollide) {
   std::map<std::string, std::string> merged;
   for (const auto& [spec, dev] :
        {std::pair{&*a, "uid-a-accel-0"}, std::pair{&*b, "uid-b-accel-1"}}) {
-    for (const auto& [k, v] : EnvOf(*spec, dev)) {
-      EXPECT_TRUE(merged.emplace(k, v).second) << k << " is set by both claims";
+    // The device's variables and the spec-level ones (issue 11: ACCEL_VISIBLE_DEVICES, one
+    // spec-level variable for every claim, collided).
+    for (const std::string& d : {std::string(dev), std::string()}) {
+      for (const auto& [k, v] : EnvOf(*spec, d)) {
+        EXPECT_TRUE(merged.emplace(k, v).second) << k << " is set by both claims";
+      }
     }
   }
   EXPECT_EQ(merged["ACCEL_DEVICE_ACCEL_0_RESOURCE_CLAIM"], "ns/a");
   EXPECT_EQ(merged["ACCEL_DEVICE_ACCEL_1_RESOURCE_CLAIM"], "ns/b");
+  EXPECT_EQ(merged["ACCEL_VISIBLE_DEVICES_UID_A"], "accel-0");
+  EXPECT_EQ(merged["ACCEL_VISIBLE_DEVICES_UID_B"], "accel-1");
+  EXPECT_EQ(merged.count("ACCEL_VISIBLE_DEVICES"), 0u);
   // Device names (and so CDI IDs) differ between claims as well.
   EXPECT_NE(a->devices[0].name, b->devices[0].name);
 }
@@ -163,7 +172,93 @@ TEST(CdiClaimSpec, Errors) {
   badenv.extra_env = {{"ACCEL_DEVICE_ACCEL_0", "y"}};
   expect_error({badenv}, "set twice", claim);
   badenv.extra_env = {{"ACCEL_VISIBLE_DEVICES", "y"}};
-  expect_error({badenv}, "set twice", claim);
+  expect_error({badenv}, "would collide with the claims' ACCEL_VISIBLE_DEVICES_* variables", claim);
+  badenv.extra_env = {{kVisible, "y"}};
+  expect_error({badenv}, "would collide", claim);
+}
+
+// ReadBackClaimSpec is the inverse of BuildClaimSpec (recovery after a lost checkpoint, issue 11):
+// what a spec says about its claim comes back, through JSON and the strict parser.
+TEST(CdiClaimSpec, ReadBackRecoversWhatTheSpecSays) {
+  ClaimSpecDevice ts = Dev("accel-0", 0, {"/run/x/dev/accel-sim0", "/dev/accel/ctl"});
+  ts.device.sharing = {SharingStrategy::kTimeSlicing, TimeSliceInterval::kMedium, 0};
+  ts.device.time_slice = model::AppliedTimeSlice{model::TimeSliceControl::kNvidiaSmi, "GPU-0", 2};
+  ts.device.mounts = std::vector<model::FileMount>{{"/v", "/run/accel-dra/driver/version"}};
+  ClaimSpecDevice advisory = Dev("accel-1", 1);
+  advisory.device.sharing = {SharingStrategy::kTimeSlicing, TimeSliceInterval::kLong, 0};
+  ClaimSpecDevice sp = Dev("accel-2", 2, {"/dev/accel2"});
+  sp.device.sharing = {SharingStrategy::kSpacePartitioning, TimeSliceInterval::kDefault, 16};
+  sp.extra_env = {{"ACCEL_FOO", "bar"}};
+  ClaimSpecExtras extras;
+  extras.read_only_mounts = {{"/opt/inspect", std::string(model::kInspectToolContainerPath)}};
+  auto spec =
+      BuildClaimSpec("accel-dra.dev", {kUid, "team-a", "train"}, {ts, advisory, sp}, extras);
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  auto parsed = ParseJson(ToJson(*spec).value());
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  auto back = ReadBackClaimSpec("accel-dra.dev", kUid, *parsed);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->claim.uid, kUid);
+  EXPECT_EQ(back->claim.namespace_, "team-a");
+  EXPECT_EQ(back->claim.name, "train");
+  ASSERT_EQ(back->devices.size(), 3u);
+  EXPECT_EQ(back->devices[0].device, "accel-0");
+  EXPECT_EQ(back->devices[0].sharing, ts.device.sharing);
+  EXPECT_TRUE(back->devices[0].timeslice_enforced);
+  EXPECT_EQ(back->devices[0].device_nodes,
+            (std::vector<std::string>{"/run/x/dev/accel-sim0", "/dev/accel/ctl"}));
+  EXPECT_EQ(back->devices[1].device, "accel-1");
+  EXPECT_EQ(back->devices[1].sharing, advisory.device.sharing);
+  EXPECT_FALSE(back->devices[1].timeslice_enforced);
+  EXPECT_TRUE(back->devices[1].device_nodes.empty());
+  EXPECT_EQ(back->devices[2].sharing, sp.device.sharing);
+  EXPECT_EQ(back->devices[2].device_nodes, std::vector<std::string>{"/dev/accel2"});
+  EXPECT_EQ(back->mounts, (std::vector<ReadOnlyMount>{
+                              {"/v", "/run/accel-dra/driver/version"},
+                              {"/opt/inspect", std::string(model::kInspectToolContainerPath)}}));
+}
+
+TEST(CdiClaimSpec, ReadBackNamesWhatIsWrong) {
+  auto good = BuildClaimSpec("accel-dra.dev", {kUid, "ns", "c"}, {Dev("accel-0", 0)});
+  ASSERT_TRUE(good.ok());
+  const std::string dev = std::string(kUid) + "-accel-0";
+  auto expect_error = [&](const Spec& s, std::string_view what, std::string_view uid = kUid) {
+    auto r = ReadBackClaimSpec("accel-dra.dev", uid, s);
+    ASSERT_FALSE(r.ok()) << what;
+    EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+    EXPECT_NE(r.status().message().find(what), std::string::npos)
+        << r.status().message() << " lacks " << what;
+  };
+  expect_error(*good, "is not named 4b6e5c1a-0d6f-4d3e-9c1b-000000000000-<device>",
+               "4b6e5c1a-0d6f-4d3e-9c1b-000000000000");
+  Spec other = *good;
+  other.kind = "k8s.other.dev/device";
+  expect_error(other, "kind k8s.other.dev/device is not k8s.accel-dra.dev/device");
+  auto edit = [&](const std::string& key, const std::string& value) {
+    Spec s = *good;
+    auto& env = s.devices[0].container_edits.env;
+    env.erase(std::remove_if(env.begin(), env.end(),
+                             [&](const std::string& e) { return e.rfind(key + "=", 0) == 0; }),
+              env.end());
+    if (!value.empty()) env.push_back(key + "=" + value);
+    return s;
+  };
+  expect_error(edit("ACCEL_DEVICE_ACCEL_0", ""), "variable ACCEL_DEVICE_ACCEL_0 is missing");
+  expect_error(edit("ACCEL_DEVICE_ACCEL_0", "accel-9"), "names another device");
+  expect_error(edit("ACCEL_DEVICE_ACCEL_0_RESOURCE_CLAIM", "nons"), "is not <namespace>/<name>");
+  expect_error(edit("ACCEL_DEVICE_ACCEL_0_RESOURCE_CLAIM_UID", "x"), "not the UID");
+  expect_error(edit("ACCEL_DEVICE_ACCEL_0_SHARING_STRATEGY", "Sometimes"),
+               "is no sharing strategy");
+  expect_error(edit("ACCEL_DEVICE_ACCEL_0_SHARING_STRATEGY", "TimeSlicing"),
+               "ACCEL_DEVICE_ACCEL_0_TIMESLICE_INTERVAL is missing");
+  expect_error(edit("ACCEL_DEVICE_ACCEL_0_SHARING_STRATEGY", "SpacePartitioning"),
+               "ACCEL_DEVICE_ACCEL_0_PARTITION_COUNT is missing");
+  Spec part = edit("ACCEL_DEVICE_ACCEL_0_SHARING_STRATEGY", "SpacePartitioning");
+  part.devices[0].container_edits.env.push_back("ACCEL_DEVICE_ACCEL_0_PARTITION_COUNT=17");
+  expect_error(part, "is not a partition count from 2 to 16");
+  Spec none = *good;
+  none.devices.clear();
+  expect_error(none, "no devices");
 }
 
 TEST(CdiClaimSpec, ContainerDevicePathIsWhatFollowsTheLastDev) {
@@ -261,7 +356,7 @@ TEST(CdiClaimSpec, UnclaimedDevicesForTheTestingBreach) {
   auto spec = BuildClaimSpec("accel-dra.dev", {kUid, "ns", "c"},
                              {Dev("accel-0", 0, {"/run/x/dev/accel-sim0"})}, extras);
   ASSERT_TRUE(spec.ok()) << spec.status().ToString();
-  EXPECT_EQ(EnvOf(*spec)["ACCEL_VISIBLE_DEVICES"], "accel-0,accel-1,accel-2");
+  EXPECT_EQ(EnvOf(*spec)[kVisible], "accel-0,accel-1,accel-2");
   ASSERT_EQ(spec->container_edits.device_nodes.size(), 2u);
   EXPECT_EQ(spec->container_edits.device_nodes[1].path, "/dev/accel-sim2");
   EXPECT_EQ(spec->container_edits.device_nodes[1].host_path, "/run/x/dev/accel-sim2");

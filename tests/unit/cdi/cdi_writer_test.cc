@@ -76,6 +76,9 @@ TEST_F(CdiWriterTest, WritesAtomicallyWithReadableModeAndCreatesRoot) {
   struct stat st {};
   ASSERT_EQ(::stat(file.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0644u);
+  // The root it created is readable by the container runtime, whatever the umask.
+  ASSERT_EQ(::stat(root_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0755u);
   // Only the spec file, no temp files left behind.
   EXPECT_EQ(env_.ListDir(root_).value(), std::vector<std::string>{file.filename().string()});
   EXPECT_EQ(env_.ReadFile(file).value(), ToJson(spec).value());
@@ -104,6 +107,22 @@ TEST_F(CdiWriterTest, RemoveMissingIsOkAndRemoveDeletes) {
   EXPECT_TRUE(w.RemoveClaimSpec("uid-1").ok());
   EXPECT_TRUE(env_.ListDir(root_).value().empty());
   EXPECT_EQ(w.RemoveClaimSpec("a/b").code(), Code::kInvalidArgument);
+}
+
+TEST_F(CdiWriterTest, ReadClaimSpecParsesOrSaysWhy) {
+  CdiWriter w(&env_, root_);
+  EXPECT_EQ(w.ReadClaimSpec("uid-1").status().code(), Code::kNotFound);
+  Spec spec = ClaimSpec("uid-1");
+  ASSERT_TRUE(w.WriteClaimSpec("uid-1", spec).ok());
+  auto back = w.ReadClaimSpec("uid-1");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(ToJson(*back).value(), ToJson(spec).value());
+  const fs::path file = root_ / "k8s.accel-dra.dev-device_uid-2.json";
+  ASSERT_TRUE(env_.WriteFileAtomic(file, "{not json", 0644, Durability::kDurable).ok());
+  auto bad = w.ReadClaimSpec("uid-2");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find(file.string()), std::string::npos)
+      << bad.status().message();
 }
 
 TEST_F(CdiWriterTest, ListOnlyOurClaimSpecs) {

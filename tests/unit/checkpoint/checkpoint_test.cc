@@ -61,6 +61,7 @@ class CheckpointTest : public CheckpointTestBase {
             d.time_slice = model::AppliedTimeSlice{model::TimeSliceControl::kNvidiaSmi, "GPU-0", 0};
             d.device_nodes = std::vector<std::string>{"/dev/accel0"};
             d.mounts = std::vector<model::FileMount>{{"/run/v", "/run/accel-dra/driver/version"}};
+            d.identity = {"0000:3b:00.0", "GPU-0"};
             s.claims["uid-1"] = c;
           }).ok());
     return ReadAll(file());
@@ -129,13 +130,15 @@ TEST_F(CheckpointTest, RoundTrip) {
     d0.sharing = {model::SharingStrategy::kSpacePartitioning, model::TimeSliceInterval::kDefault,
                   16};
     d0.admin_access = true;
-    // No time slice, device nodes or mounts recorded (as read from format 1): stays so.
+    // No time slice, device nodes, mounts or identity recorded (as read from format 1, or
+    // format 2 before identities were recorded): stays so.
     PreparedDevice& d1 = expected.claims["uid-done"].devices[1];
     d1.share_id = "share-1";
     d1.sharing.interval = model::TimeSliceInterval::kLong;
     d1.time_slice = model::AppliedTimeSlice{model::TimeSliceControl::kNone, "", 3};
     d1.mounts = std::vector<model::FileMount>{{"/run/gr\u00fc\u00df", "/run/x"}};
     d1.device_nodes = std::vector<std::string>{};
+    d1.identity = {"10000:3b:00.0", "GPU-8c5a4d3e"};
   }
   {
     OpenOptions options = LockTimeout(std::chrono::milliseconds(0));
@@ -154,6 +157,10 @@ TEST_F(CheckpointTest, RoundTrip) {
   struct stat st {};
   ASSERT_EQ(::stat(file().c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
+  // The data directory Open() created is owner-only (it was 0755 before Env::CreateDirs honoured
+  // its mode; issue 11).
+  ASSERT_EQ(::stat(data_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
 
   // The document's shape: the fixed header, the CRC of the payload's bytes, and JSON as a whole.
   const std::string bytes = ReadAll(file());
@@ -185,7 +192,8 @@ TEST_F(CheckpointTest, RoundTrip) {
                             "timeSlice": {"control": "none", "setting": 3},
                             "deviceNodes": [],
                             "mounts": [{"hostPath": "/run/gr\u00fc\u00df",
-                                        "containerPath": "/run/x"}]})"));
+                                        "containerPath": "/run/x"}],
+                            "pciBusID": "10000:3b:00.0", "uuid": "GPU-8c5a4d3e"})"));
   EXPECT_EQ(doc["data"]["claims"]["uid-started"]["devices"], Json::array());
 
   auto cp = MustOpen();
@@ -243,6 +251,45 @@ TEST_F(CheckpointTest, TimestampsKeepMillisecondsAndDropFinerParts) {
   EXPECT_EQ(cp->Find("uid-t")->prepare_started_at, AtMs(1));
   Json doc = Json::parse(ReadAll(file()));
   EXPECT_EQ(doc["data"]["claims"]["uid-t"]["prepareStartedAt"], "1970-01-01T00:00:00.001Z");
+}
+
+// A time a TimePoint (nanoseconds in 64 bits) cannot hold is corruption, not an overflow (UBSan
+// found the overflow; issue 11): moved aside with DataLoss. The edges of the range still load.
+TEST_F(CheckpointTest, TimestampsOutsideTheRepresentableRangeAreDataLoss) {
+  const Json valid = Json::parse(WriteValid());
+  const std::string claim = valid["data"]["claims"].begin().key();
+  for (const char* t : {"9999-12-31T23:59:59.999Z", "2262-04-12T00:00:00Z", "1677-09-21T00:00:00Z",
+                        "0000-01-01T00:00:00Z", "-999-01-01T00:00:00Z"}) {
+    for (const char* key : {"prepareStartedAt", "prepareCompletedAt"}) {
+      SCOPED_TRACE(std::string(key) + " = " + t);
+      fs::remove_all(data_);
+      fs::create_directories(data_);
+      Json doc = valid;
+      doc["data"]["claims"][claim][key] = t;
+      std::string bytes = Resign(doc);
+      WriteAll(file(), bytes);
+      ExpectMovedAside(bytes, Code::kDataLoss,
+                       "field \"" + std::string(key) +
+                           "\" is not an RFC 3339 UTC time within the "
+                           "representable range");
+    }
+  }
+  for (const char* t : {"2262-04-11T00:00:00Z", "1677-09-22T00:00:00.000Z"}) {
+    SCOPED_TRACE(t);
+    fs::remove_all(data_);
+    fs::create_directories(data_);
+    Json doc = valid;
+    doc["data"]["claims"][claim]["prepareStartedAt"] = t;
+    WriteAll(file(), Resign(doc));
+    auto cp = MustOpen();
+    ASSERT_NE(cp, nullptr);
+    EXPECT_FALSE(cp->load_report().warning.has_value()) << cp->load_report().warning->ToString();
+    ASSERT_TRUE(cp->Find(claim).has_value());
+    ASSERT_TRUE(cp->Update([](State&) {}).ok());  // written again by FormatTime
+    Json again = Json::parse(ReadAll(file()));
+    EXPECT_EQ(again["data"]["claims"][claim]["prepareStartedAt"].get<std::string>().substr(0, 19),
+              std::string(t).substr(0, 19));
+  }
 }
 
 // Format 1's checksum is over the data's canonical form, not over the bytes in the file: any
@@ -426,6 +473,8 @@ TEST_F(CheckpointTest, MalformedTypedFieldsAreMovedAside) {
       {[](Json& d) { d["deviceNodes"] = {1}; }, "field \"deviceNodes\" is not an array of strings"},
       {[](Json& d) { d["mounts"][0].erase("hostPath"); },
        where + ".mounts[0]: missing field \"hostPath\""},
+      {[](Json& d) { d["pciBusID"] = 59; }, where + ": field \"pciBusID\" is not a string"},
+      {[](Json& d) { d["uuid"] = nullptr; }, where + ": field \"uuid\" is not a string"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.reason);
@@ -437,6 +486,33 @@ TEST_F(CheckpointTest, MalformedTypedFieldsAreMovedAside) {
     WriteAll(file(), bytes);
     ExpectMovedAside(bytes, Code::kDataLoss, c.reason);
   }
+}
+
+// Found by tests/fuzz/checkpoint_fuzz under UBSan: a year the nanosecond clock cannot hold
+// overflowed (signed overflow) instead of being rejected.
+TEST_F(CheckpointTest, TimestampOutsideTheClockRangeIsMovedAside) {
+  const Json valid = Json::parse(WriteValid());
+  ASSERT_TRUE(valid["data"]["claims"]["uid-1"].contains("prepareStartedAt"));
+  for (const char* t : {"9999-12-31T23:59:59.999Z", "2262-04-12T00:00:00Z", "0001-01-01T00:00:00Z",
+                        "1677-09-21T00:00:00Z"}) {
+    SCOPED_TRACE(t);
+    fs::remove_all(data_);
+    fs::create_directories(data_);
+    Json doc = valid;
+    doc["data"]["claims"]["uid-1"]["prepareStartedAt"] = t;
+    std::string bytes = Resign(doc);
+    WriteAll(file(), bytes);
+    ExpectMovedAside(bytes, Code::kDataLoss, "field \"prepareStartedAt\" is not");
+  }
+  fs::remove_all(data_);
+  fs::create_directories(data_);
+  Json doc = valid;
+  doc["data"]["claims"]["uid-1"]["prepareStartedAt"] = "2261-12-31T23:59:59.999Z";
+  WriteAll(file(), Resign(doc));
+  auto cp = MustOpen();
+  ASSERT_NE(cp, nullptr);
+  EXPECT_FALSE(cp->load_report().warning.has_value());
+  EXPECT_EQ(cp->Find("uid-1")->prepare_started_at, AtMs(9214646399999));
 }
 
 TEST_F(CheckpointTest, FutureVersionIsMovedAsideWithClearMessage) {

@@ -10,8 +10,10 @@
 
 #include <atomic>
 #include <cstdio>
+#include <deque>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -157,12 +159,34 @@ class FakeClaims {
     claims_.erase(std::string(kNamespace) + "/" + name);
   }
   int calls() const { return calls_.load(); }
+  // The next reads of `name` answer these, in order, before the stored claim or error.
+  void Script(const std::string& name, std::vector<Expected<Json>> answers) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& q = scripts_[std::string(kNamespace) + "/" + name];
+    for (auto& a : answers) q.push_back(std::move(a));
+  }
+  // Called at the start of every read (outside the lock; it may block: a slow apiserver).
+  void SetHook(std::function<void(const std::string& name)> hook) {
+    std::lock_guard<std::mutex> lock(mu_);
+    hook_ = std::move(hook);
+  }
 
   ClaimGetter Getter() {
     return [this](const std::string& ns, const std::string& name) -> Expected<Json> {
       calls_++;
+      std::function<void(const std::string&)> hook;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        hook = hook_;
+      }
+      if (hook) hook(name);
       std::lock_guard<std::mutex> lock(mu_);
       std::string key = ns + "/" + name;
+      if (auto q = scripts_.find(key); q != scripts_.end() && !q->second.empty()) {
+        Expected<Json> next = std::move(q->second.front());
+        q->second.pop_front();
+        return next;
+      }
       if (auto e = errors_.find(key); e != errors_.end()) return e->second;
       auto it = claims_.find(key);
       if (it == claims_.end()) {
@@ -176,6 +200,8 @@ class FakeClaims {
   mutable std::mutex mu_;
   std::map<std::string, Json> claims_;
   std::map<std::string, Status> errors_;
+  std::map<std::string, std::deque<Expected<Json>>> scripts_;
+  std::function<void(const std::string&)> hook_;
   std::atomic<int> calls_{0};
 };
 
@@ -264,6 +290,8 @@ class NodeDirs {
 class PreparerTestBase : public ::testing::Test {
  protected:
   void SetUp() override {
+    // The stale-claim sweep's pause between its two reads: counted, not slept.
+    base_opts_.sleep = [this](std::chrono::milliseconds) { sweep_pauses_++; };
     static std::atomic<int> counter{0};
     dirs_ = std::make_unique<NodeDirs>(
         fs::temp_directory_path() /
@@ -291,7 +319,8 @@ class PreparerTestBase : public ::testing::Test {
     opts.shared_checkpoint = shared_;
     auto inv = inventory_;
     preparer_ = std::make_unique<Preparer>(
-        opts, claims_.Getter(), [inv] { return inv; }, checkpoint_.get(), writer_.get());
+        opts, getter_ ? getter_ : claims_.Getter(), [inv] { return inv; }, checkpoint_.get(),
+        writer_.get());
   }
   void Close() {
     preparer_.reset();
@@ -361,8 +390,10 @@ class PreparerTestBase : public ::testing::Test {
 
   TestEnv env_;
   FakeClaims claims_;
-  bool shared_ = false;        // open the checkpoint shared, as with --pod-uid
-  PreparerOptions base_opts_;  // further options for the Preparer of the next Open()
+  bool shared_ = false;               // open the checkpoint shared, as with --pod-uid
+  PreparerOptions base_opts_;         // further options for the Preparer of the next Open()
+  std::atomic<int> sweep_pauses_{0};  // CleanupStale()'s pauses (base_opts_.sleep)
+  ClaimGetter getter_;                // replaces claims_.Getter() at the next Open() when set
   std::unique_ptr<NodeDirs> dirs_;
   model::InventoryPtr inventory_;
   std::unique_ptr<checkpoint::Checkpoint> checkpoint_;

@@ -122,8 +122,9 @@ TEST_F(PreparerMountsTest, TestingExposeAllDevicesGivesEveryDeviceToEveryClaim) 
   EXPECT_TRUE(nodes.contains("/dev/accel0"));
   EXPECT_FALSE(nodes.contains("/dev/accel7"));  // already the claim's device's own node
   std::string visible;
+  const std::string var = cdi::VisibleDevicesVariable(Uid(5)) + "=";
   for (const auto& e : spec.container_edits.env) {
-    if (e.rfind("ACCEL_VISIBLE_DEVICES=", 0) == 0) visible = e.substr(22);
+    if (e.rfind(var, 0) == 0) visible = e.substr(var.size());
   }
   EXPECT_EQ(visible.rfind("gpu-7,", 0), 0u) << visible;  // its own device first
   EXPECT_EQ(std::count(visible.begin(), visible.end(), ','), kSimDevices - 1) << visible;

@@ -208,6 +208,46 @@ TEST_F(PreparerTimeSliceTest, RecoveryResetsAnInterruptedPrepare) {
   ExpectConsistent();
 }
 
+// The checkpoint is lost (corrupt) while a claim's time slice is set: recovery rebuilds the claim
+// from its spec with the device's control and target (from the inventory), so the unprepare
+// resets the device. A spec whose set time slice nobody could reset any more is kept, without a
+// record (issue 11).
+TEST_F(PreparerTimeSliceTest, RebuiltFromTheSpecAfterALostCheckpointAndResetOnUnprepare) {
+  const std::string uid = Uid(10);
+  claims_.Put(ClaimJson("ts", uid, {Result{.device = "gpu-1"}}, TimeSlicing("Long")));
+  ASSERT_TRUE(PrepareOne(Ref("ts", uid)).ok());
+  claims_.Put(ClaimJson("orphaned", Uid(11), {Result{.device = "gpu-2"}}, TimeSlicing("Short")));
+  ASSERT_TRUE(PrepareOne(Ref("orphaned", Uid(11))).ok());
+  const std::string t = Target("gpu-1");
+  ASSERT_EQ(Calls(), (std::vector<std::string>{Set(t, 3), Set(Target("gpu-2"), 1)}));
+  Close();
+  const fs::path file = dirs_->data() / "checkpoint.json";
+  std::string bytes = ReadAll(file);
+  bytes[bytes.size() - 10] ^= 0x20;
+  std::ofstream(file, std::ios::binary | std::ios::trunc) << bytes;
+  // gpu-2 lost its time-slice control meanwhile (e.g. another driver): nothing could reset it.
+  std::vector<model::Device> devices = inventory_->devices();
+  for (auto& d : devices) {
+    if (d.name == "gpu-2") d.timeslice_control = model::TimeSliceControl::kNone;
+  }
+  inventory_ = std::make_shared<const model::Inventory>(std::move(devices));
+  Open();
+  auto report = preparer_->Recover();
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->claims_rebuilt, 1);
+  EXPECT_EQ(report->specs_kept, std::vector<std::string>{dirs_->SpecPath(Uid(11)).string()});
+  EXPECT_TRUE(SpecExists(Uid(11)));
+  EXPECT_EQ(Calls().size(), 2u);  // recovery applies nothing: the setting is still in place
+  auto entry = Entry(uid);
+  ASSERT_TRUE(entry.has_value());
+  EXPECT_EQ(entry->devices[0].time_slice,
+            (model::AppliedTimeSlice{model::TimeSliceControl::kNvidiaSmi, t, 3}));
+  EXPECT_EQ(SpecEnv(uid)["ACCEL_DEVICE_GPU_1_TIMESLICE_ENFORCED"], "true");
+  EXPECT_EQ(UnprepareOne(Ref("ts", uid)), "");
+  EXPECT_EQ(Calls().back(), Set(t, 0));
+  EXPECT_FALSE(SpecExists(uid));
+}
+
 // A failing reset keeps the claim (and so the record of the setting) for kubelet's retry.
 TEST_F(PreparerTimeSliceTest, FailingResetFailsTheUnprepareUntilItWorks) {
   claims_.Put(ClaimJson("r", Uid(9), {Result{.device = "gpu-3"}}, TimeSlicing("Short")));

@@ -95,8 +95,14 @@ TEST_F(PreparerUpgradeTest, Format1FromThePluginRecoversIdenticalSpecs) {
   EXPECT_EQ(runner_.calls(), std::vector<std::string>{Reset(interrupted_target)});
   for (const auto& uid : {timesliced, partitioned, monitor}) {
     const std::string name = dirs_->SpecPath(uid).filename().string();
-    EXPECT_EQ(ReadAll(dirs_->SpecPath(uid)), ReadAll(kFixtures / "v1-0.1.0-plugin.cdi" / name))
-        << name;
+    // As that plugin wrote them, but for the claim's list of devices: one variable per claim now,
+    // ACCEL_VISIBLE_DEVICES_<CLAIM> (the plain one collided between two claims; issue 11).
+    std::string want = ReadAll(kFixtures / "v1-0.1.0-plugin.cdi" / name);
+    const std::string old_var = "\"ACCEL_VISIBLE_DEVICES=";
+    const size_t at = want.find(old_var);
+    ASSERT_NE(at, std::string::npos) << name;
+    want.replace(at, old_var.size(), "\"" + cdi::VisibleDevicesVariable(uid) + "=");
+    EXPECT_EQ(ReadAll(dirs_->SpecPath(uid)), want) << name;
   }
   ExpectConsistent();
   ExpectReloadedInFormat2();  // the roll-back was the first write

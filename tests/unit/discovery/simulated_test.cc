@@ -92,6 +92,9 @@ TEST(SimulatedTest, ProfileErrorsNameTheProblem) {
            Case{"devices: []\ndriverVersionFile: [a]", "driverVersionFile must be a path"},
            Case{"devices: []\ndriverVersion: 1.0.0", "accepted: devices, driverVersionFile"},
            Case{"devices: [{count: 1, timeSliceControl: nvml}]", "timeSliceControl \"nvml\""},
+           // Found by tests/fuzz/sim_profile_fuzz: the slice body could not be sent.
+           Case{"devices: [{count: 1, productName: \"Sim \xbf\x9c\"}]", "productName is not UTF-8"},
+           Case{"devices: []\n? [a]\n: b", "a key that is not a string"},
        }) {
     auto p = ParseSimProfile(c.yaml, "f.yaml");
     ASSERT_FALSE(p.ok()) << c.yaml;

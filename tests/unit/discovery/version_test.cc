@@ -92,6 +92,12 @@ TEST(VersionTest, SetVersionAttributePublishesRawWhenDifferent) {
   EXPECT_EQ(SetVersionAttribute(a, "v", "1.2.3\x07"), VersionOutcome::kUnprintable);
   EXPECT_EQ(a.at("v"), model::AttrValue::Version("1.2.3"));
   EXPECT_EQ(a.count("vRaw"), 0u);
+  // Not UTF-8 (found by tests/fuzz/version_fuzz): the raw string cannot go into a JSON body.
+  a.clear();
+  EXPECT_EQ(SetVersionAttribute(a, "v", "cu\xe4tom build"), VersionOutcome::kUnprintable);
+  EXPECT_TRUE(a.empty());
+  EXPECT_EQ(SetVersionAttribute(a, "v", "2.0 \xc3\xa9t\xc3\xa9"), VersionOutcome::kNormalized);
+  EXPECT_EQ(a.at("vRaw"), model::AttrValue::String("2.0 \xc3\xa9t\xc3\xa9"));
 
   // A raw string longer than an attribute value may be is cut to 64 bytes.
   a.clear();

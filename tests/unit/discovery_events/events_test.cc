@@ -49,7 +49,7 @@ TEST(InotifyEvents, DeviceRemovedAndAddedIsSeenAndRefreshShowsIt) {
   inv = mgr.Refresh();
   ASSERT_EQ(inv->devices().size(), 8u);
   EXPECT_EQ(BusIds(inv).back(), "0000:d8:00.0");
-  EXPECT_EQ(inv->devices().back().name, "gpu-7");
+  EXPECT_EQ(inv->devices().back().name, "gpu-0000-d8-00-0");
   (*src)->Rearm();
   EXPECT_FALSE(WaitForDeviceEvent(**src, 100ms));
 }

@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <string>
 
 namespace accel_dra::discovery::testing {
@@ -42,10 +43,16 @@ class FixtureCopy {
     if (fs::exists(proc / like)) fs::copy(proc / like, proc / new_bdf, fs::copy_options::recursive);
     fs::create_symlink(fs::read_symlink(PciLink(like)).parent_path() / new_bdf, PciLink(new_bdf));
   }
-  void RemoveDevice(const std::string& bdf) { fs::remove(PciLink(bdf)); }
+  // Takes the device off the bus (its sys/bus/pci/devices link); ReAddDevice() brings it back.
+  void RemoveDevice(const std::string& bdf) {
+    removed_[bdf] = fs::read_symlink(PciLink(bdf));
+    fs::remove(PciLink(bdf));
+  }
+  void ReAddDevice(const std::string& bdf) { fs::create_symlink(removed_.at(bdf), PciLink(bdf)); }
 
  private:
   fs::path root_;
+  std::map<std::string, fs::path> removed_;
 };
 
 }  // namespace accel_dra::discovery::testing

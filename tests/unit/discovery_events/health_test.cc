@@ -62,18 +62,18 @@ TEST(DeviceHealthTracker, DeviceNodeGoneIsUnhealthyAndBackIsHealthy) {
   fs::rename(node, h.copy / "nvidia3.away");
   auto inv = h.Update();
   // Discovery no longer lists the node, the tracker remembers it was there.
-  EXPECT_EQ(inv->Find("gpu-3")->device_nodes.front(), "/dev/nvidiactl");
-  EXPECT_EQ(h.Health("gpu-3"), DeviceHealthStatus::kUnhealthy);
-  EXPECT_EQ(h.Health("gpu-2"), DeviceHealthStatus::kHealthy);
+  EXPECT_EQ(inv->Find("gpu-0000-48-00-0")->device_nodes.front(), "/dev/nvidiactl");
+  EXPECT_EQ(h.Health("gpu-0000-48-00-0"), DeviceHealthStatus::kUnhealthy);
+  EXPECT_EQ(h.Health("gpu-0000-38-00-0"), DeviceHealthStatus::kHealthy);
   auto bad = h.tracker.Unhealthy();
   ASSERT_EQ(bad.size(), 1u);
-  EXPECT_EQ(bad["gpu-3"].reason, "DeviceNodeMissing");
-  EXPECT_EQ(bad["gpu-3"].message, "device node /dev/nvidia3 is missing");
+  EXPECT_EQ(bad["gpu-0000-48-00-0"].reason, "DeviceNodeMissing");
+  EXPECT_EQ(bad["gpu-0000-48-00-0"].message, "device node /dev/nvidia3 is missing");
   EXPECT_EQ(h.tracker.generation(), 2u);
 
   fs::rename(h.copy / "nvidia3.away", node);
   h.Update();
-  EXPECT_EQ(h.Health("gpu-3"), DeviceHealthStatus::kHealthy);
+  EXPECT_EQ(h.Health("gpu-0000-48-00-0"), DeviceHealthStatus::kHealthy);
   EXPECT_EQ(h.tracker.generation(), 3u);
 }
 
@@ -123,7 +123,7 @@ TEST(DeviceHealthTracker, GpuNvmlCannotUseIsUnhealthy) {
   NvmlInfo nvml;
   for (const auto& d : inv->devices()) {
     std::string bus = d.attributes.at("pciBusID").string_value();
-    if (bus == "0000:98:00.0") continue;  // gpu-4: NVML could not get its handle
+    if (bus == "0000:98:00.0") continue;  // NVML could not get its handle
     NvmlGpu g;
     g.bus_id = bus;
     nvml.gpus.push_back(g);
@@ -132,8 +132,8 @@ TEST(DeviceHealthTracker, GpuNvmlCannotUseIsUnhealthy) {
   h.tracker.Update(*inv, &nvml);
   auto bad = h.tracker.Unhealthy();
   ASSERT_EQ(bad.size(), 1u);
-  EXPECT_EQ(bad["gpu-4"].reason, "NvmlError");
-  EXPECT_NE(bad["gpu-4"].message.find("GPU is lost"), std::string::npos);
+  EXPECT_EQ(bad["gpu-0000-98-00-0"].reason, "NvmlError");
+  EXPECT_NE(bad["gpu-0000-98-00-0"].message.find("GPU is lost"), std::string::npos);
   h.tracker.Update(*inv, nullptr);  // NVML not in use: no NVML verdict
   EXPECT_TRUE(h.tracker.Unhealthy().empty());
 }
@@ -185,16 +185,16 @@ TEST(DeviceHealthTracker, TaintsGoIntoTheSliceAndDoNotCountAsAttributes) {
   auto inv = h.Update();
   auto tainted = WithUnhealthyTaints(inv, h.tracker.Unhealthy(), "accel-dra.dev");
   EXPECT_EQ(WithUnhealthyTaints(inv, {}, "accel-dra.dev"), inv) << "no copy when all healthy";
-  ASSERT_TRUE(tainted->Find("gpu-5"));
-  ASSERT_EQ(tainted->Find("gpu-5")->taints.size(), 1u);
-  EXPECT_TRUE(tainted->Find("gpu-4")->taints.empty());
+  ASSERT_TRUE(tainted->Find("gpu-0000-a8-00-0"));
+  ASSERT_EQ(tainted->Find("gpu-0000-a8-00-0")->taints.size(), 1u);
+  EXPECT_TRUE(tainted->Find("gpu-0000-98-00-0")->taints.empty());
   slices::PoolOptions opts;
   opts.driver = "accel-dra.dev";
   opts.node_name = "n";
   auto pool = slices::BuildPool(*tainted, opts);
   ASSERT_EQ(pool.chunks.size(), 1u);
   const auto& dev = pool.chunks[0][5];
-  ASSERT_EQ(dev["name"], "gpu-5");
+  ASSERT_EQ(dev["name"], "gpu-0000-a8-00-0");
   EXPECT_EQ(dev["taints"], nlohmann::json::parse(R"([{"key": "accel-dra.dev/unhealthy",
       "value": "DeviceNodeMissing", "effect": "NoSchedule"}])"));
   EXPECT_FALSE(pool.chunks[0][4].contains("taints"));

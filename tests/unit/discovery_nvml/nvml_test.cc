@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "log_capture.h"
+
 namespace accel_dra::discovery {
 namespace {
 namespace fs = std::filesystem;
@@ -260,6 +262,86 @@ TEST_F(NvmlTest, NvmlEnrichedBackendFallsBackToPciData) {
   ASSERT_TRUE(rich.ok());
   EXPECT_EQ(rich->at(0).attributes.at("uuid"), model::AttrValue::String(Uuid(0)));
   EXPECT_EQ(rich->at(0).capacity.at("memory"), "81559Mi");
+}
+
+// Devices the test changes between discoveries (the PCI side).
+class SettableBackend : public Backend {
+ public:
+  explicit SettableBackend(std::vector<model::Device> d) : devices_(std::move(d)) {}
+  std::string Name() const override { return "pci"; }
+  Expected<std::vector<model::Device>> Discover() override { return devices_; }
+  std::vector<model::Device> devices_;
+};
+
+std::string Attr(const model::Device& d, const std::string& name) {
+  auto it = d.attributes.find(name);
+  return it == d.attributes.end() ? "" : it->second.string_value();
+}
+
+// One failed NVML read keeps the last good enrichment (issue 11, point 3): the attributes and
+// the UUID identity stay; what NVML reports now (last_info) still shows the failure for health.
+TEST_F(NvmlTest, NvmlEnrichedBackendKeepsTheLastGoodFactsWhenNvmlFails) {
+  test_support::LogCapture logs;
+  UseConfig(H100Config());
+  NvmlEnrichedBackend backend(std::make_unique<FixedBackend>(PciDevices()), MOCK_NVML_PATH);
+  auto good = backend.Discover();
+  ASSERT_TRUE(good.ok());
+  EXPECT_EQ(good->at(3).identity.uuid, Uuid(3));
+  EXPECT_EQ(Attr(good->at(3), "uuid"), Uuid(3));
+
+  UseConfig(H100Config("init_error 9\n"));
+  for (int i = 0; i < 2; ++i) {
+    auto kept = backend.Discover();
+    ASSERT_TRUE(kept.ok());
+    EXPECT_EQ(*kept, *good) << "NVML's attributes, capacity and identity are kept";
+    EXPECT_FALSE(backend.last_info().has_value());
+  }
+
+  // One GPU left out (no handle) and one field unreadable: their last facts stay too.
+  UseConfig(H100Config("fail nvmlDeviceGetHandleByIndex_v2 15 4\nfail nvmlDeviceGetUUID 3 2\n"));
+  auto partial = backend.Discover();
+  ASSERT_TRUE(partial.ok());
+  EXPECT_EQ(*partial, *good);
+  ASSERT_TRUE(backend.last_info().has_value());
+  EXPECT_EQ(backend.last_info()->gpus.size(), 7u) << "health still sees GPU 4 missing";
+
+  // NVML answers with new facts: they are current.
+  UseConfig(H100Config("", "555.42.2"));
+  auto fresh = backend.Discover();
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_EQ(fresh->at(0).attributes.at("driverVersion"), model::AttrValue::Version("555.42.2"));
+  EXPECT_EQ(logs.Count("keeping the NVML facts of 8 GPUs from its last answer"), 1) << logs.text();
+  EXPECT_EQ(logs.Count("NVML answers again"), 1) << logs.text();
+}
+
+// A GPU that answers with another UUID is another GPU: its facts replace the old ones whole; a
+// PCI device that left is forgotten, so what appears later at its address starts fresh.
+TEST_F(NvmlTest, NvmlEnrichedBackendForgetsAnotherGpusFacts) {
+  UseConfig(H100Config());
+  auto pci = std::make_unique<SettableBackend>(PciDevices());
+  SettableBackend* p = pci.get();
+  NvmlEnrichedBackend backend(std::move(pci), MOCK_NVML_PATH);
+  ASSERT_TRUE(backend.Discover().ok());
+
+  std::string other = H100Config();
+  other.replace(other.find(Uuid(1)), Uuid(1).size(), "GPU-ffffffff-0000-0000-0000-000000000001");
+  UseConfig(other + "fail nvmlDeviceGetName 3 1\n");
+  auto swapped = backend.Discover();
+  ASSERT_TRUE(swapped.ok());
+  EXPECT_EQ(swapped->at(1).identity.uuid, "GPU-ffffffff-0000-0000-0000-000000000001");
+  EXPECT_EQ(Attr(swapped->at(1), "productName"), "GH100 [H100 SXM5 80GB]")
+      << "the old GPU's NVML name is not carried over to another GPU";
+
+  auto devices = PciDevices();
+  devices.erase(devices.begin() + 2);  // GPU 2 falls off the bus
+  p->devices_ = devices;
+  ASSERT_TRUE(backend.Discover().ok());
+  UseConfig(H100Config("init_error 9\n"));
+  p->devices_ = PciDevices();  // something is back at its address while NVML fails
+  auto back = backend.Discover();
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->at(2), PciDevices()[2]) << "no facts of the GPU that left";
+  EXPECT_EQ(back->at(3).identity.uuid, Uuid(3));
 }
 
 TEST_F(NvmlTest, NvmlMissingLibraryIsNotFoundWithThePath) {

@@ -7,8 +7,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
+#include "../discovery_events/fixture_copy.h"
 #include "accel_dra/common/names.h"
 #include "accel_dra/slices/slices.h"
 #include "log_capture.h"
@@ -80,12 +82,16 @@ INSTANTIATE_TEST_SUITE_P(Pci, SanitizeTest,
                          ::testing::Values("h100x8", "mi300x", "intel-gpu", "mixed", "bad"),
                          TestName);
 
+const std::vector<std::string> kH100Buses = {"18", "28", "38", "48", "98", "a8", "b8", "c8"};
+
 TEST(PciDiscoveryTest, H100x8) {
   auto devs = DiscoverHost("h100x8");
   ASSERT_EQ(devs.size(), 8u);
   for (int i = 0; i < 8; ++i) {
     const auto& d = devs[static_cast<size_t>(i)];
-    EXPECT_EQ(d.name, "gpu-" + std::to_string(i));
+    const std::string& bus = kH100Buses[static_cast<size_t>(i)];
+    EXPECT_EQ(d.name, "gpu-0000-" + bus + "-00-0");
+    EXPECT_EQ(d.identity, (model::DeviceIdentity{"0000:" + bus + ":00.0", ""}));
     const auto& a = d.attributes;
     EXPECT_EQ(a.at("index").int_value(), i);
     EXPECT_EQ(a.at("vendor").string_value(), "nvidia");
@@ -161,27 +167,29 @@ TEST(PciDiscoveryTest, BadInputIsLoggedOnceAndDevicesKeepWhatIsKnown) {
 
   // Missing class, malformed numa_node, no Device Minor: published without those.
   const auto& g0 = devs[0];
-  EXPECT_EQ(g0.name, "gpu-0");
+  EXPECT_EQ(g0.name, "gpu-0000-01-00-0");
   EXPECT_EQ(g0.attributes.at("pciBusID").string_value(), "0000:01:00.0");
   EXPECT_EQ(g0.attributes.count("numaNode"), 0u);
   EXPECT_EQ(g0.attributes.at("deviceID").string_value(), "0x2330");
   EXPECT_EQ(g0.device_nodes, (std::vector<std::string>{"/dev/nvidiactl"}));
   // Class is a directory (unreadable), device id is garbage.
   const auto& g1 = devs[1];
-  EXPECT_EQ(g1.name, "gpu-1");
+  EXPECT_EQ(g1.name, "gpu-0000-02-00-0");
   EXPECT_EQ(g1.attributes.count("deviceID"), 0u);
   EXPECT_EQ(g1.attributes.at("productName").string_value(), "NVIDIA device");
   EXPECT_EQ(g1.attributes.at("numaNode").int_value(), 1);
   // Gaudi2: "v1.2-beta" normalised, raw kept.
   const auto& a0 = devs[2];
-  EXPECT_EQ(a0.name, "accelerator-0");
+  EXPECT_EQ(a0.name, "accelerator-0000-03-00-0");
+  EXPECT_EQ(a0.attributes.at("index").int_value(), 0);
   EXPECT_EQ(a0.attributes.at("vendor").string_value(), "habana");
   EXPECT_EQ(a0.attributes.at("driverVersion"), model::AttrValue::Version("1.2.0-beta"));
   EXPECT_EQ(a0.attributes.at("driverVersionRaw"), model::AttrValue::String("v1.2-beta"));
   EXPECT_EQ(a0.device_nodes, (std::vector<std::string>{"/dev/accel/accel0"}));
   // Qualcomm: version can't be semver → only the raw string; not in pci.ids → fallback name.
   const auto& a1 = devs[3];
-  EXPECT_EQ(a1.name, "accelerator-1");
+  EXPECT_EQ(a1.name, "accelerator-0000-04-00-0");
+  EXPECT_EQ(a1.attributes.at("index").int_value(), 1);
   EXPECT_EQ(a1.attributes.count("driverVersion"), 0u);
   EXPECT_EQ(a1.attributes.at("driverVersionRaw"),
             model::AttrValue::String("custom build (unreleased)"));
@@ -241,6 +249,61 @@ TEST(PciDiscoveryTest, MissingSysfsIsAnError) {
   EXPECT_NE(devs.status().message().find("/sys/bus/pci/devices"), std::string::npos);
 }
 
+// Names come from the PCI address alone: a GPU that falls off the bus (or is missing after a
+// reboot) renames no other device, and it gets its name back when it returns. The index
+// attribute stays the bus order.
+TEST(PciDiscoveryTest, NamesAreStableWhenAGpuIsRemovedAndReAdded) {
+  testing::FixtureCopy host("h100x8");
+  PciBackend backend(Env::Default(), HostRoot(host.root()), PciOptions{kHosts / "pci.ids"});
+  auto names = [&] {
+    std::map<std::string, std::string> out;  // bus ID → name
+    auto devs = backend.Discover();
+    EXPECT_TRUE(devs.ok());
+    for (const auto& d : devs.ok() ? *devs : std::vector<model::Device>{}) {
+      out[d.identity.pci_bus_id] = d.name;
+    }
+    return out;
+  };
+  auto before = names();
+  ASSERT_EQ(before.size(), 8u);
+  host.RemoveDevice("0000:28:00.0");
+  auto without = names();
+  ASSERT_EQ(without.size(), 7u);
+  for (const auto& [bus, name] : without) EXPECT_EQ(name, before[bus]) << bus;
+  EXPECT_EQ(without.count("0000:28:00.0"), 0u);
+  auto devs = backend.Discover().value();
+  EXPECT_EQ(devs[1].name, "gpu-0000-38-00-0");
+  EXPECT_EQ(devs[1].attributes.at("index").int_value(), 1);  // bus order, as before
+  host.ReAddDevice("0000:28:00.0");
+  EXPECT_EQ(names(), before);
+}
+
+// Domains above 0xffff (VMD, some hypervisors) have 5 to 8 hex digits in sysfs; the name keeps
+// them whole and stays a DNS label; PCI address order is numeric.
+TEST(PciDiscoveryTest, DomainsAboveFfffAreNamedAndOrdered) {
+  testing::FixtureCopy host("h100x8");
+  host.AddDeviceLike("0000:c8:00.0", "10000:01:00.0");
+  host.AddDeviceLike("0000:c8:00.0", "fffffff0:e1:1f.7");
+  PciBackend backend(Env::Default(), HostRoot(host.root()), PciOptions{kHosts / "pci.ids"});
+  auto devs = backend.Discover().value();
+  ASSERT_EQ(devs.size(), 10u);
+  EXPECT_EQ(devs[8].name, "gpu-10000-01-00-0");
+  EXPECT_EQ(devs[8].identity.pci_bus_id, "10000:01:00.0");
+  EXPECT_EQ(devs[8].attributes.at("pciBusID").string_value(), "10000:01:00.0");
+  EXPECT_EQ(devs[8].attributes.at("index").int_value(), 8);
+  EXPECT_EQ(devs[9].name, "gpu-fffffff0-e1-1f-7");
+  for (const auto& d : devs) EXPECT_TRUE(IsDnsLabel(d.name)) << d.name;
+}
+
+TEST(PciDeviceNameTest, TheRule) {
+  EXPECT_EQ(PciDeviceName("gpu", "0000:3b:00.0"), "gpu-0000-3b-00-0");
+  EXPECT_EQ(PciDeviceName("accelerator", "ffffffff:ff:1f.7"), "accelerator-ffffffff-ff-1f-7");
+  EXPECT_LE(PciDeviceName("accelerator", "ffffffff:ff:1f.7").size(), 63u);
+  EXPECT_TRUE(IsDnsLabel(PciDeviceName("accelerator", "ffffffff:ff:1f.7")));
+  EXPECT_EQ(NormalizePciBusId("0010000:01:00.0"), "10000:01:00.0");
+  EXPECT_EQ(NormalizePciBusId("000000000:01:00.0"), std::nullopt);  // 9 domain digits
+}
+
 TEST(PciTruncateTest, CutsCleanly) {
   EXPECT_EQ(model::TruncateAttributeString("short"), "short");
   std::string exact(64, 'a');
@@ -254,6 +317,16 @@ TEST(PciTruncateTest, CutsCleanly) {
             "Ponte Vecchio XT (2 Tile) [Data Center GPU Max 1550 with extra]");
   EXPECT_EQ(model::TruncateAttributeString("(" + std::string(70, 'x')),
             "(" + std::string(62, 'x') + ")");
+}
+
+// Found by tests/fuzz/pci_sysfs_fuzz: a driver module link whose name is not UTF-8 became a
+// driverName the slice body could not carry (the JSON dump threw).
+TEST(AttrValueTest, StringsAreAlwaysUtf8AndFit) {
+  EXPECT_EQ(model::AttrValue::String("amd\xd1\x88gpu").string_value(), "amd\xd1\x88gpu");
+  EXPECT_EQ(model::AttrValue::String("amd\x90gpu").string_value(), "amd\xef\xbf\xbdgpu");
+  auto long_bad = model::AttrValue::String(std::string(60, 'a') + "\xff\xff\xff");
+  EXPECT_LE(long_bad.string_value().size(), model::kMaxAttributeValueLength);
+  EXPECT_NO_THROW((void)long_bad.ToJson().dump());
 }
 
 }  // namespace

@@ -51,7 +51,10 @@ TEST_F(KubeClientTest, ErrorMappingCarriesApiserverMessageAndIsNotRetried) {
   };
   for (const Case& c : cases) {
     Make(FastRetry(5));
-    fake_->Push(Resp(c.http, StatusBody(c.http, c.reason, "the apiserver says " + c.reason)));
+    // The apiserver's NotFound names the object it did not find.
+    Json details = c.http == 404 ? Json{{"name", "n1"}, {"kind", "nodes"}} : Json();
+    fake_->Push(
+        Resp(c.http, StatusBody(c.http, c.reason, "the apiserver says " + c.reason, details)));
     auto r = client_->Get("/api/v1/nodes/n1");
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.status().code(), c.code) << c.http << " " << c.reason;

@@ -70,13 +70,31 @@ std::string Hex(size_t n) {
 
 }  // namespace
 
-FakeResponse FakeResponse::Status(int status, const std::string& reason,
-                                  const std::string& message) {
+FakeResponse FakeResponse::Status(int status, const std::string& reason, const std::string& message,
+                                  const std::string& details_json) {
   nlohmann::json body = {
       {"kind", "Status"},    {"apiVersion", "v1"}, {"metadata", nlohmann::json::object()},
       {"status", "Failure"}, {"message", message}, {"reason", reason},
       {"code", status}};
+  if (!details_json.empty()) body["details"] = nlohmann::json::parse(details_json);
   return Json(status, body.dump());
+}
+
+FakeResponse FakeResponse::NotFound(const std::string& group, const std::string& resource,
+                                    const std::string& name) {
+  nlohmann::json details = {{"name", name}, {"kind", resource}};
+  if (!group.empty()) details["group"] = group;
+  std::string qualified = group.empty() ? resource : resource + "." + group;
+  return Status(404, "NotFound", qualified + " \"" + name + "\" not found", details.dump());
+}
+
+FakeResponse FakeResponse::PageNotFound() {
+  FakeResponse r;
+  r.status = 404;
+  r.body = "404 page not found\n";
+  r.content_type = "text/plain; charset=utf-8";
+  r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  return r;
 }
 
 FakeApiServer::FakeApiServer() {
@@ -225,7 +243,7 @@ void FakeApiServer::Serve(int fd, int id) {
     FakeResponse resp = Next(req);
     if (resp.delay.count() > 0 && !SleepUnlessStopping(resp.delay)) break;
     std::string out = "HTTP/1.1 " + std::to_string(resp.status) + " " + Reason(resp.status) +
-                      "\r\nContent-Type: application/json\r\n";
+                      "\r\nContent-Type: " + resp.content_type + "\r\n";
     for (const auto& [k, v] : resp.headers) out += k + ": " + v + "\r\n";
     if (resp.close) out += "Connection: close\r\n";
     if (resp.chunks.empty()) {

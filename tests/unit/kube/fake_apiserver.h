@@ -43,6 +43,7 @@ struct FakeResponse {
   std::chrono::milliseconds chunk_delay{0};
   bool hold_open = false;  // after the chunks, send nothing more until the client goes away
   bool close = false;      // close the connection after this response
+  std::string content_type = "application/json";
 
   static FakeResponse Json(int status, std::string body) {
     FakeResponse r;
@@ -50,8 +51,16 @@ struct FakeResponse {
     r.body = std::move(body);
     return r;
   }
-  // A metav1.Status error body.
-  static FakeResponse Status(int status, const std::string& reason, const std::string& message);
+  // A metav1.Status error body; `details_json` (e.g. {"name":..,"group":..,"kind":..}) when set.
+  static FakeResponse Status(int status, const std::string& reason, const std::string& message,
+                             const std::string& details_json = "");
+  // The apiserver's answer for an object that does not exist: Status NotFound with details naming
+  // it (kind is the resource, e.g. "resourceclaims"; group "" for the core group).
+  static FakeResponse NotFound(const std::string& group, const std::string& resource,
+                               const std::string& name);
+  // What Go's http.NotFound answers (an apiserver that does not serve the path, e.g. a group
+  // version during an upgrade): text/plain "404 page not found".
+  static FakeResponse PageNotFound();
 };
 
 class FakeApiServer {

@@ -19,10 +19,32 @@ inline HttpResponse Resp(int status, std::string body, std::string retry_after =
   return r;
 }
 
-inline std::string StatusBody(int code, const std::string& reason, const std::string& message) {
-  return Json{{"kind", "Status"}, {"apiVersion", "v1"}, {"status", "Failure"},
-              {"code", code},     {"reason", reason},   {"message", message}}
-      .dump();
+// A metav1.Status error body; `details` (name, group, kind) when not null.
+inline std::string StatusBody(int code, const std::string& reason, const std::string& message,
+                              const Json& details = nullptr) {
+  Json body = {{"kind", "Status"}, {"apiVersion", "v1"}, {"status", "Failure"},
+               {"code", code},     {"reason", reason},   {"message", message}};
+  if (!details.is_null()) body["details"] = details;
+  return body.dump();
+}
+
+// The apiserver's NotFound for the object a request path names, as it sends it: details name the
+// object, its resource (plural, as "kind") and its group (omitted for the core group). The path's
+// last two segments are taken as resource and name (no subresources in the tests using it).
+inline std::string NotFoundBodyFor(const std::string& path) {
+  std::string p = path.substr(0, path.find('?'));
+  std::vector<std::string> seg;
+  for (size_t i = 1; i <= p.size();) {
+    size_t j = p.find('/', i);
+    if (j == std::string::npos) j = p.size();
+    seg.push_back(p.substr(i, j - i));
+    i = j + 1;
+  }
+  Json details = {{"name", seg.back()}, {"kind", seg[seg.size() - 2]}};
+  std::string group = seg[0] == "apis" ? seg[1] : "";
+  if (!group.empty()) details["group"] = group;
+  std::string qualified = seg[seg.size() - 2] + (group.empty() ? "" : "." + group);
+  return StatusBody(404, "NotFound", qualified + " \"" + seg.back() + "\" not found", details);
 }
 
 class FakeTransport : public Transport {

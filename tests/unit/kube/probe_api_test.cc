@@ -11,6 +11,7 @@ namespace accel_dra::kube {
 namespace {
 using std::chrono::milliseconds;
 using testing::FakeTransport;
+using testing::NotFoundBodyFor;
 using testing::Resp;
 using testing::StatusBody;
 
@@ -39,7 +40,7 @@ class KubeProbeApiTest : public ::testing::Test {
       if (c.method == "POST") return Resp(201, c.body);
       if (c.path.find("/log") != std::string::npos)
         return Resp(200, "RESULT: DONE=true\nplain text\n");
-      if (c.method == "DELETE") return Resp(404, StatusBody(404, "NotFound", "gone"));
+      if (c.method == "DELETE") return Resp(404, NotFoundBodyFor(c.path));
       return Resp(200, R"({"items": [{"metadata": {"name": "a"}}]})");
     });
   }

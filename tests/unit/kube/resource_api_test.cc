@@ -11,6 +11,7 @@ namespace {
 using std::chrono::milliseconds;
 using testing::FakeTransport;
 using ::testing::HasSubstr;
+using testing::NotFoundBodyFor;
 using testing::Resp;
 using testing::StatusBody;
 
@@ -61,7 +62,7 @@ class KubeResourceApiTest : public ::testing::Test {
         echoed["metadata"]["resourceVersion"] = "77";
         return Resp(c.method == "POST" ? 201 : 200, echoed.dump());
       }
-      return Resp(404, StatusBody(404, "NotFound", "no route for " + c.path));
+      return Resp(404, NotFoundBodyFor(c.path));
     });
   }
 

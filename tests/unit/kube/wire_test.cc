@@ -175,8 +175,7 @@ TEST_F(KubeWireTest, NoRetryOn403Or404AndMessagesAreClear) {
       403, "Forbidden",
       "resourceclaims.resource.k8s.io \"c\" is forbidden: User \"system:node:n1\" cannot get "
       "resource \"resourceclaims\""));
-  server_.Enqueue(
-      FakeResponse::Status(404, "NotFound", "resourceclaims.resource.k8s.io \"c\" not found"));
+  server_.Enqueue(FakeResponse::NotFound("resource.k8s.io", "resourceclaims", "c"));
   auto client = NewClient(Config(), FastRetry(5));
   const std::string path = "/apis/resource.k8s.io/v1/namespaces/ns/resourceclaims/c";
 
@@ -314,6 +313,62 @@ TEST_F(KubeWireTest, WatchEventsSplitAcrossChunks) {
             "/apis/resource.k8s.io/v1/resourceslices?labelSelector=a%3Db&watch=1&"
             "allowWatchBookmarks=true&timeoutSeconds=2");
   EXPECT_EQ(reqs[0].Header("authorization"), "Bearer static-token");
+}
+
+// Bodies are bounded (issue 11): a response over RestConfig::max_response_bytes fails clearly
+// and is not retried; a response at the limit is fine, also when it arrives in chunks.
+TEST_F(KubeWireTest, ResponseBodyOverTheLimitFailsWithResourceExhausted) {
+  RestConfig config = Config();
+  config.max_response_bytes = 1024;
+  const std::string at_limit = "{\"pad\":\"" + std::string(1024 - 10, 'x') + "\"}";
+  ASSERT_EQ(at_limit.size(), 1024u);
+  server_.Enqueue(FakeResponse::Json(200, at_limit));
+  FakeResponse chunked;
+  chunked.chunks = {at_limit.substr(0, 500), at_limit.substr(500, 500),
+                    at_limit.substr(1000) + " "};  // 1025 bytes in three chunks
+  server_.Enqueue(chunked);
+  server_.Enqueue(FakeResponse::Json(500, std::string(4096, 'e')));  // an error body too
+  auto client = NewClient(config);
+  ASSERT_TRUE(client->Get("/api/v1/nodes/a").ok());
+  for (const char* path : {"/api/v1/nodes/b", "/api/v1/nodes/c"}) {
+    auto r = client->Get(path);
+    ASSERT_FALSE(r.ok()) << path;
+    EXPECT_EQ(r.status().code(), Code::kResourceExhausted) << r.status().ToString();
+    EXPECT_THAT(r.status().message(),
+                HasSubstr(std::string("the response body of GET ") + path +
+                          " exceeds the limit of 1024 bytes (RestConfig::max_response_bytes)"));
+  }
+  EXPECT_EQ(server_.requests().size(), 3u) << "an oversized answer is not retried";
+  // The default is 16 MiB.
+  EXPECT_EQ(RestConfig{}.max_response_bytes, size_t{16} << 20);
+}
+
+// A single watch event over the limit ends the watch with ResourceExhausted before it is
+// buffered; many events that add up to more than the limit are fine.
+TEST_F(KubeWireTest, WatchEventOverTheLimitFailsWithResourceExhausted) {
+  RestConfig config = Config();
+  config.max_response_bytes = 256;
+  const std::string big = R"({"type":"ADDED","object":{"pad":")" + std::string(300, 'x') + "\"}}\n";
+  FakeResponse stream;
+  stream.chunks = {kAdded,          kModified, kAdded, kModified, big.substr(0, 100),
+                   big.substr(100), kBookmark};
+  stream.chunk_delay = milliseconds(10);
+  server_.Enqueue(stream);
+  auto client = NewClient(config);
+  ASSERT_LT(kAdded.size(), 256u);
+  std::vector<std::string> seen;
+  Status st = client->Watch(
+      "/apis/resource.k8s.io/v1/resourceslices",
+      [&](const WatchEvent& e) {
+        seen.push_back(e.type);
+        return true;
+      },
+      milliseconds(2000));
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.code(), Code::kResourceExhausted) << st.ToString();
+  EXPECT_THAT(st.message(), HasSubstr("a single event (line) of the stream exceeds the limit of "
+                                      "256 bytes (RestConfig::max_response_bytes)"));
+  EXPECT_EQ(seen, (std::vector<std::string>{"ADDED", "MODIFIED", "ADDED", "MODIFIED"}));
 }
 
 TEST_F(KubeWireTest, WatchGoneIsFailedPrecondition) {

@@ -34,13 +34,15 @@ using std::chrono::milliseconds;
 
 class FakePreparer : public model::ClaimPreparer {
  public:
-  std::map<std::string, model::PrepareResult> Prepare(
-      const std::vector<model::ClaimRef>& claims) override {
+  using model::ClaimPreparer::Prepare;
+  std::map<std::string, model::PrepareResult> Prepare(const std::vector<model::ClaimRef>& claims,
+                                                      const model::CallContext& context) override {
     Enter();
     std::map<std::string, model::PrepareResult> out;
     {
       std::lock_guard<std::mutex> l(mu_);
       prepare_calls_.push_back(claims);
+      last_deadline_ = context.deadline();
       for (const model::ClaimRef& c : claims) {
         if (omit_.count(c.uid)) continue;
         auto it = prepare_results_.find(c.uid);
@@ -107,6 +109,11 @@ class FakePreparer : public model::ClaimPreparer {
     std::lock_guard<std::mutex> l(mu_);
     return unprepare_calls_.size();
   }
+  // The deadline the last Prepare was given (kubelet's, through the gRPC layer).
+  std::optional<model::CallContext::Clock::time_point> last_deadline() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return last_deadline_;
+  }
   std::vector<model::ClaimRef> last_prepare_claims() const {
     std::lock_guard<std::mutex> l(mu_);
     return prepare_calls_.empty() ? std::vector<model::ClaimRef>{} : prepare_calls_.back();
@@ -140,6 +147,7 @@ class FakePreparer : public model::ClaimPreparer {
   std::map<std::string, std::string> unprepare_errors_;
   std::set<std::string> omit_;
   std::vector<std::vector<model::ClaimRef>> prepare_calls_;
+  std::optional<model::CallContext::Clock::time_point> last_deadline_;
   std::vector<std::vector<model::ClaimRef>> unprepare_calls_;
 };
 

@@ -3,6 +3,7 @@
 
 #include "accel_dra/kubelet/plugin_server.h"
 
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -12,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -22,6 +24,7 @@
 #include "accel_dra/common/log.h"
 #include "accel_dra/kubelet/kubelet_client.h"
 #include "fakes.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 
 namespace accel_dra::kubelet {
 namespace {
@@ -461,6 +464,120 @@ TEST_F(PluginServerTest, HealthPortInUseIsAClearError) {
   EXPECT_FALSE(fs::exists(dir_ + "/registry/other.dev-reg.sock"));
 }
 
+// The health endpoint binds 127.0.0.1 unless told otherwise (it bound 0.0.0.0: every interface
+// of the node; issue 11): 127.0.0.2, another loopback address, cannot reach it.
+TEST_F(PluginServerTest, HealthEndpointBindsLoopbackByDefault) {
+  EXPECT_EQ(PluginServerOptions{}.healthcheck_address, "127.0.0.1");
+  opts_.healthcheck_port = 0;
+  StartServer();
+  const std::string port = std::to_string(server_->healthcheck_port());
+  EXPECT_TRUE(CheckGrpcHealth("127.0.0.1:" + port, "", seconds(5)).ok());
+  auto other = CheckGrpcHealth("127.0.0.2:" + port, "", seconds(2));
+  EXPECT_FALSE(other.ok()) << "reachable on another address";
+}
+
+// What start-up recovery lost (issue 11: a corrupt checkpoint) is reported on the "recovery"
+// service, while liveness stays SERVING (a restart would not bring the state back).
+TEST_F(PluginServerTest, RecoveryServiceReportsWhatRecoveryLost) {
+  opts_.healthcheck_port = 0;
+  opts_.recovery_problem = "the checkpoint was unusable and was moved aside";
+  StartServer();
+  const std::string target = "127.0.0.1:" + std::to_string(server_->healthcheck_port());
+  EXPECT_EQ(kRecoveryHealthService, "recovery");
+  auto recovery = CheckGrpcHealth(target, "recovery", seconds(5));
+  ASSERT_TRUE(recovery.ok()) << recovery.status().ToString();
+  EXPECT_EQ(*recovery, ServingStatus::kNotServing);
+  auto liveness = CheckGrpcHealth(target, "", seconds(5));
+  ASSERT_TRUE(liveness.ok()) << liveness.status().ToString();
+  EXPECT_EQ(*liveness, ServingStatus::kServing);
+}
+
+TEST_F(PluginServerTest, RecoveryServiceIsServingWhenNothingWasLost) {
+  opts_.healthcheck_port = 0;
+  StartServer();
+  const std::string target = "127.0.0.1:" + std::to_string(server_->healthcheck_port());
+  auto recovery = CheckGrpcHealth(target, "recovery", seconds(5));
+  ASSERT_TRUE(recovery.ok()) << recovery.status().ToString();
+  EXPECT_EQ(*recovery, ServingStatus::kServing);
+  // Like liveness, it follows the sockets.
+  ASSERT_TRUE(fs::remove(reg_sock()));
+  recovery = CheckGrpcHealth(target, "recovery", seconds(5));
+  ASSERT_TRUE(recovery.ok()) << recovery.status().ToString();
+  EXPECT_EQ(*recovery, ServingStatus::kNotServing);
+}
+
+TEST(DefaultHealthcheckAddress, PodIpFromTheDownwardApiElseLoopback) {
+  const char* old = std::getenv("POD_IP");
+  const std::string saved = old != nullptr ? old : "";
+  ::unsetenv("POD_IP");
+  EXPECT_EQ(DefaultHealthcheckAddress(), "127.0.0.1");
+  ::setenv("POD_IP", "", 1);
+  EXPECT_EQ(DefaultHealthcheckAddress(), "127.0.0.1");
+  ::setenv("POD_IP", "10.244.1.7", 1);
+  EXPECT_EQ(DefaultHealthcheckAddress(), "10.244.1.7");
+  if (old != nullptr) {
+    ::setenv("POD_IP", saved.c_str(), 1);
+  } else {
+    ::unsetenv("POD_IP");
+  }
+}
+
+// Streams of grpc.health.v1 Watch past the limit are refused; a closed one frees its slot.
+TEST_F(PluginServerTest, HealthWatchStreamsAreCapped) {
+  opts_.healthcheck_port = 0;
+  opts_.max_health_streams = 2;
+  StartServer();
+  const std::string target = "127.0.0.1:" + std::to_string(server_->healthcheck_port());
+  auto channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+  auto stub = ::grpc::health::v1::Health::NewStub(channel);
+  using Reader = grpc::ClientReader<::grpc::health::v1::HealthCheckResponse>;
+  struct Open {
+    std::unique_ptr<grpc::ClientContext> ctx = std::make_unique<grpc::ClientContext>();
+    std::unique_ptr<Reader> reader;
+  };
+  auto open = [&](::grpc::health::v1::HealthCheckResponse* first) {
+    Open o;
+    o.ctx->set_deadline(std::chrono::system_clock::now() + seconds(10));
+    o.reader = stub->Watch(o.ctx.get(), ::grpc::health::v1::HealthCheckRequest());
+    EXPECT_TRUE(o.reader->Read(first));
+    return o;
+  };
+  ::grpc::health::v1::HealthCheckResponse msg;
+  std::vector<Open> streams;
+  streams.push_back(open(&msg));
+  EXPECT_EQ(msg.status(), ::grpc::health::v1::HealthCheckResponse::SERVING);
+  streams.push_back(open(&msg));
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + seconds(10));
+    auto third = stub->Watch(&ctx, ::grpc::health::v1::HealthCheckRequest());
+    EXPECT_FALSE(third->Read(&msg));
+    grpc::Status st = third->Finish();
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_NE(st.error_message().find("limit 2"), std::string::npos) << st.error_message();
+  }
+  streams[0].ctx->TryCancel();
+  streams[0].reader->Finish();
+  streams.erase(streams.begin());
+  // The server notices the cancellation within its 1 s re-check.
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + seconds(5));
+        auto r = stub->Watch(&ctx, ::grpc::health::v1::HealthCheckRequest());
+        if (!r->Read(&msg)) {
+          r->Finish();
+          return false;
+        }
+        ctx.TryCancel();
+        r->Finish();
+        return true;
+      },
+      seconds(5)));
+  for (auto& o : streams) o.ctx->TryCancel();
+  for (auto& o : streams) o.reader->Finish();
+}
+
 // --- v1alpha1 NodeWatchResources ---------------------------------------------------------------
 
 TEST_F(PluginServerTest, NodeWatchResourcesStreamsChangesAndResends) {
@@ -516,6 +633,50 @@ TEST_F(PluginServerTest, NodeWatchResourcesUnimplementedWithoutSource) {
                                   seconds(5));
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.message().find("UNIMPLEMENTED"), std::string::npos) << st.message();
+}
+
+// kubelet keeps one NodeWatchResources stream; more than max_health_streams at once are refused
+// (each holds a thread of the DRA socket's server, which also serves prepares).
+TEST_F(PluginServerTest, NodeWatchResourcesStreamsAreCapped) {
+  auto source = std::make_shared<FakeHealthSource>();
+  source->Set({model::DeviceHealth{"pool-a", "gpu-0", model::DeviceHealthStatus::kHealthy, 0, 0}});
+  opts_.health_source = source;
+  opts_.max_health_streams = 2;
+  StartServer();
+  std::atomic<bool> release{false};
+  std::atomic<int> open{0};
+  std::vector<std::thread> holders;
+  for (int i = 0; i < 2; ++i) {
+    holders.emplace_back([&] {
+      bool counted = false;
+      Status st = DraClient(dra_sock(), DraApiVersion::kV1)
+                      .WatchResources(
+                          [&](const std::vector<model::DeviceHealth>&) {
+                            if (!counted) open++;
+                            counted = true;
+                            return !release.load();
+                          },
+                          seconds(20));
+      EXPECT_TRUE(st.ok()) << st.ToString();
+    });
+  }
+  ASSERT_TRUE(WaitFor([&] { return open.load() == 2; }, seconds(5)));
+  Status third = DraClient(dra_sock(), DraApiVersion::kV1)
+                     .WatchResources([](const std::vector<model::DeviceHealth>&) { return false; },
+                                     seconds(5));
+  ASSERT_FALSE(third.ok());
+  EXPECT_NE(third.message().find("RESOURCE_EXHAUSTED"), std::string::npos) << third.message();
+  EXPECT_NE(third.message().find("limit 2"), std::string::npos) << third.message();
+  release = true;  // the holders return false at their next message (the resend)
+  for (auto& t : holders) t.join();
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return DraClient(dra_sock(), DraApiVersion::kV1)
+            .WatchResources([](const std::vector<model::DeviceHealth>&) { return false; },
+                            seconds(5))
+            .ok();
+      },
+      seconds(5)));
 }
 
 TEST_F(PluginServerTest, StopEndsOpenHealthStreamPromptly) {

@@ -52,18 +52,33 @@ class FakeBackend : public discovery::Backend {
   std::string Name() const override { return "fake"; }
   Expected<std::vector<model::Device>> Discover() override {
     std::lock_guard<std::mutex> lock(mu_);
+    ++discovered_;
+    if (!error_.ok()) return error_;
     return devices_;
   }
   bool MaybeChanged() override { return changed_.exchange(false); }
   void Set(std::vector<model::Device> devices, bool announce) {
     std::lock_guard<std::mutex> lock(mu_);
     devices_ = std::move(devices);
+    error_ = Status();
     changed_ = announce;
+  }
+  // Discover() fails from now on (until Set()), as a PCI backend that cannot list sysfs.
+  void Fail(const std::string& message) {
+    std::lock_guard<std::mutex> lock(mu_);
+    error_ = Internal(message);
+    changed_ = true;
+  }
+  int discovered() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return discovered_;
   }
 
  private:
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::vector<model::Device> devices_;
+  Status error_;
+  int discovered_ = 0;
   std::atomic<bool> changed_{false};
 };
 
@@ -266,6 +281,156 @@ TEST_F(NodeAgentTest, CheckTickNoticesBackendChangesAndHealth) {
     const model::Device* d = inv.Find("gpu-0");
     return d != nullptr && d->taints.size() == 1 && d->taints[0].value == "DeviceNodeMissing";
   }));
+}
+
+// What a prepared claim holds (the claims core's checkpoint in the plugin).
+class HeldFake {
+ public:
+  model::HeldDevicesSource Source() {
+    return [this] {
+      std::lock_guard<std::mutex> lock(mu_);
+      return held_;
+    };
+  }
+  void Hold(const std::string& device, model::DeviceIdentity identity) {
+    std::lock_guard<std::mutex> lock(mu_);
+    model::HeldDevice h{"default/claim-a", "uid-a", {}};
+    h.record.pool = "node-a";
+    h.record.device = device;
+    h.record.identity = std::move(identity);
+    held_.push_back(std::move(h));
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<model::HeldDevice> held_;
+};
+
+model::Device WithIdentity(model::Device d, const std::string& bus, const std::string& uuid) {
+  d.identity = {bus, uuid};
+  return d;
+}
+
+model::DeviceHealthStatus HealthOf(discovery::DeviceHealthTracker& t, const std::string& name) {
+  for (const auto& d : t.Snapshot().devices) {
+    if (d.device == name) return d.health;
+  }
+  return model::DeviceHealthStatus::kUnknown;
+}
+
+// A device a prepared claim holds that is gone from the inventory stays in the health stream,
+// Unhealthy (DeviceVanished), with a warning naming claim and device; it is Healthy again when
+// it comes back.
+TEST_F(NodeAgentTest, HeldDeviceThatVanishedIsUnhealthyAndLogged) {
+  test_support::LogCapture logs;
+  backend_->Set({WithIdentity(Dev("gpu-0", {"/dev/accel0"}), "0000:3b:00.0", "GPU-a"),
+                 WithIdentity(Dev("gpu-1"), "0000:3c:00.0", "GPU-b")},
+                false);
+  Create(Every(milliseconds(10), milliseconds(10)));
+  HeldFake held;
+  held.Hold("gpu-1", {"0000:3c:00.0", "GPU-b"});
+  agent_->SetHeldDevices(held.Source());
+  EXPECT_EQ(HealthOf(*health_, "gpu-1"), model::DeviceHealthStatus::kHealthy);
+  Start();
+  backend_->Set({WithIdentity(Dev("gpu-0", {"/dev/accel0"}), "0000:3b:00.0", "GPU-a")}, true);
+  auto vanished = [&] {
+    return HealthOf(*health_, "gpu-1") == model::DeviceHealthStatus::kUnhealthy;
+  };
+  for (int i = 0; i < 500 && !vanished(); ++i) std::this_thread::sleep_for(milliseconds(10));
+  ASSERT_TRUE(vanished()) << logs.text();
+  auto bad = health_->Unhealthy();
+  ASSERT_EQ(bad.count("gpu-1"), 1u);
+  EXPECT_EQ(bad["gpu-1"].reason, "DeviceVanished");
+  EXPECT_EQ(bad["gpu-1"].message,
+            "device gpu-1 (PCI bus ID 0000:3c:00.0) is gone from this node, held by "
+            "ResourceClaim default/claim-a (uid uid-a)");
+  // Not published: the slice has what the node has.
+  EXPECT_EQ(agent_->inventory().Get()->Find("gpu-1"), nullptr);
+
+  backend_->Set({WithIdentity(Dev("gpu-0", {"/dev/accel0"}), "0000:3b:00.0", "GPU-a"),
+                 WithIdentity(Dev("gpu-1"), "0000:3c:00.0", "GPU-b")},
+                true);
+  for (int i = 0; i < 500 && vanished(); ++i) std::this_thread::sleep_for(milliseconds(10));
+  EXPECT_EQ(HealthOf(*health_, "gpu-1"), model::DeviceHealthStatus::kHealthy);
+  Stop();
+  EXPECT_EQ(logs.Count("ResourceClaim default/claim-a (uid uid-a) is prepared, but its device "
+                       "gpu-1 (PCI bus ID 0000:3c:00.0) is gone from this node"),
+            1)
+      << logs.text();
+  EXPECT_EQ(logs.Count("ResourceClaim default/claim-a (uid uid-a): device gpu-1 is published "
+                       "again"),
+            1)
+      << logs.text();
+}
+
+// The held name now names another physical device (another UUID at that address): Unhealthy
+// (DeviceChanged), and tainted with --device-taints.
+TEST_F(NodeAgentTest, HeldDeviceThatChangedIdentityIsUnhealthy) {
+  test_support::LogCapture logs;
+  backend_->Set({WithIdentity(Dev("gpu-0", {"/dev/accel0"}), "0000:3b:00.0", "GPU-new")}, false);
+  auto options = Every(kHour, kHour);
+  options.pool.device_taints = true;
+  Create(options);
+  HeldFake held;
+  held.Hold("gpu-0", {"0000:3b:00.0", "GPU-old"});
+  agent_->SetHeldDevices(held.Source());
+  auto bad = health_->Unhealthy();
+  ASSERT_EQ(bad.count("gpu-0"), 1u);
+  EXPECT_EQ(bad["gpu-0"].reason, "DeviceChanged");
+  Start();
+  ASSERT_TRUE(published_.WaitFor([](const model::Inventory& inv) {
+    const model::Device* d = inv.Find("gpu-0");
+    return d != nullptr && d->taints.size() == 1 && d->taints[0].value == "DeviceChanged";
+  }));
+  Stop();
+  EXPECT_EQ(logs.Count("its device gpu-0 is another physical device now (UUID GPU-new, was "
+                       "GPU-old)"),
+            1)
+      << logs.text();
+}
+
+// One failed read keeps the last good state (issue 11, point 3): while the backend fails, the
+// loop keeps rescanning but publishes nothing new — the slices keep every device, untainted
+// (what cannot be read is Unknown, not Unhealthy, even when a device node goes meanwhile) —
+// and the failure is logged once. The first good scan publishes what is there then.
+TEST_F(NodeAgentTest, AFailingBackendLeavesThePublishedInventoryUnchanged) {
+  test_support::LogCapture logs;
+  backend_->Set({Dev("gpu-0", {"/dev/accel0"}), Dev("gpu-1")}, false);
+  auto options = Every(milliseconds(10), milliseconds(10));
+  options.pool.device_taints = true;
+  Create(options);
+  Start();
+  ASSERT_TRUE(published_.WaitFor([](const model::Inventory& inv) { return inv.Find("gpu-1"); }));
+  const size_t published = published_.count();
+  const model::InventoryPtr good = agent_->inventory().Get();
+
+  backend_->Fail("cannot list /sys/bus/pci/devices: Permission denied");
+  std::filesystem::remove(root_ + "/dev/accel0");
+  auto unknown = [&] {
+    return HealthOf(*health_, "gpu-0") == model::DeviceHealthStatus::kUnknown &&
+           HealthOf(*health_, "gpu-1") == model::DeviceHealthStatus::kUnknown;
+  };
+  for (int i = 0; i < 500 && !unknown(); ++i) std::this_thread::sleep_for(milliseconds(10));
+  ASSERT_TRUE(unknown()) << logs.text();
+  const int scans = backend_->discovered();
+  for (int i = 0; i < 500 && backend_->discovered() < scans + 10; ++i) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  EXPECT_GE(backend_->discovered(), scans + 10) << "the loop keeps rescanning";
+  EXPECT_EQ(published_.count(), published) << "nothing published while the backend fails";
+  EXPECT_EQ(agent_->inventory().Get(), good);
+  EXPECT_TRUE(health_->Unhealthy().empty());
+  EXPECT_EQ(logs.Count("device discovery (fake) failed: cannot list /sys/bus/pci/devices"), 1)
+      << logs.text();
+
+  backend_->Set({Dev("gpu-0", {"/dev/accel0"})}, true);  // readable again, gpu-1 gone
+  ASSERT_TRUE(published_.WaitFor([](const model::Inventory& inv) {
+    const model::Device* d = inv.Find("gpu-0");
+    return inv.Find("gpu-1") == nullptr && d != nullptr && d->taints.size() == 1 &&
+           d->taints[0].value == "DeviceNodeMissing";
+  }));
+  Stop();
+  EXPECT_EQ(logs.Count("device discovery (fake) works again"), 1) << logs.text();
 }
 
 TEST_F(NodeAgentTest, SweepRunsOnTheLoopThreadEveryInterval) {

@@ -12,6 +12,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "run_command.h"
+
 namespace accel_dra::probe {
 namespace {
 using ::testing::HasSubstr;
@@ -142,6 +144,30 @@ TEST(ProbeReport, JunitCountsAndEscapes) {
   EXPECT_THAT(x, Not(HasSubstr("<&>")));
 }
 
+// Found by tests/fuzz/probe_report_fuzz: pod output that is not UTF-8, or holds a non-character,
+// made junit.xml malformed.
+TEST(ProbeReport, JunitIsWellFormedForAnyBytes) {
+  Report r = Sample("v1.35.4");
+  r.server_version = "v1.35\xff";
+  r.checks[0].observed = {"a\xe7\xee b", "\xef\xbf\xbe\xed\xa0\x80 c \xc3\xa9", "d\re\x01"};
+  std::string x = RenderJunit(r);
+  EXPECT_THAT(x, HasSubstr("value=\"v1.35\xef\xbf\xbd\"/>"));
+  EXPECT_THAT(x, HasSubstr("a\xef\xbf\xbd\xef\xbf\xbd b\n"));
+  EXPECT_THAT(x, HasSubstr("\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd c \xc3\xa9\n"));
+  EXPECT_THAT(x, HasSubstr("d e \n"));
+}
+
+// Found by tests/fuzz/probe_report_fuzz: a version string with a line break (the apiserver's, not
+// ours) ended the YAML comment it is quoted in.
+TEST(ProbeReport, ProductYamlParsesWhateverTheServerVersionSays) {
+  Report r = Sample("v1.35.4\nspec: \"\\q\xff");
+  std::string text = RenderProductYaml(r);
+  YAML::Node doc;
+  ASSERT_NO_THROW(doc = YAML::Load(text)) << text;
+  EXPECT_EQ(doc["metadata"]["kubernetesVersion"].as<std::string>(), "v1.35");
+  EXPECT_THAT(text, HasSubstr("# against Kubernetes v1.35.4 spec: \"\\q\xef\xbf\xbd with"));
+}
+
 TEST(ProbeReport, EvidenceHasOneSectionPerRequirement) {
   std::string md = RenderEvidence(Sample("v1.35.4"));
   for (const char* id :
@@ -156,6 +182,111 @@ TEST(ProbeReport, EvidenceHasOneSectionPerRequirement) {
   EXPECT_THAT(md, HasSubstr("- `pod extra stays Pending: 0/1 nodes are available"));
   EXPECT_THAT(md, HasSubstr("| Result | **FAIL** |"));
   EXPECT_THAT(RenderEvidence(Sample("v1.36.0")), HasSubstr("Not listed in the v1.36 checklist"));
+}
+
+// Hostile bytes from containers and the cluster (issue 11): invalid UTF-8, control characters,
+// "]]>", markup, quotes, newlines, backticks, Markdown that would open blocks.
+constexpr char kHostileBytes[] =
+    "a\0"
+    "b\x01\x07\x1b"
+    "[31m\xff\xfe\xc3(\xed\xa0\x80\xf4\x90\x80\x80\xef\xbf\xbe"
+    "]]><script>alert(1)</script>&amp;\"'\n# heading\r\n| x | y |\n```\n</details>`` `code` \\";
+const std::string kHostile(kHostileBytes, sizeof(kHostileBytes) - 1);
+
+Report HostileReport() {
+  Report r = Sample("v1.35.4");
+  r.driver = "evil|`driver`";
+  r.namespace_ = kHostile;
+  r.server_version = kHostile;
+  r.started_at = kHostile;
+  r.cleanup = {kHostile, "- 1. nested"};
+  for (auto& c : r.checks) {
+    c.message = kHostile;
+    c.ran.push_back(kHostile);
+    c.ran.push_back("# not a heading");
+    c.ran.push_back("12) not a list");
+    c.observed.push_back(kHostile);
+    c.observed.push_back("`starts and ends with a backtick`");
+    c.manifests.push_back({kHostile, "a: 1\n```\nb: 2\n"});
+  }
+  r.checks[1].status = CheckStatus::kFail;
+  return r;
+}
+
+TEST(ProbeReport, JunitIsWellFormedXmlForAnyBytes) {
+  auto dir = std::filesystem::path(::testing::TempDir()) / "probe-report-hostile";
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(WriteReports(HostileReport(), dir.string()).ok());
+  // Python's XML parser, strict about well-formedness (encoding, characters, markup).
+  const std::string script =
+      "import sys, xml.etree.ElementTree as ET\n"
+      "root = ET.parse(sys.argv[1]).getroot()\n"
+      "cases = root.findall('./testsuite/testcase')\n"
+      "assert len(cases) == 4, len(cases)\n"
+      "f = cases[1].find('failure')\n"
+      "m = f.get('message')\n"
+      "assert ']]><script>alert(1)</script>&amp;' in m, m\n"
+      "assert '\\n# heading\\r\\n' in m, repr(m)\n"
+      "assert m.startswith('a\\ufffdb\\ufffd'), repr(m)\n"
+      "print('ok', len(cases))\n";
+  std::ofstream(dir / "check.py") << script;
+  int rc = 0;
+  std::string out = testing::RunCommand(
+      "python3 '" + (dir / "check.py").string() + "' '" + (dir / "junit.xml").string() + "' 2>&1",
+      &rc);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_THAT(out, HasSubstr("ok 4"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(ProbeReport, EvidenceEscapesWhatContainersSaid) {
+  const std::string md = RenderEvidence(HostileReport());
+  // Nothing raw that a renderer would take as HTML (container output stays literal only inside
+  // code spans, where HTML is not interpreted).
+  std::istringstream scan(md);
+  for (std::string line; std::getline(scan, line);) {
+    // Code spans: the observations, and the driver and namespace rows of the table.
+    if (line.rfind("- `", 0) == 0 || line.rfind("| Namespace | `", 0) == 0) continue;
+    EXPECT_EQ(line.find("<script>"), std::string::npos) << line;
+    EXPECT_EQ(line.find("</details>`"), std::string::npos) << line;
+  }
+  EXPECT_THAT(md, HasSubstr("&lt;script&gt;alert(1)&lt;/script&gt;&amp;amp;"));
+  // Invalid bytes and control characters are replaced; lines are not split.
+  EXPECT_EQ(md.find('\r'), std::string::npos);
+  EXPECT_EQ(md.find(std::string(1, '\0')), std::string::npos);
+  EXPECT_EQ(md.find('\x1b'), std::string::npos);
+  EXPECT_EQ(md.find("\xff"), std::string::npos);
+  // The layout holds: one heading per check and no other second-level headings but Clean-up,
+  // every table row has its four cells.
+  std::istringstream lines(md);
+  int h2 = 0, rows = 0;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("## ", 0) == 0) ++h2;
+    if (line.rfind("# ", 0) == 0) {
+      EXPECT_EQ(line, "# accel-dra-probe evidence");
+    }
+    if (line.rfind("| [", 0) == 0) {
+      ++rows;
+      size_t pipes = 0;
+      for (size_t i = 0; i < line.size(); ++i) {
+        if (line[i] == '|' && (i == 0 || line[i - 1] != '\\')) ++pipes;
+      }
+      EXPECT_EQ(pipes, 5u) << line;
+    }
+  }
+  EXPECT_EQ(h2, 5);  // four checks and the clean-up
+  EXPECT_EQ(rows, 4);
+  // Markdown that would open a block at the start of a list item is escaped.
+  EXPECT_THAT(md, HasSubstr("- \\# not a heading\n"));
+  EXPECT_THAT(md, HasSubstr("- 12\\) not a list\n"));
+  EXPECT_THAT(md, HasSubstr("- \\- 1. nested\n"));
+  // Container output stays literal in a code span fenced longer than its backtick runs.
+  EXPECT_THAT(md, HasSubstr("- ````a"));
+  EXPECT_THAT(md, HasSubstr("- `` `starts and ends with a backtick` ``\n"));
+  // A manifest holding a fence gets a longer one.
+  EXPECT_THAT(md, HasSubstr("````yaml\na: 1\n```\nb: 2\n````\n"));
+  // The driver's name in the table cannot split it.
+  EXPECT_THAT(md, HasSubstr("| DRA driver | `` evil\\|`driver` `` |"));
 }
 
 TEST(ProbeReport, JsonAndSummary) {

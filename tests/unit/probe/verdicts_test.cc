@@ -28,6 +28,22 @@ TEST(Verdicts, PerDeviceNodesSkipSharedControlAndRenderNodes) {
               ElementsAre("/dev/dri/card0", "/dev/nvidia0"));
 }
 
+// The driver sets one ACCEL_VISIBLE_DEVICES_<CLAIM> per claim (two claims in one container do
+// not collide); the probe merges them, and the plain variable of older drivers, into one list.
+TEST(Verdicts, VisibleDevicesMergesThePerClaimLists) {
+  EXPECT_EQ(VisibleDevices(Seen("", {})), "");
+  EXPECT_EQ(VisibleDevices(Seen("", {"ACCEL_VISIBLE_DEVICES=gpu-1,gpu-0"})), "gpu-1,gpu-0");
+  EXPECT_EQ(VisibleDevices(Seen("", {"ACCEL_VISIBLE_DEVICES_6F1C_A=gpu-1,gpu-0",
+                                     "ACCEL_VISIBLE_DEVICES_0A2B_B=gpu-3,gpu-1",
+                                     "ACCEL_VISIBLE_DEVICESX=gpu-9", "ACCEL_DEVICE_GPU_7=gpu-7"})),
+            "gpu-3,gpu-1,gpu-0");
+  CheckResult c;
+  EXPECT_TRUE(JudgeDeviceInjection(
+      "p", "gpu-0", Seen("/dev/accel-sim0", {"ACCEL_VISIBLE_DEVICES_6F1C2D3E=gpu-0"}), c));
+  EXPECT_THAT(c.observed, ElementsAre("inside the container: ACCEL_VISIBLE_DEVICES=gpu-0, device "
+                                      "nodes [/dev/accel-sim0] (inspect: binary)"));
+}
+
 TEST(DraSupportVerdict, ServedResources) {
   CheckResult c;
   EXPECT_TRUE(JudgeServedDraResources(
@@ -132,8 +148,54 @@ TEST(DriverRuntimeVerdict, Failures) {
 }
 
 TEST(DriverRuntimeVerdict, NextMajorVersion) {
-  EXPECT_EQ(NextMajorVersion("1.2.3"), "2.0.0");
-  EXPECT_EQ(NextMajorVersion("550.54.15"), "551.0.0");
+  EXPECT_EQ(NextMajorVersion("1.2.3").value(), "2.0.0");
+  EXPECT_EQ(NextMajorVersion("550.54.15").value(), "551.0.0");
+  EXPECT_EQ(NextMajorVersion("").value(), "1.0.0");
+  // Hostile versions a driver may publish (std::stoi threw on the first and skipped the clean-up;
+  // issue 11): numbers beyond int, beyond 64 bits, and no number at all.
+  EXPECT_EQ(NextMajorVersion("3000000000.0.0").value(), "3000000001.0.0");
+  EXPECT_EQ(NextMajorVersion("18446744073709551614.0.0").value(), "18446744073709551615.0.0");
+  for (const char* v : {"18446744073709551615.0.0", "99999999999999999999999.1.2", "v1.2.3",
+                        "-1.0.0", "1a.0.0", " 1.0.0"}) {
+    auto r = NextMajorVersion(v);
+    ASSERT_FALSE(r.ok()) << v;
+    EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << v;
+    EXPECT_THAT(r.status().message(), HasSubstr(std::string("driverVersion \"") + v)) << v;
+  }
+}
+
+// A check that throws (a bug, or a library refusing hostile input) fails with a message instead of
+// escaping past the clean-up.
+TEST(Verdicts, RunGuardedTurnsExceptionsIntoFailures) {
+  CheckResult ok;
+  RunGuarded(ok, [&] { ok.status = CheckStatus::kPass; });
+  EXPECT_EQ(ok.status, CheckStatus::kPass);
+  CheckResult c;
+  RunGuarded(c, [] { (void)std::stoi("3000000000"); });
+  EXPECT_EQ(c.status, CheckStatus::kFail);
+  EXPECT_THAT(c.message, HasSubstr("internal error in the probe (please report it): stoi"));
+  CheckResult d;
+  RunGuarded(d, [] { throw 42; });
+  EXPECT_EQ(d.status, CheckStatus::kFail);
+  EXPECT_THAT(d.message, HasSubstr("an unknown exception"));
+}
+
+// Hostile pod output: whatever a container prints, parsing it and judging it never throws, and
+// what it claims stays data.
+TEST(Verdicts, HostilePodOutputIsOnlyData) {
+  std::string log = "RESULT: DRIVER_VERSION=3000000000.99999999999999999999.-1\n";
+  log += "RESULT: DEVICE_NODES=" + std::string(100000, ',') + "\n";
+  log += "RESULT: ENV_ACCEL_VISIBLE_DEVICES_X=" + std::string("\xff\xfe\x00,gpu-0", 9) + "\n";
+  log += "RESULT: =\nRESULT: ENV_=x\nRESULT: DONE=true\r\nRESULT: ACCELERATOR_DEVICES";
+  log += std::string("\0\x01RESULT: X\n", 12);
+  InspectResult out = ParseResult(log);
+  EXPECT_TRUE(out.done);
+  EXPECT_TRUE(out.device_nodes.empty());
+  CheckResult c;
+  EXPECT_FALSE(JudgeContainerDriverVersion("n", "pool/gpu-0", "1.0.0", out, c));
+  EXPECT_THAT(c.message, HasSubstr("3000000000.99999999999999999999.-1"));
+  CheckResult d;
+  EXPECT_FALSE(JudgeDeviceInjection("p", "gpu-1", out, d));
 }
 
 TEST(DriverRuntimeVerdict, ContainerDriverVersion) {
