@@ -21,6 +21,19 @@ std::string CommaList(const std::set<std::string>& names) {
 
 }  // namespace
 
+std::string_view ReadErrorReason(Code code) {
+  switch (code) {
+    case Code::kNotFound:
+      return "claim_not_found";
+    case Code::kInvalidArgument:
+      return "invalid_config";
+    case Code::kFailedPrecondition:
+      return "claim_not_ready";
+    default:
+      return "apiserver";
+  }
+}
+
 std::string FindConflict(const checkpoint::State& state, const std::string& uid,
                          const std::vector<model::PreparedDevice>& devices) {
   for (const auto& [other_uid, other] : state.claims) {
@@ -41,32 +54,45 @@ std::string FindConflict(const checkpoint::State& state, const std::string& uid,
   return "";
 }
 
-Expected<std::vector<model::PreparedDevice>> Preparer::PrepareLocked(const model::ClaimRef& claim) {
+Expected<std::vector<model::PreparedDevice>> Preparer::PrepareLocked(const model::ClaimRef& claim,
+                                                                     std::string& reason) {
   const std::string who = "ResourceClaim " + ClaimName(claim);
+  reason = "checkpoint";
   // Idempotency: a completed claim is answered from the checkpoint (once it is durable).
   if (auto done = checkpoint_->Find(claim.uid);
       done && done->state == model::ClaimState::kPrepareCompleted) {
     RETURN_IF_ERROR(checkpoint_->Sync().WithContext(who + ": checkpoint"));
     return done->devices;
   }
-  ASSIGN_OR_RETURN(Allocation allocation, ReadAllocation(claim, who));
+  auto allocation_read = ReadAllocation(claim, who);
+  if (!allocation_read.ok()) {
+    reason = ReadErrorReason(allocation_read.status().code());
+    return allocation_read.status();
+  }
+  Allocation allocation = std::move(allocation_read).value();
   auto inventory = inventory_();
+  reason = "allocation_mismatch";
   ASSIGN_OR_RETURN(auto devices, BuildRecords(claim, who, allocation, inventory.get()));
+  reason = "cdi";
   auto spec = BuildSpec(claim.uid, claim.ns, claim.name, devices, inventory.get());
   if (!spec.ok()) return spec.status().WithContext(who);
   auto spec_file = cdi::ClaimSpecFileName(options_.driver_name, claim.uid);
   if (!spec_file.ok()) return spec_file.status().WithContext(who);
 
-  RETURN_IF_ERROR(RecordStarted(claim, who, devices, *spec_file));
+  if (Status st = RecordStarted(claim, who, devices, *spec_file); !st.ok()) {
+    reason = st.code() == Code::kFailedPrecondition ? "device_conflict" : "checkpoint";
+    return st;
+  }
   CrashPoint("prepare-after-checkpoint-started");
   // From here on a failure undoes the device settings (recorded in the PrepareStarted entry, so
   // a crash is undone by Recover()) and takes the entry out again.
   auto undo = [&] {
-    Status reset = ResetTimeSlices(claim.uid, devices);
-    if (!reset.ok()) spdlog::error("{}: {}", who, reset.message());
-    RollBackStarted(claim, who);
+    Status reset = ResetTimeSlices(claim.uid, devices, ClaimLog(claim));
+    if (!reset.ok()) spdlog::error("{}: {}", ClaimLog(claim), reset.message());
+    RollBackStarted(claim);
   };
-  if (Status st = ApplyTimeSlices(devices); !st.ok()) {
+  if (Status st = ApplyTimeSlices(devices, ClaimLog(claim)); !st.ok()) {
+    reason = "time_slice";
     undo();
     return st.WithContext(who);
   }
@@ -76,6 +102,7 @@ Expected<std::vector<model::PreparedDevice>> Preparer::PrepareLocked(const model
     return st.WithContext(who + ": writing the CDI spec");
   }
   CrashPoint("prepare-after-cdi-write");
+  reason = "checkpoint";
   RETURN_IF_ERROR(RecordCompleted(claim, who));
   CrashPoint("prepare-after-checkpoint-completed");
   return devices;
@@ -176,7 +203,7 @@ Expected<std::vector<model::PreparedDevice>> Preparer::BuildRecords(
     spdlog::info(
         "{}: the TimeSlicing interval is advisory on device(s) {}: their time slice cannot be "
         "set by the driver (containers see ..._TIMESLICE_ENFORCED=false)",
-        who, CommaList(advisory));
+        ClaimLog(claim), CommaList(advisory));
   }
   return out;
 }
@@ -207,15 +234,16 @@ Status Preparer::RecordStarted(const model::ClaimRef& claim, const std::string& 
   if (!conflict.empty()) return FailedPrecondition(who + ": " + conflict);
   if (!st.ok()) {
     // The entry stays in memory after a failed write; it must not hold the devices.
-    if (recorded) RollBackStarted(claim, who);
+    if (recorded) RollBackStarted(claim);
     return st.WithContext(who + ": recording the claim in the checkpoint");
   }
   return Status();
 }
 
-void Preparer::RollBackStarted(const model::ClaimRef& claim, const std::string& who) {
+void Preparer::RollBackStarted(const model::ClaimRef& claim) {
   Status undo = checkpoint_->Update([&](checkpoint::State& s) { s.claims.erase(claim.uid); });
-  if (!undo.ok()) spdlog::warn("rolling back {} in the checkpoint: {}", who, undo.message());
+  if (!undo.ok())
+    spdlog::warn("rolling back {} in the checkpoint: {}", ClaimLog(claim), undo.message());
 }
 
 Status Preparer::RecordCompleted(const model::ClaimRef& claim, const std::string& who) {

@@ -46,6 +46,13 @@
 //  - CleanupStale() unprepares claims whose ResourceClaim is gone or was re-created with another
 //    UID; other read errors keep the claim (tried again next time).
 //  - Failures are per claim and never stop the process; every message says what is wrong.
+//  - Every prepare and unprepare of a claim is reported to Metrics() (common/metrics.h) with its
+//    duration and, on failure, a reason: for prepare claim_not_found, claim_not_ready (not
+//    allocated, UID changed), invalid_config (also a malformed allocation), apiserver (reading
+//    the claim failed otherwise), allocation_mismatch (another pool, a device not published
+//    here, no device of this driver), device_conflict, checkpoint, time_slice, cdi, internal;
+//    for unprepare unprepare_failed. Log lines about one claim name it as
+//    `claim=<namespace>/<name> uid=<uid>`.
 //    Nothing throws: a malformed ResourceClaim is a per-claim error.
 
 #include <array>
@@ -128,8 +135,10 @@ class Preparer : public model::ClaimPreparer {
 
   // Prepare (prepare.cc), under the claim's mutex, step by step: read and check the claim, build
   // its records, record PrepareStarted, apply device settings, write the CDI spec, record
-  // PrepareCompleted. `who` names the claim in messages.
-  Expected<std::vector<model::PreparedDevice>> PrepareLocked(const model::ClaimRef& claim);
+  // PrepareCompleted. `who` names the claim in messages. On failure `reason` names the step
+  // that failed (the metrics reason, see MetricsRecorder::ClaimOperationDone).
+  Expected<std::vector<model::PreparedDevice>> PrepareLocked(const model::ClaimRef& claim,
+                                                             std::string& reason);
   Expected<Allocation> ReadAllocation(const model::ClaimRef& claim, const std::string& who) const;
   // The record of one allocation result of this driver.
   Expected<model::PreparedDevice> RecordFor(const model::ClaimRef& claim, const std::string& who,
@@ -145,7 +154,7 @@ class Preparer : public model::ClaimPreparer {
                        const std::string& spec_file);
   // Takes the PrepareStarted entry out again (errors are logged: memory is right, and the next
   // successful write or Recover() makes the disk agree).
-  void RollBackStarted(const model::ClaimRef& claim, const std::string& who);
+  void RollBackStarted(const model::ClaimRef& claim);
   Status RecordCompleted(const model::ClaimRef& claim, const std::string& who);
 
   // `strict`: a failing time-slice reset fails the unprepare (else it is logged).
@@ -160,13 +169,16 @@ class Preparer : public model::ClaimPreparer {
   void RestoreSpecs(bool exclusive, const std::set<std::string>& specs, RecoveryReport& report,
                     RecoveryFailures& failures);
 
-  // Time slices (time_slice.cc). Runs nvidia-smi to set `setting` (0..3) on `target`.
-  Status SetTimeSlice(const std::string& target, int setting);
+  // Time slices (time_slice.cc). Runs nvidia-smi to set `setting` (0..3) on `target`; the log
+  // line names `for_claim` (the claim it is done for, as ClaimLog() names it).
+  Status SetTimeSlice(const std::string& target, int setting, const std::string& for_claim);
   // Applies the time slices `devices` record (each device once); the first failure names it.
-  Status ApplyTimeSlices(const std::vector<model::PreparedDevice>& devices);
+  Status ApplyTimeSlices(const std::vector<model::PreparedDevice>& devices,
+                         const std::string& for_claim);
   // Resets the time slice of the devices of `devices` that no other claim than `uid` in the
   // checkpoint has a setting on. Returns the first failure (after trying all).
-  Status ResetTimeSlices(const std::string& uid, const std::vector<model::PreparedDevice>& devices);
+  Status ResetTimeSlices(const std::string& uid, const std::vector<model::PreparedDevice>& devices,
+                         const std::string& for_claim);
 
   // The claim's CDI spec from its records plus the options' extras (claim_spec.cc).
   Expected<cdi::Spec> BuildSpec(const std::string& uid, const std::string& ns,
