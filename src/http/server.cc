@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <exception>
 #include <thread>
@@ -129,6 +130,11 @@ Expected<std::unique_ptr<Server>> Server::Start(ServerOptions options,
   }
   server->port_ = port;
   impl.thread = std::thread([&impl] { impl.server->listen_after_bind(); });
+  // stop() before the listener runs would be lost (httplib only stops a running server), so
+  // Start() returns once it runs.
+  for (int i = 0; i < 5000 && !impl.server->is_running(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   return server;
 }
 

@@ -61,7 +61,7 @@ TEST_F(LogTest, TextLinesAndReinitialisation) {
   auto lines = Lines(testing::internal::GetCapturedStderr());
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_THAT(lines[0],
-              MatchesRegex("[0-9]{4} [0-9:]{8}\\.[0-9]{6} I hello ResourceClaim a/b \\(uid c\\)"));
+              MatchesRegex("[0-9]{6} [0-9:]{8}\\.[0-9]{6} I hello ResourceClaim a/b \\(uid c\\)"));
 }
 
 }  // namespace
