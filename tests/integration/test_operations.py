@@ -150,7 +150,8 @@ def test_json_logs_carry_the_claim(bed, kp):
     lines = [ln for ln in p.log().splitlines() if ln.strip()]
     records = [json.loads(ln) for ln in lines]  # every line is one JSON object
     assert all({"ts", "level", "msg"} <= r.keys() for r in records), lines
-    claim_lines = [r for r in records if re.search(r"\b(un)?prepare", r["msg"])]
+    claim_lines = [r for r in records
+                   if re.match(r"(prepared|unprepared|prepare of|unprepare of) ", r["msg"])]
     by_msg = {r["msg"].split(" ResourceClaim")[0]: r for r in claim_lines}
     assert {"prepared", "unprepared", "prepare of"} <= by_msg.keys(), claim_lines
     for key in ("prepared", "unprepared"):
