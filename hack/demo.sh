@@ -70,6 +70,8 @@ apiServer: {host: 127.0.0.1, port: "$api_port"}
 kubeletPlugin: {registrarDir: $KUBELET_REGISTRAR_DIR, pluginsDir: $KUBELET_PLUGINS_DIR}
 cdiRoot: $CDI_ROOT
 inspectTool: {hostDir: $RUN_DIR/accel-dra-bin}
+metrics: {enabled: true}
+webhook: {enabled: true}
 simulation:
   hostPaths: [$RUN_DIR/dev]
 VALUES
@@ -97,7 +99,7 @@ for p in "${pods[@]}"; do
   if ! k wait -n "$NS" --for=condition=Ready "pod/$p" --timeout="${WAIT}s" >/dev/null 2>&1; then
     k describe -n "$NS" pod "$p" | tail -n 20 >&2
     printf -- '--- last 20 lines of the accel-dra plugin ---\n' >&2
-    k logs -n accel-dra -l app.kubernetes.io/instance=accel-dra --tail=20 >&2 || true
+    k logs -n accel-dra -l app.kubernetes.io/name=accel-dra --tail=20 >&2 || true
     die "pod $NS/$p is not Running after ${WAIT}s (kubelet log: $RUN_DIR/logs/kubelet.log, plugin: kubectl logs -n accel-dra ds/accel-dra)"
   fi
 done
@@ -126,6 +128,36 @@ show shared-a "3. one claim shared by two pods (demo/shared.yaml): shared-a"
 show shared-b "3. one claim shared by two pods (demo/shared.yaml): shared-b"
 show cel-selected "4. selection by attribute with CEL: a 40GB device (demo/scheduling.yaml)"
 show time-sliced "5. time-slicing configured with an opaque DeviceConfig (demo/time-slicing.yaml)"
+
+echo
+echo "== The admission webhook (webhook.enabled): an invalid DeviceConfig is rejected at creation"
+if out="$(k create -n "$NS" --dry-run=server -f - 2>&1 <<'CLAIM'
+apiVersion: resource.k8s.io/v1
+kind: ResourceClaim
+metadata: {name: invalid-config}
+spec:
+  devices:
+    requests: [{name: accel, exactly: {deviceClassName: accel-dra.dev}}]
+    config:
+    - requests: [accel]
+      opaque:
+        driver: accel-dra.dev
+        parameters:
+          apiVersion: accel-dra.dev/v1alpha1
+          kind: DeviceConfig
+          sharing: {strategy: TimeSlicing, timeSlicing: {interval: VeryLong}}
+CLAIM
+)"; then
+  echo "   not rejected (the webhook is not reachable; failurePolicy Ignore): $out"
+else
+  echo "$out" | fold -s -w 96 | sed 's/^/   /'
+fi
+echo
+echo "== Metrics of the plugin (metrics.port on the pod's IP)"
+ppod="$(k get pods -n accel-dra -l app.kubernetes.io/name=accel-dra -o jsonpath='{.items[0].metadata.name}')"
+purl="http://$(k get pod -n accel-dra "$ppod" -o jsonpath='{.status.podIP}'):$(k get pod -n accel-dra "$ppod" -o jsonpath='{.spec.containers[0].readinessProbe.httpGet.port}')"
+curl -fsS "$purl/metrics" | grep -E '^accel_dra_(prepare_requests_total|prepare_duration_seconds_count|published_devices)' | sed 's/^/   /' || true
+echo "   /readyz: $(curl -sS "$purl/readyz" 2>&1 | head -c 200)"
 
 echo
 log "demo ready in $((SECONDS - t0))s; the cluster keeps running. To use it:"

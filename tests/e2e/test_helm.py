@@ -2,11 +2,15 @@
 deploy/Dockerfile (CTest image_build, an OCI archive) imported into the node's containerd, the
 Helm chart installed with it; then a `helm upgrade` to another image tag while a claimed pod runs.
 
-1. install: the DaemonSet pod becomes Ready, its slices are published, a pod with a
-   ResourceClaimTemplate runs and sees its device, accel-dra-probe run passes.
+1. install: the DaemonSet pod becomes Ready (HTTP probes on /readyz and /healthz of the plugin's
+   metrics endpoint), its per-pod sockets exist (short names when our deep kubelet root would
+   exceed the unix socket limit), its slices are published, a pod with a ResourceClaimTemplate
+   runs and sees its device, the prepare shows in /metrics, accel-dra-probe run passes.
 2. upgrade: the new plugin pod runs beside the old one, the running pod keeps its device, a claim
    prepared during the roll-out succeeds (by the new pod), the old pod goes away, no prepare fails,
    and the new pod unprepares the claim the old one prepared.
+3. webhook: the chart's admission webhook rejects an invalid DeviceConfig at creation with the
+   prepare-time message and admits a valid one (the real apiserver calls it through its Service).
 
 The plugin started by plugin-up.sh for the other e2e tests is stopped first; the release is
 uninstalled afterwards (the next test file's fixture starts plugin-up.sh's plugin again)."""
@@ -18,6 +22,8 @@ import signal
 import stat
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -35,7 +41,8 @@ PROBE = BUILD / "src/cmd/probe/accel-dra-probe"
 REPO = "localhost/accel-dra"
 TAG, NEXT_TAG = "e2e", "e2e-next"
 RELEASE, NAMESPACE = "accel-dra", "accel-dra-e2e"
-SELECTOR = f"app.kubernetes.io/instance={RELEASE}"
+SELECTOR = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/name=accel-dra"
+WEBHOOK_SELECTOR = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/name=accel-dra-webhook"
 NODE_LABEL = "accel-dra.dev/accelerator-node"
 
 
@@ -81,6 +88,8 @@ def node_values(node, tmp: Path) -> Path:
         "simulation": {"profile": profile, "hostPaths": [f"{d}/dev", f"{d}/sim-driver"]},
         "inspectTool": {"hostDir": f"{d}/accel-dra-bin"},
         "logLevel": 4,
+        "metrics": {"enabled": True},
+        "webhook": {"enabled": True},
         # A window in which both plugin pods run during the upgrade.
         "minReadySeconds": 10,
         "terminationGracePeriodSeconds": 10,
@@ -88,6 +97,46 @@ def node_values(node, tmp: Path) -> Path:
     f = tmp / "values.yaml"
     f.write_text(yaml.safe_dump(values))
     return f
+
+
+def socket_path(directory: str, prefix: str, pod_uid: str, suffix: str) -> Path:
+    """The plugin's per-pod socket name (kubelet::ComputeSocketPaths): the pod UID, or the
+    FNV-1a 64-bit hash of it in hex when the path would exceed the 107-byte unix socket limit
+    (our node's kubelet root is deep under the build dir)."""
+    full = Path(directory) / f"{prefix}{pod_uid}{suffix}"
+    if len(str(full)) <= 107:
+        return full
+    h = 14695981039346656037
+    for c in pod_uid.encode():
+        h = ((h ^ c) * 1099511628211) % 2**64
+    return Path(directory) / f"{prefix}{h:016x}{suffix}"
+
+
+def reg_socket(node, pod: dict) -> Path:
+    return socket_path(node.env["KUBELET_REGISTRAR_DIR"], f"{DRIVER}-", pod["metadata"]["uid"],
+                       "-reg.sock")
+
+
+def endpoint(pod: dict) -> str:
+    """The plugin's HTTP endpoint, from its readiness probe (the port alternates by revision)."""
+    port = pod["spec"]["containers"][0]["readinessProbe"]["httpGet"]["port"]
+    return f"http://{pod['status']['podIP']}:{port}"
+
+
+def http_get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def sample(metrics: str, name: str) -> float:
+    """The value of an unlabelled sample `name` in a Prometheus text exposition."""
+    for line in metrics.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} is not in the metrics:\n{metrics[:3000]}")
 
 
 def plugin_pods(kubectl) -> list[dict]:
@@ -177,9 +226,16 @@ def test_install(node, kubectl, release, ns):
           f"helm install")
     env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
     assert env["POD_UID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.uid"
-    uid = pod["metadata"]["uid"]
-    reg = Path(node.env["KUBELET_REGISTRAR_DIR"]) / f"{DRIVER}-{uid}-reg.sock"
+    reg = reg_socket(node, pod)
     assert reg.exists(), f"per-pod registration socket {reg} is missing"
+    dra = socket_path(str(Path(node.env["KUBELET_PLUGINS_DIR"]) / DRIVER), "dra-",
+                      pod["metadata"]["uid"], ".sock")
+    assert dra.exists(), f"per-pod DRA socket {dra} is missing"
+    print(f"plugin sockets: {reg} ({len(str(reg))} bytes), {dra} ({len(str(dra))} bytes)")
+    # The probes' endpoint: ready (registered, published) and alive.
+    url = endpoint(pod)
+    assert http_get(url + "/readyz")[0] == 200 and http_get(url + "/healthz")[0] == 200
+    prepares_before = sample(http_get(url + "/metrics")[1], "accel_dra_prepare_requests_total")
     wait_for(lambda: node.slice_devices() == [f"gpu-{i}" for i in range(e2e_lib.DEVICES)], 30,
              "the Helm-installed plugin's slices")
     classes = {d["metadata"]["name"] for d in kubectl.json("get", "deviceclasses")["items"]}
@@ -192,6 +248,10 @@ def test_install(node, kubectl, release, ns):
     assert "INSPECT-PRESENT" in lines, lines
     assert "DRIVER_VERSION 1.0.0" in lines, lines
     kubectl("delete", "pod", "user", "-n", ns, "--wait=true", "--timeout=60s", timeout=90)
+    metrics = http_get(url + "/metrics")[1]
+    assert sample(metrics, "accel_dra_prepare_requests_total") >= prepares_before + 1, metrics
+    assert sample(metrics, "accel_dra_prepare_duration_seconds_count") >= 1, metrics
+    assert 'accel_dra_build_info{' in metrics, metrics
 
     assert PROBE.is_file(), f"{PROBE} is missing"
     p = run([PROBE, "run", "--kubeconfig", node.cluster.kubeconfig, "--image", e2e_lib.IMAGE,
@@ -240,8 +300,7 @@ def test_upgrade_while_claimed(node, kubectl, release, ns):
 
     wait_plugin_ready(kubectl, node, NEXT_TAG)
     print(f"roll-out done {time.monotonic() - t0:.1f} s after the upgrade")
-    assert not Path(node.env["KUBELET_REGISTRAR_DIR"], f"{DRIVER}-{old['metadata']['uid']}-reg.sock"
-                    ).exists(), "the old pod's registration socket is still there"
+    assert not reg_socket(node, old).exists(), "the old pod's registration socket is still there"
 
     # The pod that ran across the upgrade: same container, same device, spec still in place.
     state = e2e_lib.container_state(kubectl, ns, "running")
@@ -257,3 +316,37 @@ def test_upgrade_while_claimed(node, kubectl, release, ns):
     # The new pod unprepares what the old one prepared (shared checkpoint).
     kubectl("delete", "pod", "running", "-n", ns, "--wait=true", "--timeout=60s", timeout=90)
     wait_for(lambda: not cdi_a.exists(), 30, f"{cdi_a} to be removed by the new plugin pod")
+
+
+def claim_with_interval(name: str, interval: str) -> str:
+    return yaml.safe_dump({
+        "apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim", "metadata": {"name": name},
+        "spec": {"devices": {
+            "requests": [{"name": "gpu", "exactly": {"deviceClassName": DRIVER}}],
+            "config": [{"requests": ["gpu"], "opaque": {"driver": DRIVER, "parameters": {
+                "apiVersion": "accel-dra.dev/v1alpha1", "kind": "DeviceConfig",
+                "sharing": {"strategy": "TimeSlicing",
+                            "timeSlicing": {"interval": interval}}}}}]}}})
+
+
+def test_webhook(node, kubectl, release, ns):
+    """The chart's admission webhook (Deployment + Service + ValidatingWebhookConfiguration with
+    the chart's certificate), called by the real apiserver: an invalid DeviceConfig is rejected at
+    creation with the prepare-time message; a valid one is admitted."""
+    def webhook_ready():
+        pods = kubectl.json("get", "pods", "-n", NAMESPACE, "-l", WEBHOOK_SELECTOR)["items"]
+        return pods if pods and all(ready(p) for p in pods) else None
+    wait_for(webhook_ready, 60, "the webhook pod to be Ready")
+
+    def rejected():
+        p = kubectl("create", "-n", ns, "-f", "-", input=claim_with_interval("bad", "VeryLong"),
+                    check=False)
+        if p.returncode == 0:  # admitted: the apiserver has not called the webhook yet
+            kubectl("delete", "resourceclaim", "bad", "-n", ns, "--wait=true")
+            return None
+        return p
+    bad = wait_for(rejected, 30, "the webhook to reject an invalid DeviceConfig")
+    assert 'admission webhook "resourceclaims.accel-dra.dev" denied the request' in bad.stderr, \
+        bad.stderr
+    assert 'sharing.timeSlicing.interval: unknown value "VeryLong"' in bad.stderr, bad.stderr
+    kubectl("create", "-n", ns, "-f", "-", input=claim_with_interval("good", "Long"))

@@ -6,6 +6,7 @@ boundObjectRef; the apiserver puts the node's name into the token: ServiceAccoun
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -45,7 +46,8 @@ def test_server_side_dry_run(kubectl, namespace, values):
                 "DeviceClass", "ServiceAccount", "ValidatingAdmissionPolicy",
                 "ValidatingAdmissionPolicyBinding"]
     if values:
-        expected += ["ConfigMap", "DeviceClass"]
+        expected += ["ConfigMap", "DeviceClass", "Deployment", "Secret", "Service",
+                     "ValidatingWebhookConfiguration"]
     assert kinds(rendered) == sorted(expected)
     p = kubectl("apply", "--dry-run=server", "-f", "-", input=rendered)
     lines = [x for x in p.stdout.splitlines() if "(server dry run)" in x]
@@ -57,14 +59,48 @@ def test_server_side_dry_run(kubectl, namespace, values):
     env = {e["name"]: e for e in ds["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
     assert env["POD_UID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.uid"
+    assert env["POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    plugin = ds["spec"]["template"]["spec"]["containers"][0]
+    # Probes on the plugin's HTTP endpoint, served on the pod's IP (kubelet probes that address).
+    port = 9500 + 1 if values else 9400  # hostNetwork in values-full: +1 on revision 1
+    assert "--metrics-address=$(POD_IP)" in plugin["args"]
+    assert f"--metrics-port={port}" in plugin["args"]
+    assert plugin["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port}
+    assert plugin["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port}
+    assert [p["containerPort"] for p in plugin["ports"]] == [port]
     if values:
         assert env["KUBERNETES_SERVICE_HOST"]["value"] == "127.0.0.1"
 
 
-def test_webhook_value_not_yet_available():
-    p = subprocess.run([helm(), "template", "x", str(CHART), "--set", "webhook.enabled=true"],
-                       capture_output=True, text=True, timeout=60)
-    assert p.returncode != 0 and "not part of this chart version" in p.stderr, p.stderr
+def test_webhook_objects_and_certificate(tmp_path):
+    """webhook.enabled: Secret + Deployment + Service + ValidatingWebhookConfiguration; the
+    chart's CA signs a serving certificate for the Service's DNS names, the caBundle is that CA,
+    failurePolicy defaults to Ignore (docs/operations.md says why)."""
+    rendered = template("ns1", "--set", "webhook.enabled=true", "--show-only",
+                        "templates/webhook.yaml", release="r")
+    objs = {d["kind"]: d for d in yaml.safe_load_all(rendered) if d}
+    assert sorted(objs) == ["Deployment", "Secret", "Service", "ValidatingWebhookConfiguration"]
+    secret, vwc = objs["Secret"], objs["ValidatingWebhookConfiguration"]
+    hook = vwc["webhooks"][0]
+    assert hook["name"] == "resourceclaims.accel-dra.dev"
+    assert hook["failurePolicy"] == "Ignore"
+    assert hook["clientConfig"]["service"] == {"name": "r-accel-dra-webhook", "namespace": "ns1",
+                                               "path": "/validate", "port": 443}
+    assert hook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
+    assert hook["rules"][0]["resources"] == ["resourceclaims", "resourceclaimtemplates"]
+    for k in ("ca.crt", "tls.crt", "tls.key"):
+        (tmp_path / k).write_bytes(base64.b64decode(secret["data"][k]))
+    p = subprocess.run(["openssl", "verify", "-CAfile", tmp_path / "ca.crt", tmp_path / "tls.crt"],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+    p = subprocess.run(["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in",
+                        tmp_path / "tls.crt"], capture_output=True, text=True, check=True)
+    for name in ("r-accel-dra-webhook", "r-accel-dra-webhook.ns1", "r-accel-dra-webhook.ns1.svc"):
+        assert f"DNS:{name}" in p.stdout.replace(" ", "").split(","), p.stdout
+    c = objs["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert c["args"][:2] == ["webhook", "--driver-name=accel-dra.dev"]
+    assert objs["Deployment"]["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] == \
+        "r-accel-dra-webhook", "webhook pods must not match the DaemonSet's selector"
 
 
 def slice_body(name: str, node: str, driver: str) -> dict:

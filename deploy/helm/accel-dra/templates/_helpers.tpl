@@ -41,11 +41,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
 {{/*
-A port of the plugin (health, metrics). With hostNetwork, the old and the new plugin pod of a
-rolling update (maxSurge: 1) share the node's network namespace and its host ports (the scheduler
-would not even place the new pod beside the old one), and the plugin refuses to share a port: the
-port alternates between the value and the value+1 with the release revision, so that consecutive
-revisions never collide. Usage: include "accel-dra.port" (list . .Values.healthcheck.port)
+The port of the plugin's HTTP endpoint (metrics, /healthz, /readyz). With hostNetwork, the old and
+the new plugin pod of a rolling update (maxSurge: 1) share the node's network namespace and its
+host ports (the scheduler would not even place the new pod beside the old one, and two processes
+cannot bind one port): the port alternates between the value and the value+1 with the release
+revision, so that consecutive revisions never collide. Without hostNetwork every pod has its own
+network namespace and the value is used as is. Usage: include "accel-dra.port" (list . .Values.metrics.port)
 */}}
 {{- define "accel-dra.port" -}}
 {{- $ctx := index . 0 -}}
