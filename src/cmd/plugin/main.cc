@@ -359,7 +359,8 @@ int RunPlugin(const Flags& f) {
   struct Uninstall {
     ~Uninstall() { SetMetrics(nullptr); }
   } uninstall;
-  auto endpoint = StartMetrics(f, recorder, kubelet::ComputeSocketPaths(ServerOptions(f, {}, {})));
+  auto endpoint =
+      StartMetrics(f, recorder, kubelet::ComputeSocketPaths(ServerOptions(f, {}, {}, "")));
   if (!endpoint.ok()) return Fail(endpoint.status().message());
   auto events_mode = discovery::ParseDeviceEventsMode(f.device_events);
   if (!events_mode.ok()) return Fail(events_mode.status().message());
