@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The main demo: sets up this machine, starts a local Kubernetes 1.35 cluster on 127.0.0.1 with a
-# real node (kubelet + containerd with CDI), runs accel-dra-plugin with simulated devices that have
-# real device nodes, applies the specs in demo/ and prints what each container received. Leaves
-# everything running.
-#   hack/demo.sh          set up and run (the first run builds Kubernetes and containerd: ~20-30 min;
-#                         progress and elapsed time are printed while it builds)
+# real node (kubelet + containerd with CDI), installs accel-dra the way a user does (the image from
+# deploy/Dockerfile, built by hack/image.sh and imported into the node's containerd, then the Helm
+# chart deploy/helm/accel-dra with simulated devices that have real device nodes), applies the
+# specs in demo/ and prints what each container received. Leaves everything running.
+#   hack/demo.sh          set up and run (the first run builds Kubernetes, containerd and helm:
+#                         ~20-30 min, and the image: ~10-15 min; progress and elapsed time are
+#                         printed while it builds)
 #   hack/demo.sh down     stop the demo cluster, node and plugin
 # Run dir: $ACCEL_DRA_CACHE/demo (ACCEL_DRA_DEMO_DIR overrides); logs in RUN_DIR/logs/.
 set -euo pipefail
@@ -39,21 +41,45 @@ phase() { step="$1"; log "== $1 ($((SECONDS - t0))s)"; }
 
 phase "setup: Debian packages, etcd, Kubernetes (incl. kubelet), containerd"
 "$REPO_ROOT/hack/setup.sh" all
-phase "build: accel-dra-plugin (build dir $BUILD_DIR)"
-[ -f "$BUILD_DIR/CMakeCache.txt" ] || configure "$BUILD_DIR"
-cmake --build "$BUILD_DIR" -j"$(nproc)" --target accel-dra-plugin
-PLUGIN="$BUILD_DIR/src/cmd/plugin/accel-dra-plugin"
+phase "image: localhost/accel-dra:demo from deploy/Dockerfile (hack/image.sh)"
+"$REPO_ROOT/hack/image.sh" --tag demo --out "$ACCEL_DRA_CACHE/images/accel-dra-demo.tar"
 
 phase "control plane in $RUN_DIR"
 "$LC/down.sh" --dir "$RUN_DIR" --quiet
 "$LC/up.sh" --dir "$RUN_DIR" --name demo --replace
 phase "node: containerd + kubelet"
 "$LC/node-up.sh" --dir "$RUN_DIR"
-phase "accel-dra-plugin with the simulated devices of demo/devices.yaml"
-"$LC/plugin-up.sh" --dir "$RUN_DIR" --plugin "$PLUGIN" --profile "$DEMO/devices.yaml"
 # shellcheck disable=SC1091
 . "$RUN_DIR/env"
 k() { "$KUBECTL" --kubeconfig "$KUBECONFIG" "$@"; }
+"$CTR" --address "$CONTAINERD_ADDRESS" -n k8s.io images import --no-unpack=false \
+  "$ACCEL_DRA_CACHE/images/accel-dra-demo.tar" >/dev/null
+
+phase "helm install accel-dra (deploy/helm/accel-dra) with the simulated devices of demo/devices.yaml"
+# shellcheck source-path=SCRIPTDIR source=local-cluster/cluster-lib.sh
+. "$LC/cluster-lib.sh"
+prof="$RUN_DIR/sim-profile.yaml"
+sed "s#@RUN_DIR@#$RUN_DIR#g" "$DEMO/devices.yaml" >"$prof"
+sim_device_nodes "$RUN_DIR" "$prof" >/dev/null
+api_port="${APISERVER_URL##*:}"
+# The node's paths (RUN_DIR), the apiserver on loopback (pods here have only lo: host network).
+cat >"$RUN_DIR/accel-dra-values.yaml" <<VALUES
+image: {repository: localhost/accel-dra, tag: demo, pullPolicy: Never}
+hostNetwork: true
+apiServer: {host: 127.0.0.1, port: "$api_port"}
+kubeletPlugin: {registrarDir: $KUBELET_REGISTRAR_DIR, pluginsDir: $KUBELET_PLUGINS_DIR}
+cdiRoot: $CDI_ROOT
+inspectTool: {hostDir: $RUN_DIR/accel-dra-bin}
+metrics: {enabled: true}
+webhook: {enabled: true}
+simulation:
+  hostPaths: [$RUN_DIR/dev]
+VALUES
+k label node "$NODE_NAME" accel-dra.dev/accelerator-node=true --overwrite >/dev/null
+"$HELM" --kubeconfig "$KUBECONFIG" install accel-dra "$REPO_ROOT/deploy/helm/accel-dra" \
+  --namespace accel-dra --create-namespace -f "$RUN_DIR/accel-dra-values.yaml" \
+  --set-file simulation.profile="$prof" --wait --timeout "${WAIT}s"
+k get pods -n accel-dra -o wide
 
 echo
 echo "== Devices published by accel-dra-plugin (name, product, memory, driver version)"
@@ -61,7 +87,7 @@ k get resourceslices --field-selector="spec.nodeName=$NODE_NAME" \
   -o jsonpath='{range .items[*].spec.devices[*]}{.name}{"\t"}{.attributes.productName.string}{"\t"}{.capacity.memory.value}{"\t"}{.attributes.driverVersion.version}{"\n"}{end}'
 
 phase "applying demo/*.yaml"
-k apply -f "$DEMO/deviceclass.yaml" >/dev/null
+k apply -f "$DEMO/namespace.yaml" >/dev/null  # the DeviceClass accel-dra.dev comes with the chart
 # The CEL-selected pod first, so that the other claims cannot take the only matching devices.
 k apply -f "$DEMO/scheduling.yaml" >/dev/null
 k wait -n "$NS" --for=condition=PodScheduled pod/cel-selected --timeout="${WAIT}s" >/dev/null
@@ -72,9 +98,9 @@ pods=(single two-devices shared-a shared-b cel-selected time-sliced)
 for p in "${pods[@]}"; do
   if ! k wait -n "$NS" --for=condition=Ready "pod/$p" --timeout="${WAIT}s" >/dev/null 2>&1; then
     k describe -n "$NS" pod "$p" | tail -n 20 >&2
-    printf -- '--- last 20 lines of %s/logs/plugin.log ---\n' "$RUN_DIR" >&2
-    tail -n 20 "$RUN_DIR/logs/plugin.log" >&2
-    die "pod $NS/$p is not Running after ${WAIT}s (kubelet log: $RUN_DIR/logs/kubelet.log, plugin log: $RUN_DIR/logs/plugin.log)"
+    printf -- '--- last 20 lines of the accel-dra plugin ---\n' >&2
+    k logs -n accel-dra -l app.kubernetes.io/name=accel-dra --tail=20 >&2 || true
+    die "pod $NS/$p is not Running after ${WAIT}s (kubelet log: $RUN_DIR/logs/kubelet.log, plugin: kubectl logs -n accel-dra ds/accel-dra)"
   fi
 done
 # Each container prints, then sleeps: wait until its output is there.
@@ -104,8 +130,39 @@ show cel-selected "4. selection by attribute with CEL: a 40GB device (demo/sched
 show time-sliced "5. time-slicing configured with an opaque DeviceConfig (demo/time-slicing.yaml)"
 
 echo
+echo "== The admission webhook (webhook.enabled): an invalid DeviceConfig is rejected at creation"
+if out="$(k create -n "$NS" --dry-run=server -f - 2>&1 <<'CLAIM'
+apiVersion: resource.k8s.io/v1
+kind: ResourceClaim
+metadata: {name: invalid-config}
+spec:
+  devices:
+    requests: [{name: accel, exactly: {deviceClassName: accel-dra.dev}}]
+    config:
+    - requests: [accel]
+      opaque:
+        driver: accel-dra.dev
+        parameters:
+          apiVersion: accel-dra.dev/v1alpha1
+          kind: DeviceConfig
+          sharing: {strategy: TimeSlicing, timeSlicing: {interval: VeryLong}}
+CLAIM
+)"; then
+  echo "   not rejected (the webhook is not reachable; failurePolicy Ignore): $out"
+else
+  echo "$out" | fold -s -w 96 | sed 's/^/   /'
+fi
+echo
+echo "== Metrics of the plugin (metrics.port on the pod's IP)"
+ppod="$(k get pods -n accel-dra -l app.kubernetes.io/name=accel-dra -o jsonpath='{.items[0].metadata.name}')"
+purl="http://$(k get pod -n accel-dra "$ppod" -o jsonpath='{.status.podIP}'):$(k get pod -n accel-dra "$ppod" -o jsonpath='{.spec.containers[0].readinessProbe.httpGet.port}')"
+curl -fsS "$purl/metrics" | grep -E '^accel_dra_(prepare_requests_total|prepare_duration_seconds_count|published_devices)' | sed 's/^/   /' || true
+echo "   /readyz: $(curl -sS "$purl/readyz" 2>&1 | head -c 200)"
+
+echo
 log "demo ready in $((SECONDS - t0))s; the cluster keeps running. To use it:"
 echo "  export KUBECONFIG=$KUBECONFIG"
 echo "  alias kubectl=$KUBECTL"
 echo "  kubectl get pods,resourceclaims -n $NS; kubectl get resourceslices"
+echo "  kubectl logs -n accel-dra ds/accel-dra      # the plugin installed by helm"
 echo "Logs: $RUN_DIR/logs/   Stop it with: hack/demo.sh down"

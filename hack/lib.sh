@@ -6,6 +6,10 @@ K8S_VERSION="${K8S_VERSION:-1.35.4}"
 ETCD_VERSION="${ETCD_VERSION:-3.6.8}"
 GO_MIN_VERSION="${GO_MIN_VERSION:-1.25}"
 GO_TOOLCHAIN_FALLBACK="${GO_TOOLCHAIN_FALLBACK:-go1.25.5}"
+# Helm (the chart in deploy/helm): its go.mod needs Go 1.26, fetched through GOTOOLCHAIN when the
+# local Go is older.
+HELM_VERSION="${HELM_VERSION:-4.3.2}"
+HELM="${HELM:-${ACCEL_DRA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/accel-dra}/bin/helm-v$HELM_VERSION/helm}"
 
 # Everything built or downloaded lives outside the repository.
 ACCEL_DRA_CACHE="${ACCEL_DRA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/accel-dra}"

@@ -9,7 +9,8 @@ set -euo pipefail
 what="${1:-all}"
 t0=$SECONDS
 
-mapfile -t pkgs < <(grep -vE '^\s*(#|$)' "$REPO_ROOT/hack/apt-packages.txt")
+# One package a line; "#" starts a comment ("# image-build" marks what deploy/Dockerfile installs).
+mapfile -t pkgs < <(sed 's/#.*//; s/[[:space:]]*$//; /^$/d' "$REPO_ROOT/hack/apt-packages.txt")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

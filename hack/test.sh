@@ -13,6 +13,9 @@
 #   tests             build/: every test (unit, integration against a real local control plane
 #                     including the fault soak, end-to-end with a real kubelet + containerd)
 # and prints how long each took ("phases: ..."). A sanitizer report from any program fails the run.
+# CTest also runs release_build (the Release build of what the image ships, hack/release-build.sh,
+# through ccache), image_build (deploy/Dockerfile with buildah, hack/image.sh) and the chart's
+# tests (helm_lint, deploy_manifests_current, integration_chart, e2e_helm).
 #   hack/test.sh [--asan|--tsan] [ctest args...]     e.g. hack/test.sh -L unit
 # With ctest arguments only setup, build and tests run (with those arguments); --asan / --tsan
 # build that sanitizer's tree and run ctest there instead. ACCEL_DRA_SKIP_TSAN=1 and

@@ -2,8 +2,9 @@
 # Builds the pinned etcd and Kubernetes binaries from the Go module proxy into
 # $ACCEL_DRA_CACHE/bin/<component>-<version>/ (outside the repo). Idempotent: a component whose
 # binaries are present is skipped, so a warm run takes well under a second.
-#   build.sh [control-plane|node|all]   (default: control-plane; node/all add kubelet and
-#                                        containerd + containerd-shim-runc-v2 + ctr)
+#   build.sh [control-plane|node|all|helm]  (default: control-plane; node/all add kubelet and
+#                                        containerd + containerd-shim-runc-v2 + ctr; all and helm
+#                                        add helm v$HELM_VERSION for deploy/helm)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "$(dirname "$0")/../lib.sh"
@@ -108,10 +109,38 @@ build_containerd() {
   mkdir -p "$out" && mv "$out.tmp"/* "$out/" && rmdir "$out.tmp"
 }
 
+# helm v4 (deploy/helm/accel-dra): a wrapper module like the others; its go.mod asks for a newer
+# Go than GO_MIN_VERSION, so GOTOOLCHAIN=auto lets the go command fetch that toolchain from the
+# module proxy. Static, version stamped (`helm version` prints v$HELM_VERSION).
+build_helm() {
+  local out="$ACCEL_DRA_BIN/helm-v$HELM_VERSION"
+  [ -x "$out/helm" ] && return 0
+  log "building helm v$HELM_VERSION (wrapper module; cold: a few minutes)"
+  local w="$ACCEL_DRA_CACHE/src/helm-v$HELM_VERSION" m=helm.sh/helm/v4
+  mkdir -p "$w" && cd "$w"
+  if [ ! -f .prepared ]; then
+    rm -f go.mod go.sum
+    go mod init local.build/helm >/dev/null 2>&1
+    GOTOOLCHAIN=auto go get "$m/cmd/helm@v$HELM_VERSION"
+    touch .prepared
+  fi
+  local ld="-s -w -X $m/internal/version.version=v$HELM_VERSION"
+  local tb=$SECONDS
+  GOTOOLCHAIN=auto CGO_ENABLED=0 ticking helm go build -trimpath -ldflags "$ld" -o "$out.tmp/helm" "$m/cmd/helm"
+  rm -rf "$out" && mv "$out.tmp" "$out"
+  log "  built helm in $((SECONDS - tb))s (total $((SECONDS - t0))s)"
+}
+
 t0=$SECONDS
 ensure_go
 mkdir -p "$ACCEL_DRA_BIN"
+if [ "$what" = helm ]; then
+  build_helm
+  log "helm ready in $ACCEL_DRA_BIN/helm-v$HELM_VERSION ($((SECONDS - t0))s)"
+  exit 0
+fi
 build_etcd
 build_k8s
 [ "$what" = control-plane ] || build_containerd
+[ "$what" != all ] || build_helm
 log "binaries ready in $ACCEL_DRA_BIN ($((SECONDS - t0))s)"

@@ -418,3 +418,20 @@ node_teardown() {
   [ "$rc" = 0 ] && rm -f "$dir/node.env" "$dir/pids/kubelet.pid" "$dir/pids/containerd.pid"
   return "$rc"
 }
+
+# sim_device_nodes RUN_DIR PROFILE: creates every deviceNode of a simulated-device profile that
+# lies under RUN_DIR/dev (indices 0..total-1) as a character device 1:3 (like /dev/null, so runc
+# can bind it into containers) and prints the profile's total device count.
+sim_device_nodes() {
+  local dir="$1" prof="$2" total pattern node i
+  total="$(awk '$1 == "count:" || $2 == "count:" { s += $NF } END { print s + 0 }' "$prof")"
+  mkdir -p "$dir/dev"
+  while read -r pattern; do
+    case "$pattern" in "$dir/dev/"*) ;; *) continue ;; esac
+    for ((i = 0; i < total; i++)); do
+      node="${pattern//\{index\}/$i}"
+      [ -c "$node" ] || mknod -m 0666 "$node" c 1 3 || die "cannot create device node $node"
+    done
+  done < <(sed -n 's/^[[:space:]-]*deviceNode:[[:space:]]*//p' "$prof" | tr -d "\"'" | sort -u)
+  printf '%s\n' "$total"
+}

@@ -99,15 +99,7 @@ elif [ -n "$devices" ] || [ ! -f "$prof" ]; then
 fi
 
 # Device nodes for the profile's deviceNode patterns under RUN_DIR/dev (indices 0..total-1).
-total="$(awk '$1 == "count:" || $2 == "count:" { s += $NF } END { print s + 0 }' "$prof")"
-mkdir -p "$dir/dev"
-while read -r pattern; do
-  case "$pattern" in "$dir/dev/"*) ;; *) continue ;; esac
-  for ((i = 0; i < total; i++)); do
-    node="${pattern//\{index\}/$i}"
-    [ -c "$node" ] || mknod -m 0666 "$node" c 1 3 || die "cannot create device node $node"
-  done
-done < <(sed -n 's/^[[:space:]-]*deviceNode:[[:space:]]*//p' "$prof" | tr -d "\"'" | sort -u)
+total="$(sim_device_nodes "$dir" "$prof")"
 
 touch "$log_file"
 start_line="$(wc -l <"$log_file")"

@@ -241,6 +241,9 @@ apiserver_args=(
   --kubelet-client-certificate="$pki/apiserver-kubelet-client.crt"
   --kubelet-client-key="$pki/apiserver-kubelet-client.key"
   --kubelet-preferred-address-types=InternalIP,Hostname
+  # Webhooks behind a Service (the chart's admission webhook) are called at an endpoint's address
+  # (the pod's: 127.0.0.1 with host networking), not the Service's cluster IP: no kube-proxy here.
+  --enable-aggregator-routing=true
   --v="$log_v"
 )
 [ -z "$runtime_config" ] || apiserver_args+=(--runtime-config="$runtime_config")

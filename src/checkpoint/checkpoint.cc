@@ -9,6 +9,7 @@
 
 #include "accel_dra/build_info.h"
 #include "accel_dra/common/fault.h"
+#include "accel_dra/common/metrics.h"
 #include "accel_dra/common/strings.h"
 #include "checkpoint_base.h"
 #include "exclusive_mode.h"
@@ -35,7 +36,10 @@ Expected<LoadResult> MoveAside(Env* env, const fs::path& file, const Status& why
   fs::path target = base;
   for (int i = 1; env->Exists(target); ++i) {
     target = base;
-    target += "." + std::to_string(i);
+    // Two appends, not `"." + std::string&&`: GCC 12 bug 105329 (-Wrestrict false positive at
+    // -O2+).
+    target += ".";
+    target += std::to_string(i);
   }
   Status moved = env->Rename(file, target);
   if (!moved.ok()) {
@@ -163,7 +167,9 @@ CheckpointBase::CheckpointBase(Setup setup)
 
 Status CheckpointBase::WriteFile(const std::string& bytes, Durability durability) const {
   CrashPoint("checkpoint-before-write");
+  const auto t0 = std::chrono::steady_clock::now();
   Status st = env_->WriteFileAtomic(file_, bytes, kCheckpointFileMode, durability);
+  Metrics().CheckpointWrite(SecondsSince(t0), st.ok());
   CrashPoint("checkpoint-after-write");
   if (!st.ok()) return st.WithContext("persist checkpoint " + file_.string());
   return st;

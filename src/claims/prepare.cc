@@ -31,6 +31,19 @@ const std::vector<std::string>& NodesOf(const model::PreparedDevice& d) {
 
 }  // namespace
 
+std::string_view ReadErrorReason(Code code) {
+  switch (code) {
+    case Code::kNotFound:
+      return "claim_not_found";
+    case Code::kInvalidArgument:
+      return "invalid_config";
+    case Code::kFailedPrecondition:
+      return "claim_not_ready";
+    default:
+      return "apiserver";
+  }
+}
+
 std::string FindConflict(const checkpoint::State& state, const std::string& uid,
                          const std::vector<model::PreparedDevice>& devices,
                          const std::set<std::string>& shared_nodes) {
@@ -86,24 +99,38 @@ Status Preparer::CheckHeldDevices(const model::ClaimRef& claim, const std::strin
 }
 
 Expected<std::vector<model::PreparedDevice>> Preparer::PrepareLocked(
-    const model::ClaimRef& claim, const model::CallContext& context) {
+    const model::ClaimRef& claim, const model::CallContext& context, std::string& reason) {
   const std::string who = "ResourceClaim " + ClaimName(claim);
   // A prepared claim whose device vanished or changed is never answered as if nothing happened.
+  reason = "device_vanished";
   RETURN_IF_ERROR(CheckHeldDevices(claim, who));
+  reason = "checkpoint";
   std::optional<Json> read;  // the claim, when the idempotent path has read it
   // Idempotency: a completed claim is answered from the checkpoint (once it is durable), unless
   // its allocation has changed since.
   if (auto done = checkpoint_->Find(claim.uid);
       done && done->state == model::ClaimState::kPrepareCompleted) {
-    ASSIGN_OR_RETURN(auto answer, AnswerFromCheckpoint(claim, who, *done, context, &read));
-    if (answer) return std::move(*answer);
+    auto answer = AnswerFromCheckpoint(claim, who, *done, context, &read);
+    if (!answer.ok()) {
+      reason = context.Check().ok() ? "checkpoint" : "cancelled";
+      return answer.status();
+    }
+    if (*answer) return std::move(**answer);
   }
   if (!read) {
-    ASSIGN_OR_RETURN(Json obj, ReadClaim(claim, who));
-    read = std::move(obj);
+    auto obj = ReadClaim(claim, who);
+    if (!obj.ok()) {
+      reason = ReadErrorReason(obj.status().code());
+      return obj.status();
+    }
+    read = std::move(obj).value();
   }
-  ASSIGN_OR_RETURN(Allocation allocation, CheckAllocation(claim, who, std::move(*read)));
-  return PrepareFresh(claim, who, std::move(allocation), context);
+  auto allocation = CheckAllocation(claim, who, std::move(*read));
+  if (!allocation.ok()) {
+    reason = ReadErrorReason(allocation.status().code());
+    return allocation.status();
+  }
+  return PrepareFresh(claim, who, std::move(allocation).value(), context, reason);
 }
 
 Expected<std::optional<std::vector<model::PreparedDevice>>> Preparer::AnswerFromCheckpoint(
@@ -112,8 +139,8 @@ Expected<std::optional<std::vector<model::PreparedDevice>>> Preparer::AnswerFrom
   auto obj = ReadClaim(claim, who);
   std::string mismatch;
   if (!obj.ok()) {
-    spdlog::warn("{}: answering from the checkpoint without re-checking its allocation: {}", who,
-                 obj.status().message());
+    spdlog::warn("{}: answering from the checkpoint without re-checking its allocation: {}",
+                 ClaimLog(claim), obj.status().message());
   } else {
     mismatch = AllocationMismatch(claim, *obj, record.devices);
   }
@@ -127,9 +154,8 @@ Expected<std::optional<std::vector<model::PreparedDevice>>> Preparer::AnswerFrom
     return st.WithContext(who + ": not prepared, nothing was done");
   }
   spdlog::warn(
-      "{} (uid {}): the prepared record is stale ({}); unpreparing it and preparing the "
-      "claim again",
-      who, claim.uid, mismatch);
+      "{}: the prepared record is stale ({}); unpreparing it and preparing the claim again",
+      ClaimLog(claim), mismatch);
   RETURN_IF_ERROR(UnprepareLocked(claim.uid).WithContext(
       who + ": unpreparing its stale prepared record (" + mismatch + ")"));
   *read = std::move(obj).value();
@@ -138,9 +164,11 @@ Expected<std::optional<std::vector<model::PreparedDevice>>> Preparer::AnswerFrom
 
 Expected<std::vector<model::PreparedDevice>> Preparer::PrepareFresh(
     const model::ClaimRef& claim, const std::string& who, Allocation allocation,
-    const model::CallContext& context) {
+    const model::CallContext& context, std::string& reason) {
   auto inventory = inventory_();
+  reason = "allocation_mismatch";
   ASSIGN_OR_RETURN(auto devices, BuildRecords(claim, who, allocation, inventory.get()));
+  reason = "cdi";
   auto spec = BuildSpec(claim.uid, claim.ns, claim.name, devices, inventory.get());
   if (!spec.ok()) return spec.status().WithContext(who);
   auto spec_file = cdi::ClaimSpecFileName(options_.driver_name, claim.uid);
@@ -150,28 +178,32 @@ Expected<std::vector<model::PreparedDevice>> Preparer::PrepareFresh(
   // is done, or what was done is undone, so that a late prepare never leaves the claim prepared.
   auto gave_up = [&](std::string_view before) {
     Status st = context.Check();
-    return st.ok() ? st
-                   : st.WithContext(who +
-                                    ": not prepared, nothing left behind (the caller gave "
-                                    "up before " +
-                                    std::string(before) + ")");
+    if (st.ok()) return st;
+    reason = "cancelled";
+    return st.WithContext(who + ": not prepared, nothing left behind (the caller gave up before " +
+                          std::string(before) + ")");
   };
   RETURN_IF_ERROR(gave_up("it was recorded"));
-  RETURN_IF_ERROR(RecordStarted(claim, who, devices, *spec_file,
-                                inventory ? inventory->shared_device_nodes() : kNoNodes));
+  if (Status st = RecordStarted(claim, who, devices, *spec_file,
+                                inventory ? inventory->shared_device_nodes() : kNoNodes);
+      !st.ok()) {
+    reason = st.code() == Code::kFailedPrecondition ? "device_conflict" : "checkpoint";
+    return st;
+  }
   CrashPoint("prepare-after-checkpoint-started");
   // From here on a failure undoes the device settings (recorded in the PrepareStarted entry, so
   // a crash is undone by Recover()) and takes the entry out again.
   auto undo = [&] {
-    Status reset = ResetTimeSlices(claim.uid, devices);
-    if (!reset.ok()) spdlog::error("{}: {}", who, reset.message());
-    RollBackStarted(claim, who);
+    Status reset = ResetTimeSlices(claim.uid, devices, ClaimLog(claim));
+    if (!reset.ok()) spdlog::error("{}: {}", ClaimLog(claim), reset.message());
+    RollBackStarted(claim);
   };
   if (Status st = gave_up("device settings were applied"); !st.ok()) {
     undo();
     return st;
   }
-  if (Status st = ApplyTimeSlices(devices); !st.ok()) {
+  if (Status st = ApplyTimeSlices(devices, ClaimLog(claim)); !st.ok()) {
+    reason = "time_slice";
     undo();
     return st.WithContext(who);
   }
@@ -187,11 +219,12 @@ Expected<std::vector<model::PreparedDevice>> Preparer::PrepareFresh(
   CrashPoint("prepare-after-cdi-write");
   if (Status st = gave_up("it was recorded as prepared"); !st.ok()) {
     if (Status rm = cdi_->RemoveClaimSpec(claim.uid); !rm.ok()) {
-      spdlog::error("{}: {}", who, rm.message());  // Recover() removes an unowned spec
+      spdlog::error("{}: {}", ClaimLog(claim), rm.message());  // Recover() removes it
     }
     undo();
     return st;
   }
+  reason = "checkpoint";
   RETURN_IF_ERROR(RecordCompleted(claim, who));
   CrashPoint("prepare-after-checkpoint-completed");
   return devices;
@@ -347,7 +380,7 @@ Expected<std::vector<model::PreparedDevice>> Preparer::BuildRecords(
     spdlog::info(
         "{}: the TimeSlicing interval is advisory on device(s) {}: their time slice cannot be "
         "set by the driver (containers see ..._TIMESLICE_ENFORCED=false)",
-        who, CommaList(advisory));
+        ClaimLog(claim), CommaList(advisory));
   }
   return out;
 }
@@ -379,15 +412,16 @@ Status Preparer::RecordStarted(const model::ClaimRef& claim, const std::string& 
   if (!conflict.empty()) return FailedPrecondition(who + ": " + conflict);
   if (!st.ok()) {
     // The entry stays in memory after a failed write; it must not hold the devices.
-    if (recorded) RollBackStarted(claim, who);
+    if (recorded) RollBackStarted(claim);
     return st.WithContext(who + ": recording the claim in the checkpoint");
   }
   return Status();
 }
 
-void Preparer::RollBackStarted(const model::ClaimRef& claim, const std::string& who) {
+void Preparer::RollBackStarted(const model::ClaimRef& claim) {
   Status undo = checkpoint_->Update([&](checkpoint::State& s) { s.claims.erase(claim.uid); });
-  if (!undo.ok()) spdlog::warn("rolling back {} in the checkpoint: {}", who, undo.message());
+  if (!undo.ok())
+    spdlog::warn("rolling back {} in the checkpoint: {}", ClaimLog(claim), undo.message());
 }
 
 Status Preparer::RecordCompleted(const model::ClaimRef& claim, const std::string& who) {

@@ -17,11 +17,17 @@
 #include "accel_dra/common/fault.h"
 #include "accel_dra/common/json_path.h"
 #include "accel_dra/common/log.h"
+#include "accel_dra/common/metrics.h"
 #include "preparer_internal.h"
 
 namespace accel_dra::claims {
 
 std::string ClaimName(const model::ClaimRef& c) { return c.ns + "/" + c.name; }
+
+std::string ClaimLog(const std::string& ns, const std::string& name, const std::string& uid) {
+  return "ResourceClaim " + ns + "/" + name + " (uid " + uid + ")";
+}
+std::string ClaimLog(const model::ClaimRef& c) { return ClaimLog(c.ns, c.name, c.uid); }
 
 std::string ClaimUid(const Json& claim) {
   const Json* v = JsonAt(claim, {"metadata", "uid"});
@@ -116,39 +122,43 @@ model::PrepareResult Preparer::PrepareOne(const model::ClaimRef& claim, ClaimTur
   auto t0 = std::chrono::steady_clock::now();
   model::PrepareResult r;
   Expected<std::vector<model::PreparedDevice>> devices = Status();
+  std::string reason;
   if (Status waited = turn.Wait(context); !waited.ok()) {
+    reason = "cancelled";
     devices = waited.WithContext("ResourceClaim " + ClaimName(claim) +
                                  ": not prepared, nothing was done (it waited for an earlier "
                                  "operation on the claim)");
   } else if (Status refused = RefuseLatePrepare(claim, turn, context); !refused.ok()) {
+    reason = "cancelled";
     devices = refused;
   } else {
     std::lock_guard<std::mutex> lock(ClaimMutex(claim.uid));
     try {
-      devices = PrepareLocked(claim, context);
+      devices = PrepareLocked(claim, context, reason);
     } catch (const std::exception& e) {
       // A safety net: nothing below is expected to throw, and Prepare must never throw.
+      reason = "internal";
       devices = Internal("ResourceClaim " + ClaimName(claim) +
                          ": unexpected error while preparing: " + e.what());
     }
   }
   turn.Leave();
-  auto us =
-      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
-          .count();
+  const double seconds = SecondsSince(t0);
   if (devices.ok()) {
     r.devices = std::move(devices).value();
-    LOG_V(1, "prepared ResourceClaim {} (uid {}): {} devices in {} us", ClaimName(claim), claim.uid,
-          r.devices.size(), us);
+    LOG_V(1, "prepared {}: {} devices in {} us", ClaimLog(claim), r.devices.size(),
+          static_cast<int64_t>(seconds * 1e6));
+    reason.clear();
   } else {
     r.error = devices.status().message();
-    spdlog::warn("prepare of ResourceClaim {} (uid {}) failed: {}", ClaimName(claim), claim.uid,
-                 r.error);
+    spdlog::warn("prepare of {} failed: {}", ClaimLog(claim), r.error);
   }
+  Metrics().ClaimOperationDone(ClaimOperation::kPrepare, reason, seconds);
   return r;
 }
 
 std::string Preparer::UnprepareOne(const model::ClaimRef& claim, ClaimTurns::Turn& turn) {
+  auto t0 = std::chrono::steady_clock::now();
   Status st = turn.Wait(model::CallContext());
   if (st.ok()) {
     std::lock_guard<std::mutex> lock(ClaimMutex(claim.uid));
@@ -156,12 +166,13 @@ std::string Preparer::UnprepareOne(const model::ClaimRef& claim, ClaimTurns::Tur
   }
   if (!st.ok()) {
     st = st.WithContext("ResourceClaim " + ClaimName(claim));
-    spdlog::warn("unprepare of ResourceClaim {} (uid {}) failed: {}", ClaimName(claim), claim.uid,
-                 st.message());
+    spdlog::warn("unprepare of {} failed: {}", ClaimLog(claim), st.message());
+    Metrics().ClaimOperationDone(ClaimOperation::kUnprepare, "unprepare_failed", SecondsSince(t0));
     return st.message();
   }
   turn.MarkUnprepared();  // prepares that arrived before now must not prepare the claim again
-  LOG_V(1, "unprepared ResourceClaim {} (uid {})", ClaimName(claim), claim.uid);
+  LOG_V(1, "unprepared {}", ClaimLog(claim));
+  Metrics().ClaimOperationDone(ClaimOperation::kUnprepare, "", SecondsSince(t0));
   return "";
 }
 
@@ -173,7 +184,8 @@ Status Preparer::UnprepareLocked(const std::string& uid, bool strict) {
   }
   RETURN_IF_ERROR(cdi_->RemoveClaimSpec(uid).WithContext("removing the CDI spec"));
   CrashPoint("unprepare-after-cdi-remove");
-  if (Status st = ResetTimeSlices(uid, entry->devices); !st.ok()) {
+  if (Status st = ResetTimeSlices(uid, entry->devices, ClaimLog(entry->ns, entry->name, uid));
+      !st.ok()) {
     if (strict) return st;
     spdlog::error("ResourceClaim {}/{} (uid {}): {}; the claim is removed anyway", entry->ns,
                   entry->name, uid, st.message());

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "accel_dra/cdi/cdi.h"
@@ -17,6 +18,13 @@
 namespace accel_dra::claims {
 
 using Json = nlohmann::json;
+
+// The metrics reason of a failed ReadAllocation (see model::kClaimErrorReasons).
+std::string_view ReadErrorReason(Code code);
+
+// How every log line about one claim names it: "ResourceClaim <ns>/<name> (uid <uid>)".
+std::string ClaimLog(const std::string& ns, const std::string& name, const std::string& uid);
+std::string ClaimLog(const model::ClaimRef& c);
 
 // "<namespace>/<name>".
 std::string ClaimName(const model::ClaimRef& c);

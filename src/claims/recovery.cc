@@ -190,7 +190,8 @@ void Preparer::ReapplySettingsAfterReboot(RecoveryFailures& failures) {
     if (claim.state != model::ClaimState::kPrepareCompleted) continue;
     for (const auto& d : claim.devices) {
       if (!d.TimeSliceEnforced() || !done.insert(d.time_slice->target).second) continue;
-      Status st = SetTimeSlice(d.time_slice->target, d.time_slice->setting);
+      Status st = SetTimeSlice(d.time_slice->target, d.time_slice->setting,
+                               ClaimLog(claim.ns, claim.name, uid));
       if (!st.ok()) {
         failures.Add(st.WithContext("re-applying the time slice of ResourceClaim " + claim.ns +
                                     "/" + claim.name + " after a reboot"));

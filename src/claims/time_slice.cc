@@ -19,7 +19,8 @@ model::AppliedTimeSlice TimeSliceFor(const model::Device& dev, model::TimeSliceI
   return ts;
 }
 
-Status Preparer::SetTimeSlice(const std::string& target, int setting) {
+Status Preparer::SetTimeSlice(const std::string& target, int setting,
+                              const std::string& for_claim) {
   CommandRunner* runner = options_.runner != nullptr ? options_.runner : CommandRunner::Default();
   std::vector<std::string> argv = {options_.nvidia_smi, "compute-policy",       "-i", target,
                                    "--set-timeslice",   std::to_string(setting)};
@@ -38,15 +39,16 @@ Status Preparer::SetTimeSlice(const std::string& target, int setting) {
                               " (the GPU may not support time-slice settings; use the Default "
                               "interval or another strategy)");
   }
-  spdlog::info("time slice of device {} set to {} ({})", target, setting, shown);
+  spdlog::info("time slice of device {} set to {} ({}) for {}", target, setting, shown, for_claim);
   return Status();
 }
 
-Status Preparer::ApplyTimeSlices(const std::vector<model::PreparedDevice>& devices) {
+Status Preparer::ApplyTimeSlices(const std::vector<model::PreparedDevice>& devices,
+                                 const std::string& for_claim) {
   std::set<std::string> applied;
   for (const auto& d : devices) {
     if (!d.TimeSliceEnforced() || !applied.insert(d.time_slice->target).second) continue;
-    Status st = SetTimeSlice(d.time_slice->target, d.time_slice->setting);
+    Status st = SetTimeSlice(d.time_slice->target, d.time_slice->setting, for_claim);
     if (!st.ok()) {
       return st.WithContext("applying the TimeSlicing interval to device " + d.device);
     }
@@ -55,7 +57,8 @@ Status Preparer::ApplyTimeSlices(const std::vector<model::PreparedDevice>& devic
 }
 
 Status Preparer::ResetTimeSlices(const std::string& uid,
-                                 const std::vector<model::PreparedDevice>& devices) {
+                                 const std::vector<model::PreparedDevice>& devices,
+                                 const std::string& for_claim) {
   std::set<std::string> targets;
   for (const auto& d : devices) {
     if (d.TimeSliceEnforced()) targets.insert(d.time_slice->target);
@@ -70,7 +73,7 @@ Status Preparer::ResetTimeSlices(const std::string& uid,
   }
   Status first;
   for (const auto& t : targets) {
-    Status st = SetTimeSlice(t, 0);
+    Status st = SetTimeSlice(t, 0, for_claim);
     if (!st.ok() && first.ok()) first = st.WithContext("resetting the time slice of device " + t);
   }
   return first;

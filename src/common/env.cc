@@ -107,7 +107,11 @@ Status Env::WriteFileAtomic(const fs::path& path, std::string_view data, mode_t 
   const bool durable = durability == Durability::kDurable;
   fs::path dir = path.parent_path();
   // A leading dot keeps half-written files out of directory scanners (CDI, pluginwatcher).
-  fs::path tmp = dir / ("." + path.filename().string() + ".tmp-" + RandomSuffix());
+  // Built by appending: `"." + std::string&&` trips GCC 12's -Wrestrict false positive at -O2+
+  // (GCC bug 105329, basic_string::insert inlined), which breaks Release builds under -Werror.
+  std::string tmp_name = ".";
+  tmp_name.append(path.filename().string()).append(".tmp-").append(RandomSuffix());
+  fs::path tmp = dir / tmp_name;
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) return ErrnoStatus("create " + tmp.string(), errno);
   Status st = WriteAll(fd, data, tmp);

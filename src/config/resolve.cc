@@ -35,26 +35,38 @@ Match MatchRequest(const Candidate& c, const std::string& request) {
   return best;
 }
 
-std::string Describe(size_t index, std::string_view source, const std::vector<std::string>& reqs) {
-  std::string where = "status.allocation.devices.config[" + std::to_string(index) + "]";
-  std::string origin = source == "FromClass"   ? "from the DeviceClass"
-                       : source == "FromClaim" ? "from the ResourceClaim"
-                                               : "source " + std::string(source);
+// Where the config entries are: an allocation's (prepare; entries carry a source) or a claim
+// spec's (admission; no source).
+struct ConfigList {
+  std::string_view path;  // "status.allocation.devices.config", "spec.devices.config", ...
+  bool with_source = true;
+};
+
+constexpr ConfigList kAllocationConfigs{"status.allocation.devices.config", true};
+
+std::string Describe(const ConfigList& list, size_t index, std::string_view source,
+                     const std::vector<std::string>& reqs) {
+  std::string where = std::string(list.path) + "[" + std::to_string(index) + "]";
+  std::string origin = !list.with_source       ? ""
+                       : source == "FromClass" ? "from the DeviceClass, "
+                       : source == "FromClaim" ? "from the ResourceClaim, "
+                                               : "source " + std::string(source) + ", ";
   std::string r;
   for (const auto& q : reqs) r += (r.empty() ? "" : ",") + q;
-  return where + " (" + origin + ", requests: " + (r.empty() ? "all" : r) + ")";
+  return where + " (" + origin + "requests: " + (r.empty() ? "all" : r) + ")";
 }
 
-Expected<std::vector<Candidate>> CollectCandidates(const Json& configs, std::string_view driver) {
+Expected<std::vector<Candidate>> CollectCandidates(const Json& configs, std::string_view driver,
+                                                   const ConfigList& list = kAllocationConfigs) {
   std::vector<Candidate> out;
   if (configs.is_null()) return out;
   if (!configs.is_array()) {
-    return InvalidArgument("status.allocation.devices.config must be an array, got " +
+    return InvalidArgument(std::string(list.path) + " must be an array, got " +
                            std::string(configs.type_name()));
   }
   for (size_t i = 0; i < configs.size(); ++i) {
     const Json& entry = configs[i];
-    std::string where = "status.allocation.devices.config[" + std::to_string(i) + "]";
+    std::string where = std::string(list.path) + "[" + std::to_string(i) + "]";
     if (!entry.is_object()) return InvalidArgument(where + " must be an object");
     if (!entry.contains("opaque") || entry.at("opaque").is_null()) continue;  // not opaque
     const Json& opaque = entry.at("opaque");
@@ -78,8 +90,8 @@ Expected<std::vector<Candidate>> CollectCandidates(const Json& configs, std::str
         c.requests.push_back(r.get<std::string>());
       }
     }
-    std::string described = Describe(i, source, c.requests);
-    if (source == "FromClass") {
+    std::string described = Describe(list, i, source, c.requests);
+    if (source == "FromClass" || !list.with_source) {
       c.source_rank = 0;
     } else if (source == "FromClaim") {
       c.source_rank = 1;
@@ -168,6 +180,15 @@ Expected<std::map<std::string, DeviceConfig>> ResolveAllocationConfigs(
     return Resolve(configs, requests, driver_name);
   } catch (const std::exception& e) {
     return Internal(std::string("resolving device configs: ") + e.what());
+  }
+}
+
+Status ValidateSpecConfigs(const Json& configs, std::string_view driver_name,
+                           std::string_view path) {
+  try {
+    return CollectCandidates(configs, driver_name, ConfigList{path, false}).status();
+  } catch (const std::exception& e) {
+    return Internal(std::string("validating device configs: ") + e.what());
   }
 }
 

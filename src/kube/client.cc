@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "accel_dra/common/log.h"
+#include "accel_dra/common/metrics.h"
 #include "accel_dra/common/strings.h"
 #include "internal.h"
 
@@ -116,7 +117,9 @@ Expected<std::string> Client::CallRaw(const std::string& method, const std::stri
       last_retryable = true;
       break;
     }
+    const auto attempt_start = Clock::now();
     auto resp = transport_->Do(method, path, body, content_type, remaining);
+    Metrics().ApiRequest(method, resp.ok() ? resp->status : 0, SecondsSince(attempt_start));
     bool retryable = false;
     std::optional<milliseconds> retry_after;
     if (!resp.ok()) {

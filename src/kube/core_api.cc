@@ -9,7 +9,8 @@ namespace {
 std::string NsPath(const std::string& ns, const std::string& resource,
                    const std::string& name = "") {
   std::string p = "/api/v1/namespaces/" + internal::UrlEncode(ns) + "/" + resource;
-  if (!name.empty()) p += "/" + internal::UrlEncode(name);
+  // Appended, not `"/" + std::string&&`: GCC 12 bug 105329 (-Wrestrict false positive at -O2+).
+  if (!name.empty()) p.append("/").append(internal::UrlEncode(name));
   return p;
 }
 

@@ -283,7 +283,9 @@ Status StatusFromHttp(const std::string& method, const std::string& path, int ht
 
   std::string text = method + " " + path + ": HTTP " + std::to_string(http_status);
   const std::string_view phrase = reason.empty() ? ReasonPhrase(http_status) : reason;
-  if (!phrase.empty()) text += " " + std::string(phrase);
+  // Appended piecewise, not `" " + std::string&&`: GCC 12 bug 105329 (-Wrestrict false positive
+  // at -O2+ when operator+ inlines basic_string::insert).
+  if (!phrase.empty()) text.append(" ").append(phrase);
   if (!message.empty()) {
     text += ": " + message;
   } else if (!body.empty()) {

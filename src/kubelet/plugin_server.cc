@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -21,6 +23,34 @@
 
 namespace accel_dra::kubelet {
 
+namespace {
+
+// 16 hex digits of the FNV-1a 64-bit hash of `s`: a short stand-in for a pod UID in socket names.
+std::string ShortHash(std::string_view s) {
+  uint64_t h = 14695981039346656037ULL;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(16, '0');
+  for (int i = 15; i >= 0; --i, h >>= 4) out[static_cast<size_t>(i)] = kHex[h & 0xf];
+  return out;
+}
+
+// `dir`/`prefix`<pod UID>`suffix`, or with ShortSocketId(pod UID) instead of the UID when that
+// path would not fit into sun_path.
+std::string PodSocketPath(const std::filesystem::path& dir, const std::string& prefix,
+                          const std::string& pod_uid, const std::string& suffix) {
+  std::string full = (dir / (prefix + pod_uid + suffix)).string();
+  if (full.size() <= kMaxUnixSocketPathLength) return full;
+  return (dir / (prefix + ShortSocketId(pod_uid) + suffix)).string();
+}
+
+}  // namespace
+
+std::string ShortSocketId(std::string_view pod_uid) { return ShortHash(pod_uid); }
+
 PluginSocketPaths ComputeSocketPaths(const PluginServerOptions& o) {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -31,13 +61,14 @@ PluginSocketPaths ComputeSocketPaths(const PluginServerOptions& o) {
   PluginSocketPaths p;
   const fs::path data_dir = abs(o.plugins_dir) / o.driver_name;
   p.plugin_data_dir = data_dir.string();
-  p.dra_socket =
-      (data_dir / (o.pod_uid.empty() ? std::string("dra.sock") : "dra-" + o.pod_uid + ".sock"))
-          .string();
-  p.registration_socket =
-      (abs(o.registrar_dir) / (o.pod_uid.empty() ? o.driver_name + "-reg.sock"
-                                                 : o.driver_name + "-" + o.pod_uid + "-reg.sock"))
-          .string();
+  if (o.pod_uid.empty()) {
+    p.dra_socket = (data_dir / "dra.sock").string();
+    p.registration_socket = (abs(o.registrar_dir) / (o.driver_name + "-reg.sock")).string();
+  } else {
+    p.dra_socket = PodSocketPath(data_dir, "dra-", o.pod_uid, ".sock");
+    p.registration_socket =
+        PodSocketPath(abs(o.registrar_dir), o.driver_name + "-", o.pod_uid, "-reg.sock");
+  }
   return p;
 }
 

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "accel_dra/common/log.h"
+#include "accel_dra/common/metrics.h"
 #include "pluginregistration/api.grpc.pb.h"
 
 namespace accel_dra::kubelet {
@@ -37,6 +38,7 @@ class RegistrationServiceImpl final : public ::pluginregistration::Registration:
           "re-created so that kubelet tries again",
           info_.name, status->error().empty() ? "(no reason given)" : status->error());
     }
+    Metrics().KubeletRegistered(status->plugin_registered());
     if (on_status_) on_status_(status->plugin_registered(), status->error());
     return grpc::Status::OK;
   }

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "accel_dra/common/log.h"
+#include "accel_dra/common/metrics.h"
 
 namespace accel_dra::node {
 
@@ -18,12 +19,27 @@ void PoolComposer::SetInventory(model::InventoryPtr inventory) {
   if (inventory == inventory_ || *inventory == *inventory_) return;
   inventory_ = std::move(inventory);
   changed_ = true;
+  RecordDeviceCounts();
 }
 
 void PoolComposer::SetUnhealthy(std::map<std::string, discovery::HealthProblem> unhealthy) {
   if (unhealthy == unhealthy_) return;
   unhealthy_ = std::move(unhealthy);
   if (options_.device_taints) changed_ = true;
+  RecordDeviceCounts();
+}
+
+void PoolComposer::RecordDeviceCounts() const {
+  DeviceCounts counts;
+  for (const auto& d : inventory_->devices()) {
+    auto type = d.attributes.find("type");
+    std::string t = type != d.attributes.end() && !type->second.string_value().empty()
+                        ? type->second.string_value()
+                        : "unknown";
+    auto problem = unhealthy_.find(d.name);
+    counts[{t, problem == unhealthy_.end() ? "Healthy" : problem->second.reason}]++;
+  }
+  Metrics().DevicesPublished(counts);
 }
 
 void PoolComposer::SetNodeAttributes(discovery::NodeAttributes attributes) {

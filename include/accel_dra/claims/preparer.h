@@ -74,6 +74,15 @@
 //    claim's turn, says so too and the record is still the one judged; any read error keeps the
 //    claim (tried again next time). Claims still PrepareStarted are left to their prepare.
 //  - Failures are per claim and never stop the process; every message says what is wrong.
+//  - Every prepare and unprepare of a claim is reported to Metrics() (common/metrics.h) with its
+//    duration and, on failure, a reason: for prepare claim_not_found, claim_not_ready (not
+//    allocated, UID changed), invalid_config (also a malformed allocation), apiserver (reading
+//    the claim failed otherwise), allocation_mismatch (another pool, a device not published
+//    here, no device of this driver), device_conflict, device_vanished (a prepared claim's
+//    device vanished or is another physical device now), cancelled (the caller gave up, or an
+//    unprepare of the claim won), checkpoint, time_slice, cdi, internal; for unprepare
+//    unprepare_failed. Log lines about one claim name it as
+//    `claim=<namespace>/<name> uid=<uid>`.
 //    Nothing throws: a malformed ResourceClaim is a per-claim error.
 
 #include <array>
@@ -177,8 +186,11 @@ class Preparer : public model::ClaimPreparer {
   // completed claim whose allocation is unchanged from the checkpoint, else read and check the
   // claim, build its records, record PrepareStarted, apply device settings, write the CDI spec,
   // record PrepareCompleted, checking `context` before each side effect. `who` names the claim.
+  // On failure `reason` names the step that failed (the metrics reason, see
+  // MetricsRecorder::ClaimOperationDone).
   Expected<std::vector<model::PreparedDevice>> PrepareLocked(const model::ClaimRef& claim,
-                                                             const model::CallContext& context);
+                                                             const model::CallContext& context,
+                                                             std::string& reason);
   // The idempotent path: the record's devices when the claim's allocation is still the one
   // recorded (or the claim cannot be read); nullopt after unpreparing a stale record, with the
   // claim just read in `*read` (empty when none was read).
@@ -188,7 +200,8 @@ class Preparer : public model::ClaimPreparer {
   Expected<std::vector<model::PreparedDevice>> PrepareFresh(const model::ClaimRef& claim,
                                                             const std::string& who,
                                                             Allocation allocation,
-                                                            const model::CallContext& context);
+                                                            const model::CallContext& context,
+                                                            std::string& reason);
   // GET the claim; errors say what the answer means for the claim (a bare 404 is not "deleted").
   Expected<nlohmann::json> ReadClaim(const model::ClaimRef& claim, const std::string& who) const;
   // The claim read and checked: UID, allocated, this driver's configs valid.
@@ -220,7 +233,7 @@ class Preparer : public model::ClaimPreparer {
   Status CheckHeldDevices(const model::ClaimRef& claim, const std::string& who) const;
   // Takes the PrepareStarted entry out again (errors are logged: memory is right, and the next
   // successful write or Recover() makes the disk agree).
-  void RollBackStarted(const model::ClaimRef& claim, const std::string& who);
+  void RollBackStarted(const model::ClaimRef& claim);
   Status RecordCompleted(const model::ClaimRef& claim, const std::string& who);
 
   // `strict`: a failing time-slice reset fails the unprepare (else it is logged).
@@ -235,13 +248,16 @@ class Preparer : public model::ClaimPreparer {
   void RestoreSpecs(bool exclusive, const std::set<std::string>& specs, RecoveryReport& report,
                     RecoveryFailures& failures);
 
-  // Time slices (time_slice.cc). Runs nvidia-smi to set `setting` (0..3) on `target`.
-  Status SetTimeSlice(const std::string& target, int setting);
+  // Time slices (time_slice.cc). Runs nvidia-smi to set `setting` (0..3) on `target`; the log
+  // line names `for_claim` (the claim it is done for, as ClaimLog() names it).
+  Status SetTimeSlice(const std::string& target, int setting, const std::string& for_claim);
   // Applies the time slices `devices` record (each device once); the first failure names it.
-  Status ApplyTimeSlices(const std::vector<model::PreparedDevice>& devices);
+  Status ApplyTimeSlices(const std::vector<model::PreparedDevice>& devices,
+                         const std::string& for_claim);
   // Resets the time slice of the devices of `devices` that no other claim than `uid` in the
   // checkpoint has a setting on. Returns the first failure (after trying all).
-  Status ResetTimeSlices(const std::string& uid, const std::vector<model::PreparedDevice>& devices);
+  Status ResetTimeSlices(const std::string& uid, const std::vector<model::PreparedDevice>& devices,
+                         const std::string& for_claim);
 
   // The claim's CDI spec from its records plus the options' extras (claim_spec.cc).
   Expected<cdi::Spec> BuildSpec(const std::string& uid, const std::string& ns,

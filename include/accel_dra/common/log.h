@@ -6,7 +6,11 @@
 
 namespace accel_dra {
 
-// Configures the default logger (stderr; timestamps; optional JSON lines).
+// Configures the default logger on stderr. Text: `<MMDD HH:MM:SS.us> <level letter> <message>`.
+// JSON (--log-format=json): one object per line, {"ts":"<UTC RFC 3339>","level":"info",
+// "msg":"<message, escaped>"} plus "claim":"<ns>/<name>","claimUID":"<uid>" when the message
+// names a claim as the claims core does ("ResourceClaim <ns>/<name> (uid <uid>)"). InitLogging
+// replaces an earlier configuration.
 void InitLogging(int verbosity, bool json = false);
 int LogVerbosity();
 

@@ -80,4 +80,12 @@ Expected<std::map<std::string, DeviceConfig>> ResolveDeviceConfigs(
 Expected<std::map<std::string, DeviceConfig>> ResolveAllocationConfigs(
     const nlohmann::json& allocation_devices, std::string_view driver_name);
 
+// Validates the configs of this driver in a claim's spec (`configs` is spec.devices.config[] of
+// a ResourceClaim, or the same inside a ResourceClaimTemplate; `path` names it in messages) with
+// the checks and parser messages of ResolveDeviceConfigs, minus the `source` field, which only
+// allocations have. This is what the admission webhook rejects a claim with, so that a user
+// sees at creation what prepare would report when the pod starts.
+Status ValidateSpecConfigs(const nlohmann::json& configs, std::string_view driver_name,
+                           std::string_view path);
+
 }  // namespace accel_dra::config

@@ -1,7 +1,8 @@
 #pragma once
 // PluginServer: everything kubelet talks to over gRPC.
 //
-//  * the DRA service socket  <plugins_dir>/<driver>/dra.sock   (dra-<podUID>.sock with a pod UID)
+//  * the DRA service socket  <plugins_dir>/<driver>/dra.sock   (dra-<podUID>.sock with a pod UID;
+//    a shorter unique name when that path would exceed the unix socket limit, see below)
 //    serving DRAPlugin v1 and v1beta1 (and v1alpha1 DRAResourceHealth when a health source is set);
 //  * the registration socket <registrar_dir>/<driver>-reg.sock (<driver>-<podUID>-reg.sock)
 //    serving pluginregistration.Registration, created after the DRA socket;
@@ -77,13 +78,19 @@ struct PluginServerOptions {
   std::chrono::milliseconds shutdown_deadline{std::chrono::seconds(5)};
 };
 
-// The socket paths derived from the options (pure computation, no checks).
+// The socket paths derived from the options (pure computation, no checks). With a pod UID the
+// names carry it (dra-<podUID>.sock, <driver>-<podUID>-reg.sock); when such a path would exceed
+// the 107-byte unix socket limit (a deep kubelet --root-dir), that socket is named with
+// ShortSocketId(pod UID) instead (dra-<16 hex>.sock, <driver>-<16 hex>-reg.sock): still unique
+// per pod, so the old and the new plugin pod of a rolling update never share a socket.
 struct PluginSocketPaths {
   std::string plugin_data_dir;  // <plugins_dir>/<driver>
   std::string dra_socket;       // absolute; advertised as PluginInfo.endpoint
   std::string registration_socket;
 };
 PluginSocketPaths ComputeSocketPaths(const PluginServerOptions& options);
+// 16 lowercase hex digits: the FNV-1a 64-bit hash of the pod UID (the short socket name).
+std::string ShortSocketId(std::string_view pod_uid);
 
 // The grpc.health.v1 service name that reports PluginServerOptions::recovery_problem.
 inline constexpr std::string_view kRecoveryHealthService = "recovery";

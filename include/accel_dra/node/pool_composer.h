@@ -15,6 +15,8 @@
 //  - A node attribute is added to a device only while the device stays within
 //    max_attributes_and_capacities (32); a name left out on some device is warned about once
 //    over the composer's life.
+//  - The devices by type and health go to Metrics() whenever the inventory or the health
+//    changes (also without device taints).
 //  - Not thread-safe: one thread owns it (the NodeAgent's loop thread), and the sink is called on
 //    that thread, from Publish() only.
 
@@ -54,6 +56,8 @@ class PoolComposer {
   uint64_t compositions() const { return compositions_; }
 
  private:
+  void RecordDeviceCounts() const;
+
   Options options_;
   Sink sink_;
   model::InventoryPtr inventory_;

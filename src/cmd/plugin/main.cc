@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -31,11 +32,13 @@
 #include "accel_dra/discovery/simulated.h"
 #include "accel_dra/kube/client.h"
 #include "accel_dra/kubelet/plugin_server.h"
+#include "accel_dra/metrics/prometheus.h"
 #include "accel_dra/node/agent.h"
 #include "accel_dra/node/node_watch.h"
 #include "accel_dra/node/pool_composer.h"
 #include "accel_dra/slices/publisher.h"
 #include "accel_dra/slices/slices.h"
+#include "webhook_command.h"
 
 namespace accel_dra {
 namespace {
@@ -51,6 +54,8 @@ struct Flags {
   double cleanup_interval_s = 60;
   int healthcheck_port = -1;
   std::string healthcheck_address;  // "": kubelet::DefaultHealthcheckAddress() ($POD_IP, 127.0.0.1)
+  std::string metrics_address = "127.0.0.1";
+  int metrics_port = 0;
   int verbosity = 0;
   std::string log_format = "text";
   int simulate = -1;
@@ -315,9 +320,48 @@ int Serve(const Flags& f, std::chrono::steady_clock::time_point t0, node::NodeAg
   return 0;
 }
 
+// The metrics/health endpoint (--metrics-port), started before anything else so that /healthz
+// answers and /readyz says what is missing while the plugin starts. /healthz fails when a kubelet
+// socket the plugin serves is gone.
+Expected<std::unique_ptr<http::Server>> StartMetrics(const Flags& f,
+                                                     const metrics::PrometheusRecorder& recorder,
+                                                     const kubelet::PluginSocketPaths& paths) {
+  if (f.metrics_port == 0) return std::unique_ptr<http::Server>();
+  auto alive = [paths] {
+    for (const auto& socket : {paths.dra_socket, paths.registration_socket}) {
+      struct stat st {};
+      if (::stat(socket.c_str(), &st) == 0) continue;
+      return FailedPrecondition("kubelet socket " + socket + " is gone (" +
+                                (errno == ENOENT ? "removed" : "cannot be read") +
+                                "); restart the plugin");
+    }
+    return Status();
+  };
+  std::function<Status()> check = alive;
+  metrics::EndpointOptions eopts{f.metrics_address, f.metrics_port};
+  auto server = metrics::ServeEndpoint(eopts, recorder, [check, started = false]() mutable {
+    // Until the sockets exist once, the plugin is starting up: alive.
+    Status st = check();
+    if (st.ok()) started = true;
+    return started ? st : Status();
+  });
+  if (!server.ok()) return server.status().WithContext("--metrics-port");
+  spdlog::info("metrics and health endpoint: http://{}:{}/metrics, /healthz, /readyz",
+               f.metrics_address, (*server)->port());
+  return server;
+}
+
 int RunPlugin(const Flags& f) {
   const auto t0 = std::chrono::steady_clock::now();
   if (Status st = CheckPluginFlags(f); !st.ok()) return Fail(st.message());
+  metrics::PrometheusRecorder recorder(build_info::kVersion, f.driver_name);
+  SetMetrics(&recorder);
+  struct Uninstall {
+    ~Uninstall() { SetMetrics(nullptr); }
+  } uninstall;
+  auto endpoint =
+      StartMetrics(f, recorder, kubelet::ComputeSocketPaths(ServerOptions(f, {}, {}, "")));
+  if (!endpoint.ok()) return Fail(endpoint.status().message());
   auto events_mode = discovery::ParseDeviceEventsMode(f.device_events);
   if (!events_mode.ok()) return Fail(events_mode.status().message());
   discovery::NvmlEnrichedBackend* nvml = nullptr;
@@ -514,6 +558,19 @@ void AddDeviceWatchFlags(CLI::App& app, Flags& f) {
                "(needs the DRADeviceTaints feature gate, alpha in Kubernetes 1.35)");
 }
 
+void AddMetricsFlags(CLI::App& app, Flags& f) {
+  app.add_option("--metrics-address", f.metrics_address,
+                 "address of the HTTP endpoint with /metrics, /healthz and /readyz (a kubelet "
+                 "probe or Prometheus needs the pod's address or 0.0.0.0)")
+      ->envname("METRICS_ADDRESS")
+      ->capture_default_str();
+  app.add_option("--metrics-port", f.metrics_port,
+                 "port of the metrics and health endpoint (0 disables it)")
+      ->envname("METRICS_PORT")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
+}
+
 void AddLogFlags(CLI::App& app, Flags& f) {
   app.add_option("-v,--v", f.verbosity, "log verbosity (klog style)")->capture_default_str();
   app.add_option("--log-format", f.log_format, "text or json")
@@ -551,8 +608,11 @@ int main(int argc, char** argv) {
   accel_dra::AddClaimFlags(app, f);
   accel_dra::AddDiscoveryFlags(app, f);
   accel_dra::AddDeviceWatchFlags(app, f);
+  accel_dra::AddMetricsFlags(app, f);
   accel_dra::AddLogFlags(app, f);
   CLI::App* discover = accel_dra::AddDiscoverCommand(app, f);
+  accel_dra::WebhookFlags wf;
+  CLI::App* webhook = accel_dra::AddWebhookCommand(app, wf);
 
   try {
     auto args = accel_dra::NormalizeArgs(argc, argv);
@@ -568,5 +628,6 @@ int main(int argc, char** argv) {
   }
   accel_dra::InitLogging(f.verbosity, f.log_format == "json");
   if (discover->parsed()) return accel_dra::RunDiscover(f);
+  if (webhook->parsed()) return accel_dra::RunWebhook(wf, f.driver_name);
   return accel_dra::RunPlugin(f);
 }

@@ -196,6 +196,36 @@ TEST_F(PluginServerTest, PodUidSocketNames) {
   EXPECT_FALSE(fs::exists(reg_sock()));
 }
 
+TEST_F(PluginServerTest, ShortSocketIdIsFnv1a64OfThePodUid) {
+  EXPECT_EQ(ShortSocketId(""), "cbf29ce484222325");
+  EXPECT_EQ(ShortSocketId("a"), "af63dc4c8601ec8c");
+  EXPECT_NE(ShortSocketId("5f1c2d3e-aaaa-bbbb"), ShortSocketId("5f1c2d3e-aaaa-bbbc"));
+}
+
+// A deep kubelet root (our e2e node's, under a build dir): dra-<podUID>.sock would exceed the
+// 107-byte limit, so that socket (only that one) gets the short unique name and the plugin works.
+TEST_F(PluginServerTest, PodUidSocketNameTooLongFallsBackToShortName) {
+  opts_.pod_uid = "0b7f3c1e-5d2a-4c8e-9f61-2a3b4c5d6e7f";  // 36 characters, like a real pod UID
+  const std::string data_dir = dir_ + "/" + std::string(40, 'k') + "/accel-dra.dev";
+  opts_.plugins_dir = dir_ + "/" + std::string(40, 'k');
+  ASSERT_GT((data_dir + "/dra-" + opts_.pod_uid + ".sock").size(), 107u);
+  ASSERT_LE((data_dir + "/dra-" + ShortSocketId(opts_.pod_uid) + ".sock").size(), 107u);
+  StartServer();
+  const std::string dra = data_dir + "/dra-" + ShortSocketId(opts_.pod_uid) + ".sock";
+  const std::string reg = dir_ + "/registry/accel-dra.dev-" + opts_.pod_uid + "-reg.sock";
+  EXPECT_EQ(server_->paths().dra_socket, dra);
+  EXPECT_EQ(server_->paths().registration_socket, reg) << "it fits, so it keeps the UID";
+  auto info = RegistrationClient(reg).GetInfo();
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->endpoint, dra);
+  auto r = DraClient(dra, DraApiVersion::kV1).NodePrepareResources({Claim("u1")});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  // Another pod's UID gives another short name: two plugin pods never share a socket.
+  PluginServerOptions other = opts_;
+  other.pod_uid = "0b7f3c1e-5d2a-4c8e-9f61-2a3b4c5d6e80";
+  EXPECT_NE(ComputeSocketPaths(other).dra_socket, dra);
+}
+
 TEST_F(PluginServerTest, NotifyRegistrationFailureRecreatesSocketWithBackoff) {
   StartServer();
   ASSERT_EQ(Register(), dra_sock());
