@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main demo: sets up this machine, starts a local Kubernetes 1.35 cluster on 127.0.0.1 with a
+# The main demo: sets up this machine, starts a local Kubernetes 1.37 cluster on 127.0.0.1 with a
 # real node (kubelet + containerd with CDI), installs accel-dra the way a user does (the image from
 # deploy/Dockerfile, built by hack/image.sh and imported into the node's containerd, then the Helm
 # chart deploy/helm/accel-dra with simulated devices that have real device nodes), applies the

@@ -2,10 +2,18 @@
 # shellcheck shell=bash
 
 # Pinned versions of everything built from the Go module proxy.
-K8S_VERSION="${K8S_VERSION:-1.35.4}"
+# Kubernetes: the cluster, the real node and every test (K8S_VERSION=1.3x.y picks another one).
+K8S_VERSION="${K8S_VERSION:-1.37.2}"
+# The other versions the compatibility job (tests/compat) runs the plugin against: kube-apiserver,
+# kube-scheduler and kube-controller-manager of each (kubectl and kubelet of K8S_VERSION).
+K8S_COMPAT_VERSIONS="${K8S_COMPAT_VERSIONS:-1.34.4 1.35.4 1.36.3}"
 ETCD_VERSION="${ETCD_VERSION:-3.6.8}"
-GO_MIN_VERSION="${GO_MIN_VERSION:-1.25}"
-GO_TOOLCHAIN_FALLBACK="${GO_TOOLCHAIN_FALLBACK:-go1.25.5}"
+# Kubernetes 1.37's go.mod says go 1.26.0 (1.34: 1.24.0, 1.35: 1.25.0, 1.36: 1.26.0). A Go at least
+# that new is used as it is (this machine's: 1.26.8); otherwise the scripts export
+# GOTOOLCHAIN=$GO_TOOLCHAIN_FALLBACK and the go command fetches that approved toolchain from the Go
+# module proxy (the supported way; about 76 MB once).
+GO_MIN_VERSION="${GO_MIN_VERSION:-1.26}"
+GO_TOOLCHAIN_FALLBACK="${GO_TOOLCHAIN_FALLBACK:-go1.27.3}"
 # Helm (the chart in deploy/helm): its go.mod needs Go 1.26, fetched through GOTOOLCHAIN when the
 # local Go is older.
 HELM_VERSION="${HELM_VERSION:-4.3.2}"
@@ -22,14 +30,23 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 # version_ge A B: true when version A >= B (dotted numbers).
 version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; }
 
-# ensure_go: puts a Go >= GO_MIN_VERSION on PATH. Debian 12's golang-go (1.19) is too old
-# for Kubernetes 1.35, so it fetches the official toolchain module through the Go module proxy.
+# ensure_go: puts a Go >= GO_MIN_VERSION on PATH. A Go >= 1.21 that is older gets
+# GOTOOLCHAIN=$GO_TOOLCHAIN_FALLBACK exported: the go command downloads that toolchain from the Go
+# module proxy itself and runs it for every later go command of the script. Debian 12's golang-go
+# (1.19) predates GOTOOLCHAIN, so with it (or no Go at all) the toolchain module is downloaded once
+# into the cache and put first on PATH.
 ensure_go() {
   local v=""
-  if command -v go >/dev/null 2>&1; then v="$(go env GOVERSION 2>/dev/null | sed 's/^go//')"; fi
+  if command -v go >/dev/null 2>&1; then v="$(GOTOOLCHAIN=local go env GOVERSION 2>/dev/null | sed 's/^go//')"; fi
   if [ -n "$v" ] && version_ge "$v" "$GO_MIN_VERSION"; then return 0; fi
+  if [ -n "$v" ] && version_ge "$v" 1.21; then
+    export GOTOOLCHAIN="$GO_TOOLCHAIN_FALLBACK"
+    log "Go $v is older than $GO_MIN_VERSION: GOTOOLCHAIN=$GOTOOLCHAIN (from the Go module proxy)"
+    go version >/dev/null || die "could not get the Go toolchain $GOTOOLCHAIN from the module proxy"
+    return 0
+  fi
   local tc="golang.org/toolchain@v0.0.1-${GO_TOOLCHAIN_FALLBACK}.linux-$(dpkg --print-architecture 2>/dev/null || echo amd64)"
-  local dir="$ACCEL_DRA_CACHE/go-toolchain"
+  local dir="$ACCEL_DRA_CACHE/go-toolchain-$GO_TOOLCHAIN_FALLBACK"
   if [ ! -x "$dir/bin/go" ]; then
     command -v go >/dev/null 2>&1 || apt-get install -y -q golang-go >/dev/null
     log "installing Go toolchain $GO_TOOLCHAIN_FALLBACK from the Go module proxy"
@@ -40,7 +57,7 @@ ensure_go() {
     # Module zips carry no file modes: make the toolchain's programs executable again.
     chmod +x "$dir"/bin/* "$dir"/pkg/tool/*/* 2>/dev/null || true
   fi
-  export PATH="$dir/bin:$PATH"
+  export PATH="$dir/bin:$PATH" GOTOOLCHAIN=local
 }
 
 # configure BUILD_DIR [cmake -D options...]: CMake + Ninja configure of the repository into

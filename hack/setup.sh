@@ -2,7 +2,8 @@
 # Installs everything accel-dra needs on a Debian 12 machine (Debian packages, pinned Python tools
 # in a venv) and builds the pinned Kubernetes components (cached outside the repo). Idempotent: a
 # second run takes a few seconds.
-#   hack/setup.sh [control-plane|all]
+#   hack/setup.sh [control-plane|all]   (all: also the real node's kubelet and containerd, helm and
+#                                        the compatibility job's older control planes)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -25,4 +26,5 @@ fi
 
 ensure_venv  # lizard for the CTest function_size
 "$REPO_ROOT/hack/local-cluster/build.sh" "$what"
+[ "$what" != all ] || "$REPO_ROOT/hack/local-cluster/build.sh" compat
 log "setup done in $((SECONDS - t0))s"

@@ -2,9 +2,12 @@
 # Builds the pinned etcd and Kubernetes binaries from the Go module proxy into
 # $ACCEL_DRA_CACHE/bin/<component>-<version>/ (outside the repo). Idempotent: a component whose
 # binaries are present is skipped, so a warm run takes well under a second.
-#   build.sh [control-plane|node|all|helm]  (default: control-plane; node/all add kubelet and
-#                                        containerd + containerd-shim-runc-v2 + ctr; all and helm
-#                                        add helm v$HELM_VERSION for deploy/helm)
+#   build.sh [control-plane|node|all|helm|compat]
+#     control-plane (default): etcd + kube-apiserver, kube-scheduler, kube-controller-manager and
+#       kubectl of K8S_VERSION; node and all add kubelet and containerd + containerd-shim-runc-v2 +
+#       ctr; all and helm add helm v$HELM_VERSION for deploy/helm;
+#     compat: kube-apiserver, kube-scheduler and kube-controller-manager of every version in
+#       K8S_COMPAT_VERSIONS (the compatibility job, tests/compat; kubectl is K8S_VERSION's).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "$(dirname "$0")/../lib.sh"
@@ -26,6 +29,7 @@ ticking() {
 }
 k8s_bins=(kube-apiserver kube-scheduler kube-controller-manager kubectl)
 [ "$what" = control-plane ] || k8s_bins+=(kubelet)
+k8s_compat_bins=(kube-apiserver kube-scheduler kube-controller-manager)
 
 build_etcd() {
   local out="$ACCEL_DRA_BIN/etcd-v$ETCD_VERSION"
@@ -39,9 +43,12 @@ build_etcd() {
   rm -rf "$out" && mv "$out.tmp" "$out"
 }
 
+# build_k8s VERSION BINARY...: the binaries of Kubernetes VERSION missing from
+# $ACCEL_DRA_BIN/kubernetes-vVERSION/.
 build_k8s() {
+  local K8S_VERSION="$1"; shift
   local out="$ACCEL_DRA_BIN/kubernetes-v$K8S_VERSION" missing=()
-  for b in "${k8s_bins[@]}"; do [ -x "$out/$b" ] || missing+=("$b"); done
+  for b in "$@"; do [ -x "$out/$b" ] || missing+=("$b"); done
   [ ${#missing[@]} -eq 0 ] && return 0
   log "building Kubernetes v$K8S_VERSION: ${missing[*]} (wrapper module; cold: 15-30 minutes on 2 cores)"
   local w="$ACCEL_DRA_CACHE/src/kubernetes-v$K8S_VERSION"
@@ -54,7 +61,11 @@ build_k8s() {
     local gomod
     gomod="$(go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
     [ -f "$gomod" ] || die "could not download k8s.io/kubernetes@v$K8S_VERSION's go.mod"
-    go mod edit -go=1.25.0 -godebug=default=go1.25 -require="k8s.io/kubernetes@v$K8S_VERSION"
+    # The wrapper asks for the Go version Kubernetes' own go.mod names (1.35: 1.25.0, 1.37: 1.26.0).
+    local gov
+    gov="$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$gomod")"
+    [ -n "$gov" ] || die "no go line in $gomod"
+    go mod edit -go="$gov" -godebug="default=go${gov%.*}" -require="k8s.io/kubernetes@v$K8S_VERSION"
     for m in $(sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p' "$gomod"); do
       go mod edit -replace="$m=$m@v$staging_version"
     done
@@ -77,6 +88,7 @@ build_k8s() {
     log "  built $b in $((SECONDS - tb))s (total $((SECONDS - t0))s)"
   done
   mkdir -p "$out" && mv "$out.tmp"/* "$out/" && rmdir "$out.tmp"
+  cd "$REPO_ROOT"
 }
 
 # containerd 2.x (CDI on by default) for the real node. A wrapper module (upstream's go.mod may
@@ -109,9 +121,8 @@ build_containerd() {
   mkdir -p "$out" && mv "$out.tmp"/* "$out/" && rmdir "$out.tmp"
 }
 
-# helm v4 (deploy/helm/accel-dra): a wrapper module like the others; its go.mod asks for a newer
-# Go than GO_MIN_VERSION, so GOTOOLCHAIN=auto lets the go command fetch that toolchain from the
-# module proxy. Static, version stamped (`helm version` prints v$HELM_VERSION).
+# helm v4 (deploy/helm/accel-dra): a wrapper module like the others (its go.mod asks for Go 1.26,
+# which ensure_go provides). Static, version stamped (`helm version` prints v$HELM_VERSION).
 build_helm() {
   local out="$ACCEL_DRA_BIN/helm-v$HELM_VERSION"
   [ -x "$out/helm" ] && return 0
@@ -121,12 +132,12 @@ build_helm() {
   if [ ! -f .prepared ]; then
     rm -f go.mod go.sum
     go mod init local.build/helm >/dev/null 2>&1
-    GOTOOLCHAIN=auto go get "$m/cmd/helm@v$HELM_VERSION"
+    go get "$m/cmd/helm@v$HELM_VERSION"
     touch .prepared
   fi
   local ld="-s -w -X $m/internal/version.version=v$HELM_VERSION"
   local tb=$SECONDS
-  GOTOOLCHAIN=auto CGO_ENABLED=0 ticking helm go build -trimpath -ldflags "$ld" -o "$out.tmp/helm" "$m/cmd/helm"
+  CGO_ENABLED=0 ticking helm go build -trimpath -ldflags "$ld" -o "$out.tmp/helm" "$m/cmd/helm"
   rm -rf "$out" && mv "$out.tmp" "$out"
   log "  built helm in $((SECONDS - tb))s (total $((SECONDS - t0))s)"
 }
@@ -139,8 +150,13 @@ if [ "$what" = helm ]; then
   log "helm ready in $ACCEL_DRA_BIN/helm-v$HELM_VERSION ($((SECONDS - t0))s)"
   exit 0
 fi
+if [ "$what" = compat ]; then
+  for v in $K8S_COMPAT_VERSIONS; do build_k8s "$v" "${k8s_compat_bins[@]}"; done
+  log "compatibility binaries ready in $ACCEL_DRA_BIN ($((SECONDS - t0))s)"
+  exit 0
+fi
 build_etcd
-build_k8s
+build_k8s "$K8S_VERSION" "${k8s_bins[@]}"
 [ "$what" = control-plane ] || build_containerd
 [ "$what" != all ] || build_helm
 log "binaries ready in $ACCEL_DRA_BIN ($((SECONDS - t0))s)"

@@ -4,6 +4,8 @@
 
 # shellcheck disable=SC2034  # used by the scripts that source this file
 K8S_BIN_DIR="$ACCEL_DRA_BIN/kubernetes-v$K8S_VERSION"
+# kubectl of the default version, also for an older control plane (hack/lib.sh's K8S_VERSION).
+KUBECTL_BIN="$ACCEL_DRA_BIN/kubernetes-v$(unset K8S_VERSION; . "$REPO_ROOT/hack/lib.sh"; echo "$K8S_VERSION")/kubectl"
 # shellcheck disable=SC2034
 ETCD_BIN="$ACCEL_DRA_BIN/etcd-v$ETCD_VERSION/etcd"
 # containerd for the real node (node-up.sh); built by build.sh node. Pinned here because lib.sh is

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Adds a real node to a cluster started by up.sh: containerd 2.x (CRI, CDI on, runc, overlayfs)
-# and kubelet 1.35, both confined to the run dir, then waits until the Node is Ready.
+# and kubelet (hack/lib.sh's K8S_VERSION, 1.37 by default), both confined to the run dir, then waits until the Node is Ready.
 #
 #   node-up.sh [--dir RUN_DIR | --name CLUSTER] [--node NODE]
 #

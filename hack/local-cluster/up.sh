@@ -17,6 +17,9 @@
 #   ACCEL_DRA_FEATURE_GATES   --feature-gates for every component (default: none)
 #   ACCEL_DRA_LOG_V           klog verbosity (default: 2)
 #   ACCEL_DRA_START_TIMEOUT   seconds to wait for each readiness step (default: 90)
+#   K8S_VERSION               the control plane's Kubernetes version (default: hack/lib.sh's);
+#                             kubectl is always the default version's (the compatibility job runs
+#                             older control planes, built with build.sh compat)
 #
 # Writes RUN_DIR/kubeconfig (admin), RUN_DIR/kubeconfig-unprivileged (a user without any RBAC
 # binding), RUN_DIR/kubeconfig-node-NODE, RUN_DIR/env (source it), RUN_DIR/logs/<component>.log
@@ -55,9 +58,10 @@ attempt="${ACCEL_DRA_UP_ATTEMPT:-1}"
 service_cidr=10.0.0.0/24
 service_ip=10.0.0.1
 
-for b in kube-apiserver kube-scheduler kube-controller-manager kubectl; do
-  [ -x "$K8S_BIN_DIR/$b" ] || die "$K8S_BIN_DIR/$b is missing; build it with hack/local-cluster/build.sh"
+for b in kube-apiserver kube-scheduler kube-controller-manager; do
+  [ -x "$K8S_BIN_DIR/$b" ] || die "$K8S_BIN_DIR/$b is missing; build it with hack/local-cluster/build.sh (compat for an older version)"
 done
+[ -x "$KUBECTL_BIN" ] || die "$KUBECTL_BIN is missing; build it with hack/local-cluster/build.sh"
 [ -x "$ETCD_BIN" ] || die "$ETCD_BIN is missing; build it with hack/local-cluster/build.sh"
 for t in openssl curl python3 setsid realpath; do
   command -v "$t" >/dev/null 2>&1 || die "$t is required (see hack/apt-packages.txt)"
@@ -291,7 +295,7 @@ sup_step env
   e ACCEL_DRA_CLUSTER_DIR "$dir"
   e KUBECONFIG "$dir/kubeconfig"
   e KUBECONFIG_UNPRIVILEGED "$dir/kubeconfig-unprivileged"
-  e KUBECTL "$K8S_BIN_DIR/kubectl"
+  e KUBECTL "$KUBECTL_BIN"
   e K8S_BIN_DIR "$K8S_BIN_DIR"
   e K8S_VERSION "$K8S_VERSION"
   e APISERVER_URL "$apiserver_url"

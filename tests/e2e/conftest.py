@@ -1,4 +1,4 @@
-"""Fixtures for accel-dra's end-to-end tests: a real node (kubelet 1.35 + containerd 2.x, started by
+"""Fixtures for accel-dra's end-to-end tests: a real node (kubelet 1.37 + containerd 2.x, started by
 hack/local-cluster/node-up.sh) on the local control plane, and accel-dra-plugin with simulated
 devices that have real device nodes (hack/local-cluster/plugin-up.sh). Every test checks what the
 containers printed (`kubectl logs`).

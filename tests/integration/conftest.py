@@ -113,7 +113,7 @@ class KubectlError(AssertionError):
 
 
 class Kubectl:
-    """kubectl 1.35 (the one built with the cluster) with the admin kubeconfig."""
+    """kubectl of the default Kubernetes version (hack/lib.sh) with the admin kubeconfig."""
 
     def __init__(self, cluster: Cluster):
         self.cluster = cluster

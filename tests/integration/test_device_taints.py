@@ -4,9 +4,8 @@ accel-dra.dev/unhealthy=DeviceNodeMissing:NoSchedule, the real scheduler does no
 while a healthy device still allocates, and when the node comes back the taint goes and the
 waiting claim is allocated.
 
-DRADeviceTaints is alpha (off by default) in Kubernetes 1.35; the apiserver drops the field
-without it. This test runs on its own control plane with the gate on (CTest fixture
-"cluster-taints"); test_hotplug.py shows the plugin's behaviour on a cluster without it."""
+DRADeviceTaints is GA (on by default) in Kubernetes 1.37, so this runs on the shared test cluster;
+test_device_taints_off.py shows the plugin's behaviour on a cluster with the gate off."""
 
 from __future__ import annotations
 
@@ -73,9 +72,9 @@ spec:
 
 def test_unhealthy_device_is_tainted_and_not_allocated(cluster, kubectl, make_node, run_plugin,
                                                         apply, namespace, tmp_path, wait_for):
-    if "DRADeviceTaints=true" not in cluster.env.get("FEATURE_GATES", ""):
-        pytest.fail("this test needs a cluster with --feature-gates=DRADeviceTaints=true "
-                    "(ctest starts one: fixture cluster-taints)", pytrace=False)
+    if "DRADeviceTaints=false" in cluster.env.get("FEATURE_GATES", ""):
+        pytest.fail("this test needs a cluster with DRADeviceTaints on (the default from "
+                    "Kubernetes 1.36)", pytrace=False)
     host = HostCopy("h100x8", tmp_path / "host")
     node = make_node("taints")
     p = run_plugin(node, f"--host-root={host.root}", f"--pci-ids-file={PCI_IDS}", "--no-nvml",

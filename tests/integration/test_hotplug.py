@@ -145,32 +145,6 @@ def test_health_stream_reports_a_device_going_unhealthy_and_back(make_node, run_
         stream.close()
 
 
-def test_device_taints_without_the_feature_gate_are_reported_once(
-        cluster, kubectl, make_node, run_plugin, tmp_path, wait_for):
-    """The shared test cluster runs without DRADeviceTaints (alpha in 1.35): the apiserver drops
-    the field. The plugin says so once and does not rewrite its slices over and over."""
-    if "DRADeviceTaints=true" in cluster.env.get("FEATURE_GATES", ""):
-        import pytest
-        pytest.skip("this cluster has DRADeviceTaints on")
-    host = HostCopy("h100x8", tmp_path / "host")
-    node = make_node("taints-nogate")
-    p = run_plugin(node, *plugin_args(host, "--device-taints"))
-    wait_for(lambda: "published pool" in p.log(), 20, "first publish")
-    host.hide("dev/nvidia3")
-    wait_for(lambda: "dropped the device taints" in p.log(), 10, "the feature-gate error")
-    time.sleep(2)
-    published = p.log().count("published pool")
-    host.show("dev/nvidia3")
-    host.hide("dev/nvidia4")
-    time.sleep(2)
-    log = p.log()
-    assert log.count("dropped the device taints") == 1, log[-3000:]
-    # At most one more publish per real change, no rewrite loop.
-    assert log.count("published pool") <= published + 2, log[-3000:]
-    items = kubectl.json("get", "resourceslices", f"--field-selector=spec.nodeName={node}")["items"]
-    assert all("taints" not in d for s in items for d in s["spec"]["devices"])
-
-
 def test_health_stream_reports_nvml_errors(make_node, run_plugin, tmp_path):
     """With NVML (the mock library), a GPU NVML can no longer get a handle for (GPU_IS_LOST) is
     Unhealthy, and Healthy again when NVML sees it again. NVML is not a file in the host tree, so

@@ -781,6 +781,6 @@ def test_real_apiserver_not_found_shapes(cluster, bed):
     status, body = cluster.request(
         f"/apis/resource.k8s.io/v1alpha9/namespaces/{bed.ns}/resourceclaims/no-such-claim")
     assert status == 404, body
-    # Kubernetes 1.35 answers a Status here, but one that names no object (a mux that does not
+    # Kubernetes 1.35 and 1.37 answer a Status here, but one that names no object (a mux that does not
     # serve the path answers a bare "404 page not found"): neither names the claim.
     assert not (isinstance(body, dict) and body.get("details", {}).get("name") == "no-such-claim"), body
