@@ -348,6 +348,9 @@ Expected<model::PreparedDevice> Preparer::RecordFor(const model::ClaimRef& claim
   d.admin_access = JsonBool(result, {"adminAccess"});
   if (d.sharing.strategy == model::SharingStrategy::kTimeSlicing) {
     d.time_slice = TimeSliceFor(*dev, d.sharing.interval);
+    // Admin access never changes the device under the claim that holds it: its interval is
+    // advisory (not applied, so never reset by it either).
+    if (d.admin_access) d.time_slice = {model::TimeSliceControl::kNone, "", d.time_slice->setting};
   }
   d.device_nodes = dev->device_nodes;
   d.mounts = dev->read_only_mounts;
