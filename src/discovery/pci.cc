@@ -468,6 +468,7 @@ void PciBackend::AddIdentity(const Sysfs& at, const Identity& id, model::Device&
   a.emplace("vendor", model::AttrValue::String(id.vendor_key));
   a.emplace("vendorID", model::AttrValue::String(Hex(id.vendor, 4)));
   a.emplace("pciBusID", model::AttrValue::String(at.bdf));
+  a.emplace(model::kStdPciBusIdAttribute, model::AttrValue::String(at.bdf));
   d.identity.pci_bus_id = at.bdf;
   // NVIDIA display-class GPUs: TimeSlicing is applied with nvidia-smi (-i takes the bus ID; NVML
   // enrichment replaces it with the UUID).
@@ -476,7 +477,7 @@ void PciBackend::AddIdentity(const Sysfs& at, const Identity& id, model::Device&
     d.timeslice_target = at.bdf;
   }
   if (at.pcie_root) {
-    a.emplace("resource.kubernetes.io/pcieRoot", model::AttrValue::String(*at.pcie_root));
+    a.emplace(model::kStdPcieRootAttribute, model::AttrValue::String(*at.pcie_root));
   } else {
     WarnOnce(at.bdf + "|pcieRoot", at.bdf + ": " + at.listed.string() +
                                        " does not lead under /sys/devices/pci*; no pcieRoot");
@@ -520,6 +521,7 @@ void PciBackend::AddNumaNode(const Sysfs& at, model::Device& d) {
                                           model::TruncateAttributeString(*s) + "\"; no numaNode");
     } else if (*n >= 0) {
       d.attributes.emplace("numaNode", model::AttrValue::Int(*n));
+      d.attributes.emplace(model::kStdNumaNodeAttribute, model::AttrValue::Int(*n));
     }
   }
 }

@@ -243,8 +243,10 @@ Expected<std::vector<model::Device>> SimulatedBackend::Discover() {
       d.attributes.emplace("driverName", model::AttrValue::String("accel-sim"));
       d.attributes.emplace("pciBusID", model::AttrValue::String(bdf));
       d.identity = {bdf, d.attributes.at("uuid").string_value()};
-      d.attributes.emplace("resource.kubernetes.io/pcieRoot", model::AttrValue::String(root));
+      d.attributes.emplace(model::kStdPciBusIdAttribute, model::AttrValue::String(bdf));
+      d.attributes.emplace(model::kStdPcieRootAttribute, model::AttrValue::String(root));
       d.attributes.emplace("numaNode", model::AttrValue::Int(numa));
+      d.attributes.emplace(model::kStdNumaNodeAttribute, model::AttrValue::Int(numa));
       d.attributes.emplace("simulated", model::AttrValue::Bool(true));
       d.capacity.emplace("memory", model::CanonicalBinaryQuantity(mem));
       if (!g.device_node.empty()) {

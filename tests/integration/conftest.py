@@ -260,6 +260,33 @@ spec:
 """
 
 
+def pod_with_claim(name: str, node: str, claim: str = "", template: str = "") -> str:
+    """YAML of a Pod pinned to `node` (tolerating everything) whose one container uses one
+    ResourceClaim (`claim`) or one from a ResourceClaimTemplate (`template`), as pod claim `c`.
+    Its image does not exist: without a kubelet it is only scheduled."""
+    ref = f"resourceClaimTemplateName: {template}" if template else f"resourceClaimName: {claim}"
+    return f"""
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  nodeSelector:
+    kubernetes.io/hostname: {node}
+  tolerations:
+  - operator: Exists
+  resourceClaims:
+  - name: c
+    {ref}
+  containers:
+  - name: c
+    image: localhost/none:never
+    resources:
+      claims:
+      - name: c
+"""
+
+
 @pytest.fixture
 def apply(kubectl: Kubectl, namespace: str):
     """apply(yaml_str, namespace=<the test's namespace>) runs kubectl apply and returns the applied

@@ -105,7 +105,9 @@ def test_fixture_host_slices_pass_validation_and_schedule_by_attributes(
     apply(device_class(cls, f"""
 device.driver == "{DRIVER}" && device.attributes["{DRIVER}"].vendor == "nvidia" &&
 device.attributes["{DRIVER}"].driverVersion.compareTo(semver("550.0.0")) >= 0 &&
-device.attributes["{DRIVER}"].numaNode == 1
+device.attributes["{DRIVER}"].numaNode == 1 &&
+device.attributes["resource.kubernetes.io"].numaNode == 1 &&
+device.attributes["resource.kubernetes.io"].pciBusID == device.attributes["{DRIVER}"].pciBusID
 """) + f"""---
 apiVersion: resource.k8s.io/v1
 kind: ResourceClaim
@@ -162,6 +164,8 @@ def test_bad_host_still_publishes_what_is_known(kubectl, make_node, run_plugin, 
     assert by_name[acc0]["driverVersion"] == "1.2.0-beta"
     # Malformed numa_node and device id: published without them.
     assert "numaNode" not in by_name[gpu0] and "deviceID" not in by_name[gpu1]
+    assert "resource.kubernetes.io/numaNode" not in by_name[gpu0], by_name[gpu0]
+    assert by_name[gpu0]["resource.kubernetes.io/pciBusID"] == "0000:01:00.0"
     # Each problem is logged once, however often the plugin looks again.
     time.sleep(2)
     log = p.log()

@@ -38,6 +38,16 @@
 //    successful write or by Recover()).
 //  - Two results of one claim may name the same device (shares, admin access): they get one CDI
 //    device, and must then agree on the sharing settings.
+//  - Prioritized list: a result of a firstAvailable subrequest names "<request>/<subrequest>".
+//    kubelet is answered (and the checkpoint records) the base request name only (what kubelet
+//    matches containers' resources.claims[].request against); configs are resolved by the full
+//    name ("<request>" covers every subrequest, "<request>/<sub>" only that one); the idempotency
+//    check compares base names. Request names appear in no CDI name or variable.
+//  - Admin access (adminAccess: true in the result): the device is prepared without being taken
+//    (it never conflicts with another claim's hold, in either direction) and without changing it:
+//    a TimeSlicing interval is advisory (..._TIMESLICE_ENFORCED=false), so preparing or
+//    unpreparing an admin-access claim never sets or resets the time slice of a device another
+//    claim holds.
 //  - TimeSlicing on a device whose time slice the driver controls (model::TimeSliceControl,
 //    e.g. NVIDIA GPUs: `nvidia-smi compute-policy -i <id> --set-timeslice <0..3>`, Default=0,
 //    Short=1, Medium=2, Long=3) is applied after PrepareStarted is recorded (the record names

@@ -20,7 +20,8 @@
 // - Attributes (driver domain unless qualified): type, vendor, vendorID, deviceID,
 //   subsystemVendorID, subsystemDeviceID, productName (≤ 64 bytes), index (per type, in PCI
 //   address order: it changes when a device before it comes or goes; the name does not), pciBusID,
-//   resource.kubernetes.io/pcieRoot, numaNode (omitted when -1), driverName (kernel module),
+//   numaNode (omitted when -1), and the standard resource.kubernetes.io/pcieRoot, .../pciBusID and
+//   .../numaNode (the same values, same omission), driverName (kernel module),
 //   driverVersion and driverVersionRaw by the version policy of discovery/version.h. Capacity
 //   "memory" where the kernel driver reports VRAM (amdgpu mem_info_vram_total, Intel
 //   lmem_total_bytes). No uuid: PCI has none.

@@ -2,6 +2,9 @@
 // Simulated devices: realistic accelerators for nodes without hardware (demos, tests, CI).
 // Every simulated device says so (vendor "simulated"). Names, UUIDs and PCI addresses are
 // deterministic for a given node name and profile, so restarts publish identical slices.
+// Every simulated device has a PCI address (one bus per device, one root complex per NUMA node)
+// and a NUMA node (round-robin over the group's numaNodes), published as pciBusID and numaNode
+// and under the standard names resource.kubernetes.io/pciBusID, .../numaNode, .../pcieRoot.
 
 #include <filesystem>
 #include <optional>

@@ -141,6 +141,15 @@ using InventoryPtr = std::shared_ptr<const Inventory>;
 inline constexpr std::string_view kInspectToolContainerPath = "/usr/local/bin/accel-dra-inspect";
 inline constexpr std::string_view kDriverVersionContainerPath = "/run/accel-dra/driver/version";
 
+// The standard attributes of the Kubernetes DRA library (k8s.io/dynamic-resource-allocation
+// deviceattribute): every driver may publish them, so claims can align devices of different
+// drivers (an accelerator and a NIC) by the same names. pcieRoot is "pci<domain>:<bus>",
+// pciBusID the extended BDF "dddd:bb:dd.f", numaNode the int from sysfs numa_node (left out when
+// it is -1). Our own pciBusID and numaNode attributes (driver domain) carry the same values.
+inline constexpr std::string_view kStdPcieRootAttribute = "resource.kubernetes.io/pcieRoot";
+inline constexpr std::string_view kStdPciBusIdAttribute = "resource.kubernetes.io/pciBusID";
+inline constexpr std::string_view kStdNumaNodeAttribute = "resource.kubernetes.io/numaNode";
+
 // The longest string or version attribute value the apiserver accepts.
 inline constexpr size_t kMaxAttributeValueLength = 64;
 // Cuts a string (e.g. a product name) to at most `max` bytes without splitting a UTF-8 sequence,

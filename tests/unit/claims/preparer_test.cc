@@ -209,6 +209,85 @@ TEST_F(PreparerTest, SecondPrepareIsAnsweredFromTheCheckpointWithoutSideEffects)
   EXPECT_EQ(env_.writes(), writes_after_reopen);
 }
 
+// Prioritized list (firstAvailable): results name "<request>/<subrequest>". A config naming the
+// parent applies to a result of any of its subrequests, one naming "parent/sub" only to that
+// subrequest (and beats the parent's); kubelet and the checkpoint get the base name; the CDI
+// names and variables carry no '/'.
+TEST_F(PreparerTest, SubrequestResultsGetTheParentsOrTheirOwnConfig) {
+  const std::string uid = Uid(10);
+  auto sharing = [](const std::string& strategy) {
+    Json s = {{"strategy", strategy}};
+    if (strategy == "SpacePartitioning") s["spacePartitioning"] = {{"partitionCount", 2}};
+    return DeviceConfigParams(s);
+  };
+  Json configs = Json::array({
+      OpaqueConfig("FromClaim", {"a"}, sharing("TimeSlicing")),             // a/* → TimeSlicing
+      OpaqueConfig("FromClaim", {"b/large"}, sharing("TimeSlicing")),       // not b/small
+      OpaqueConfig("FromClaim", {"c"}, sharing("TimeSlicing")),             // c/* ...
+      OpaqueConfig("FromClaim", {"c/fast"}, sharing("SpacePartitioning")),  // ... but c/fast
+  });
+  claims_.Put(ClaimJson("prio", uid,
+                        {Result{.request = "a/big", .device = "gpu-0"},
+                         Result{.request = "b/small", .device = "gpu-1"},
+                         Result{.request = "c/fast", .device = "gpu-2"}},
+                        configs));
+  auto r = PrepareOne(Ref("prio", uid));
+  ASSERT_TRUE(r.ok()) << r.error;
+  ASSERT_EQ(r.devices.size(), 3u);
+  EXPECT_EQ(r.devices[0].request_names, std::vector<std::string>{"a"});
+  EXPECT_EQ(r.devices[1].request_names, std::vector<std::string>{"b"});
+  EXPECT_EQ(r.devices[2].request_names, std::vector<std::string>{"c"});
+  EXPECT_EQ(r.devices[0].sharing.strategy, model::SharingStrategy::kTimeSlicing);
+  EXPECT_EQ(r.devices[1].sharing.strategy, model::SharingStrategy::kExclusive);
+  EXPECT_EQ(r.devices[2].sharing.strategy, model::SharingStrategy::kSpacePartitioning);
+  auto entry = Entry(uid);
+  ASSERT_TRUE(entry.has_value());
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(entry->devices[i].request_names, r.devices[i].request_names);
+    EXPECT_EQ(entry->devices[i].sharing, r.devices[i].sharing);
+  }
+  auto spec = cdi::ParseJson(ReadAll(dirs_->SpecPath(uid)));
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  auto env = AllEnv(*spec);
+  EXPECT_TRUE(Has(env, "ACCEL_DEVICE_GPU_0_SHARING_STRATEGY=TimeSlicing"));
+  EXPECT_TRUE(Has(env, "ACCEL_DEVICE_GPU_1_SHARING_STRATEGY=Exclusive"));
+  EXPECT_TRUE(Has(env, "ACCEL_DEVICE_GPU_2_SHARING_STRATEGY=SpacePartitioning"));
+  for (const auto& e : env) {
+    std::string name = e.substr(0, e.find('='));
+    EXPECT_EQ(name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"), std::string::npos)
+        << e;
+  }
+  for (const auto& d : spec->devices) EXPECT_EQ(d.name.find('/'), std::string::npos) << d.name;
+  for (const auto& d : r.devices) {
+    EXPECT_EQ(d.cdi_device_ids,
+              std::vector<std::string>{"k8s.accel-dra.dev/device=" + uid + "-" + d.device});
+  }
+  // Answered from the checkpoint the second time (base names compare equal).
+  const auto ckpt_writes = checkpoint_->stats().writes;
+  EXPECT_EQ(PrepareOne(Ref("prio", uid)).devices, r.devices);
+  EXPECT_EQ(checkpoint_->stats().writes, ckpt_writes);
+}
+
+// A claim allocated again (same UID) to another subrequest on another device is not answered
+// from the checkpoint: the recorded device differs, so it is prepared afresh.
+TEST_F(PreparerTest, AnotherSubrequestOnAnotherDeviceIsPreparedAfresh) {
+  const std::string uid = Uid(11);
+  claims_.Put(ClaimJson("prio2", uid, {Result{.request = "g/first", .device = "gpu-4"}}));
+  auto r = PrepareOne(Ref("prio2", uid));
+  ASSERT_TRUE(r.ok()) << r.error;
+  claims_.Put(ClaimJson("prio2", uid, {Result{.request = "g/second", .device = "gpu-5"}}));
+  r = PrepareOne(Ref("prio2", uid));
+  ASSERT_TRUE(r.ok()) << r.error;
+  ASSERT_EQ(r.devices.size(), 1u);
+  EXPECT_EQ(r.devices[0].device, "gpu-5");
+  EXPECT_EQ(r.devices[0].request_names, std::vector<std::string>{"g"});
+  auto entry = Entry(uid);
+  ASSERT_TRUE(entry.has_value());
+  ASSERT_EQ(entry->devices.size(), 1u);
+  EXPECT_EQ(entry->devices[0].device, "gpu-5");
+  ExpectConsistent();
+}
+
 TEST_F(PreparerTest, UnprepareRemovesSpecAndEntry) {
   auto ref = PutAndPrepare("u", Uid(4), "gpu-2");
   ASSERT_TRUE(SpecExists(ref.uid));
@@ -373,6 +452,34 @@ TEST_F(PreparerErrorTest, AdminAccessMayShareADevice) {
   // Two normal claims still conflict.
   claims_.Put(ClaimJson("normal2", Uid(5), {Result{.device = "gpu-1"}}));
   ExpectFails(Ref("normal2", Uid(5)), {"already in use by ResourceClaim default/normal"});
+}
+
+// Unpreparing an admin-access claim leaves the claim that holds the device as it was: its
+// checkpoint entry, its CDI spec and its hold (another exclusive claim is still refused).
+TEST_F(PreparerErrorTest, UnprepareOfAnAdminClaimLeavesTheHolderUntouched) {
+  auto holder = PutAndPrepare("holder", Uid(1), "gpu-2");
+  const auto entry = Entry(holder.uid);
+  const std::string spec = ReadAll(dirs_->SpecPath(holder.uid));
+  claims_.Put(ClaimJson("admin", Uid(2), {Result{.device = "gpu-2", .admin_access = true}}));
+  auto r = PrepareOne(Ref("admin", Uid(2)));
+  ASSERT_TRUE(r.ok()) << r.error;
+  ASSERT_TRUE(Entry(Uid(2)).has_value());
+  EXPECT_TRUE(Entry(Uid(2))->devices[0].admin_access);
+  EXPECT_EQ(UnprepareOne(Ref("admin", Uid(2))), "");
+  EXPECT_FALSE(Entry(Uid(2)).has_value());
+  EXPECT_EQ(Entry(holder.uid), entry);
+  EXPECT_EQ(ReadAll(dirs_->SpecPath(holder.uid)), spec);
+  claims_.Put(ClaimJson("taker", Uid(3), {Result{.device = "gpu-2"}}));
+  ExpectFails(Ref("taker", Uid(3)), {"already in use by ResourceClaim default/holder"});
+  // And the admin claim prepared first, then the holder: unpreparing the admin claim changes
+  // nothing for the holder either.
+  claims_.Put(ClaimJson("admin2", Uid(4), {Result{.device = "gpu-3", .admin_access = true}}));
+  ASSERT_TRUE(PrepareOne(Ref("admin2", Uid(4))).ok());
+  auto holder2 = PutAndPrepare("holder2", Uid(5), "gpu-3");
+  const auto entry2 = Entry(holder2.uid);
+  EXPECT_EQ(UnprepareOne(Ref("admin2", Uid(4))), "");
+  EXPECT_EQ(Entry(holder2.uid), entry2);
+  ExpectConsistent();
 }
 
 TEST_F(PreparerErrorTest, DistinctSharesMayShareADevice) {

@@ -121,6 +121,41 @@ TEST_F(PreparerTimeSliceTest, TwoClaimsOnOneDeviceResetOnlyAfterTheLast) {
   ExpectConsistent();
 }
 
+// Admin access never changes the device under the claim that holds it: a TimeSlicing interval
+// of an admin-access result is advisory, so neither its prepare nor its unprepare runs nvidia-smi.
+TEST_F(PreparerTimeSliceTest, AdminAccessNeverSetsOrResetsATimeSlice) {
+  const std::string t = Target("gpu-1");
+  claims_.Put(ClaimJson("holder", Uid(1), {Result{.device = "gpu-1"}}, TimeSlicing("Long")));
+  claims_.Put(ClaimJson("admin", Uid(2), {Result{.device = "gpu-1", .admin_access = true}},
+                        TimeSlicing("Short")));
+  ASSERT_TRUE(PrepareOne(Ref("holder", Uid(1))).ok());
+  auto r = PrepareOne(Ref("admin", Uid(2)));
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(Calls(), std::vector<std::string>{Set(t, 3)}) << "the admin claim set the time slice";
+  auto env = SpecEnv(Uid(2));
+  EXPECT_EQ(env["ACCEL_DEVICE_GPU_1_TIMESLICE_INTERVAL"], "Short");
+  EXPECT_EQ(env["ACCEL_DEVICE_GPU_1_TIMESLICE_ENFORCED"], "false");
+  EXPECT_FALSE(Entry(Uid(2))->devices[0].TimeSliceEnforced());
+  const auto holder = Entry(Uid(1));
+  EXPECT_EQ(UnprepareOne(Ref("admin", Uid(2))), "");
+  EXPECT_EQ(Calls().size(), 1u) << "the admin claim reset the holder's time slice";
+  EXPECT_EQ(Entry(Uid(1)), holder);
+  EXPECT_EQ(UnprepareOne(Ref("holder", Uid(1))), "");
+  EXPECT_EQ(Calls(), (std::vector<std::string>{Set(t, 3), Set(t, 0)}));
+
+  // The admin claim first: the later holder's setting is its own, and the admin claim going
+  // away resets nothing.
+  claims_.Put(ClaimJson("admin2", Uid(3), {Result{.device = "gpu-2", .admin_access = true}},
+                        TimeSlicing("Short")));
+  claims_.Put(ClaimJson("holder2", Uid(4), {Result{.device = "gpu-2"}}, TimeSlicing("Medium")));
+  ASSERT_TRUE(PrepareOne(Ref("admin2", Uid(3))).ok());
+  ASSERT_TRUE(PrepareOne(Ref("holder2", Uid(4))).ok());
+  EXPECT_EQ(UnprepareOne(Ref("admin2", Uid(3))), "");
+  const std::string t2 = Target("gpu-2");
+  EXPECT_EQ(Calls(), (std::vector<std::string>{Set(t, 3), Set(t, 0), Set(t2, 2)}));
+  ExpectConsistent();
+}
+
 TEST_F(PreparerTimeSliceTest, FailingNvidiaSmiFailsTheClaimAndLeavesNothing) {
   std::ofstream(dirs_->root() / "fail") << "";
   const std::string uid = Uid(3);

@@ -39,6 +39,9 @@ TEST(SimulatedTest, DefaultDevicesAreRealisticAndDeterministic) {
   EXPECT_EQ(attrs.at("numaNode").int_value(), 1);
   EXPECT_TRUE(attrs.count("pciBusID"));
   EXPECT_TRUE(attrs.count("resource.kubernetes.io/pcieRoot"));
+  // The standard names beside ours, with the same values.
+  EXPECT_EQ(attrs.at("resource.kubernetes.io/numaNode"), attrs.at("numaNode"));
+  EXPECT_EQ(attrs.at("resource.kubernetes.io/pciBusID"), attrs.at("pciBusID"));
   EXPECT_EQ(devs[1].capacity.at("memory"), "80Gi");
 
   // Same node → same identities; another node → different UUIDs.

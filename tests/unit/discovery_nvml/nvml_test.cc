@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "accel_dra/discovery/node_runtime.h"
+#include "accel_dra/discovery/pci.h"
 #include "log_capture.h"
 
 namespace accel_dra::discovery {
@@ -199,6 +201,41 @@ TEST_F(NvmlTest, NvmlEnrichesPciDevicesByBusId) {
   std::vector<model::Device> one{std_attr};
   EXPECT_EQ(EnrichWithNvml(one, *info), 1u);
   EXPECT_EQ(one[0].attributes.at("uuid"), model::AttrValue::String(Uuid(2)));
+}
+
+// The most a device publishes: a PCI GPU with every optional sysfs file (h100x8), NVML facts with
+// a driver version that needs its raw form, and all five node-level attributes. It stays within
+// the apiserver's 32 attributes + capacities, standard attributes included, nothing left out.
+TEST_F(NvmlTest, AFullyDescribedGpuStaysWithinTheAttributeLimit) {
+  UseConfig(H100Config("", "535.104.05"));
+  auto lib = NvmlLibrary::Open(MOCK_NVML_PATH);
+  ASSERT_TRUE(lib.ok()) << lib.status().ToString();
+  auto info = (*lib)->Query();
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  const fs::path hosts = fs::path(ACCEL_DRA_SOURCE_DIR) / "tests/fixtures/hosts";
+  PciBackend pci(Env::Default(), HostRoot(hosts / "h100x8"), PciOptions{hosts / "pci.ids"});
+  auto devices = pci.Discover().value();
+  ASSERT_FALSE(devices.empty());
+  ASSERT_EQ(devices[0].identity.pci_bus_id, "0000:18:00.0");  // the bus NVML reports first
+  EXPECT_GE(EnrichWithNvml(devices, *info), 1u);
+  nlohmann::json node = {
+      {"metadata", {{"name", "n1"}}},
+      {"status", {{"nodeInfo", {{"containerRuntimeVersion", "cri-o://1.31.02"}}}}}};
+  std::vector<std::string> left_out;
+  model::Inventory out =
+      WithNodeAttributes(model::Inventory({devices[0]}),
+                         NodeAttributesFromNode(node, ContainerdConfig{}), 32, &left_out);
+  EXPECT_TRUE(left_out.empty());
+  const model::Device& d = out.devices()[0];
+  const auto& a = d.attributes;
+  // PCI 16 (with the standard pciBusID, pcieRoot, numaNode) + NVML 4 + node 5, and memory.
+  EXPECT_EQ(a.size(), 25u);
+  EXPECT_EQ(d.capacity.size(), 1u);
+  EXPECT_EQ(a.at("uuid"), model::AttrValue::String(Uuid(0)));
+  EXPECT_EQ(a.at("driverVersionRaw"), model::AttrValue::String("535.104.05"));
+  EXPECT_EQ(a.at("resource.kubernetes.io/pciBusID"), model::AttrValue::String("0000:18:00.0"));
+  EXPECT_EQ(a.at("resource.kubernetes.io/numaNode"), model::AttrValue::Int(0));
+  EXPECT_EQ(a.at("resource.kubernetes.io/pcieRoot"), model::AttrValue::String("pci0000:00"));
 }
 
 TEST_F(NvmlTest, NvmlInitFailureIsFailedPreconditionAndProbeWarnsOnce) {

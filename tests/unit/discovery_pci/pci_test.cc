@@ -105,6 +105,9 @@ TEST(PciDiscoveryTest, H100x8) {
     EXPECT_EQ(a.at("numaNode").int_value(), i < 4 ? 0 : 1);
     EXPECT_EQ(a.at("resource.kubernetes.io/pcieRoot").string_value(),
               i < 4 ? "pci0000:00" : "pci0000:80");
+    // The standard names carry the same values as ours.
+    EXPECT_EQ(a.at("resource.kubernetes.io/numaNode"), a.at("numaNode"));
+    EXPECT_EQ(a.at("resource.kubernetes.io/pciBusID"), a.at("pciBusID"));
     EXPECT_EQ(d.device_nodes,
               (std::vector<std::string>{"/dev/nvidia" + std::to_string(i), "/dev/nvidiactl",
                                         "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools"}));
@@ -142,6 +145,9 @@ TEST(PciDiscoveryTest, MixedIgnoresNicAndNormalisesVersions) {
   EXPECT_EQ(devs[0].attributes.at("vendor").string_value(), "intel");
   EXPECT_EQ(devs[0].attributes.count("driverVersion"), 0u);  // in-tree i915: no module version
   EXPECT_EQ(devs[0].attributes.count("numaNode"), 0u);       // -1
+  EXPECT_EQ(devs[0].attributes.count("resource.kubernetes.io/numaNode"), 0u);
+  EXPECT_EQ(devs[0].attributes.at("resource.kubernetes.io/pciBusID").string_value(),
+            "0000:00:02.0");
   EXPECT_EQ(devs[1].attributes.at("driverVersion"), model::AttrValue::Version("535.104.5"));
   EXPECT_EQ(devs[1].attributes.at("driverVersionRaw"), model::AttrValue::String("535.104.05"));
   EXPECT_EQ(devs[2].attributes.at("driverVersion"), model::AttrValue::Version("6.3.0"));
@@ -170,6 +176,7 @@ TEST(PciDiscoveryTest, BadInputIsLoggedOnceAndDevicesKeepWhatIsKnown) {
   EXPECT_EQ(g0.name, "gpu-0000-01-00-0");
   EXPECT_EQ(g0.attributes.at("pciBusID").string_value(), "0000:01:00.0");
   EXPECT_EQ(g0.attributes.count("numaNode"), 0u);
+  EXPECT_EQ(g0.attributes.count("resource.kubernetes.io/numaNode"), 0u);  // malformed
   EXPECT_EQ(g0.attributes.at("deviceID").string_value(), "0x2330");
   EXPECT_EQ(g0.device_nodes, (std::vector<std::string>{"/dev/nvidiactl"}));
   // Class is a directory (unreadable), device id is garbage.
@@ -290,6 +297,8 @@ TEST(PciDiscoveryTest, DomainsAboveFfffAreNamedAndOrdered) {
   EXPECT_EQ(devs[8].name, "gpu-10000-01-00-0");
   EXPECT_EQ(devs[8].identity.pci_bus_id, "10000:01:00.0");
   EXPECT_EQ(devs[8].attributes.at("pciBusID").string_value(), "10000:01:00.0");
+  EXPECT_EQ(devs[8].attributes.at("resource.kubernetes.io/pciBusID").string_value(),
+            "10000:01:00.0");
   EXPECT_EQ(devs[8].attributes.at("index").int_value(), 8);
   EXPECT_EQ(devs[9].name, "gpu-fffffff0-e1-1f-7");
   for (const auto& d : devs) EXPECT_TRUE(IsDnsLabel(d.name)) << d.name;
