@@ -4,8 +4,8 @@
 # Pinned versions of everything built from the Go module proxy.
 # Kubernetes: the cluster, the real node and every test (K8S_VERSION=1.3x.y picks another one).
 K8S_VERSION="${K8S_VERSION:-1.37.2}"
-# The other versions the compatibility job (tests/compat) runs the plugin against: kube-apiserver,
-# kube-scheduler and kube-controller-manager of each (kubectl and kubelet of K8S_VERSION).
+# The other versions the compatibility job (tests/integration/test_compat.py) runs the plugin
+# against: kube-apiserver and kube-scheduler of each (kubectl of K8S_VERSION).
 K8S_COMPAT_VERSIONS="${K8S_COMPAT_VERSIONS:-1.34.4 1.35.4 1.36.3}"
 ETCD_VERSION="${ETCD_VERSION:-3.6.8}"
 # Kubernetes 1.37's go.mod says go 1.26.0 (1.34: 1.24.0, 1.35: 1.25.0, 1.36: 1.26.0). A Go at least

@@ -2,8 +2,9 @@
 # Installs everything accel-dra needs on a Debian 12 machine (Debian packages, pinned Python tools
 # in a venv) and builds the pinned Kubernetes components (cached outside the repo). Idempotent: a
 # second run takes a few seconds.
-#   hack/setup.sh [control-plane|all]   (all: also the real node's kubelet and containerd, helm and
-#                                        the compatibility job's older control planes)
+#   hack/setup.sh [control-plane|all]   (all: also the real node's kubelet and containerd, and helm;
+#                                        the compatibility job's older control planes are built by
+#                                        hack/test.sh: build.sh compat)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -26,5 +27,4 @@ fi
 
 ensure_venv  # lizard for the CTest function_size
 "$REPO_ROOT/hack/local-cluster/build.sh" "$what"
-[ "$what" != all ] || "$REPO_ROOT/hack/local-cluster/build.sh" compat
 log "setup done in $((SECONDS - t0))s"

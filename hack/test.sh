@@ -11,7 +11,11 @@
 #                     with the ASan-built plugin, then each fuzz target for ACCEL_DRA_FUZZ_SECONDS
 #                     (default 20) over its seed corpus
 #   tests             build/: every test (unit, integration against a real local control plane
-#                     including the fault soak, end-to-end with a real kubelet + containerd)
+#                     including the fault soak, the compatibility job against the control planes
+#                     of K8S_COMPAT_VERSIONS, end-to-end with a real kubelet + containerd)
+# The compatibility job's control planes (hack/local-cluster/build.sh compat: minutes per version
+# when cold) build in the background at the lowest CPU priority from the end of the build phase,
+# while the sanitizer phases run; the tests phase waits for them (phase compat-wait).
 # and prints how long each took ("phases: ..."). A sanitizer report from any program fails the run.
 # CTest also runs release_build (the Release build of what the image ships, hack/release-build.sh,
 # through ccache), image_build (deploy/Dockerfile with buildah, hack/image.sh) and the chart's
@@ -110,8 +114,27 @@ run_asan() {
   phase_end
 }
 
+# The compatibility job's binaries: in the background during the sanitizer phases of a full run;
+# with ctest arguments, first, and only when they select a compat test.
+compat_pid=""
+compat_log="$build_dir/compat-build.log"
+if [ "$full" = 1 ]; then
+  log "building the compatibility job's control planes in the background (log: $compat_log)"
+  nice -n 19 "$REPO_ROOT/hack/local-cluster/build.sh" compat >"$compat_log" 2>&1 &
+  compat_pid=$!
+elif (cd "$build_dir" && ctest -N "$@" | grep -q ' compat_'); then
+  "$REPO_ROOT/hack/local-cluster/build.sh" compat
+fi
+
 if [ "$full" = 1 ] && [ "${ACCEL_DRA_SKIP_TSAN:-0}" != 1 ]; then run_tsan; fi
 if [ "$full" = 1 ] && [ "${ACCEL_DRA_SKIP_ASAN:-0}" != 1 ]; then run_asan; fi
+
+if [ -n "$compat_pid" ]; then
+  phase_begin compat-wait
+  wait "$compat_pid" || { tail -30 "$compat_log"; die "building the compatibility job's control planes failed (log: $compat_log)"; }
+  grep -h "ready in\|built " "$compat_log" >&2 || true
+  phase_end
+fi
 
 phase_begin tests
 cd "$build_dir"

@@ -6,8 +6,9 @@
 #     control-plane (default): etcd + kube-apiserver, kube-scheduler, kube-controller-manager and
 #       kubectl of K8S_VERSION; node and all add kubelet and containerd + containerd-shim-runc-v2 +
 #       ctr; all and helm add helm v$HELM_VERSION for deploy/helm;
-#     compat: kube-apiserver, kube-scheduler and kube-controller-manager of every version in
-#       K8S_COMPAT_VERSIONS (the compatibility job, tests/compat; kubectl is K8S_VERSION's).
+#     compat: kube-apiserver and kube-scheduler of every version in K8S_COMPAT_VERSIONS (the
+#       compatibility job, tests/integration/test_compat.py: up.sh --no-controller-manager;
+#       kubectl is K8S_VERSION's).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../lib.sh
 . "$(dirname "$0")/../lib.sh"
@@ -29,7 +30,7 @@ ticking() {
 }
 k8s_bins=(kube-apiserver kube-scheduler kube-controller-manager kubectl)
 [ "$what" = control-plane ] || k8s_bins+=(kubelet)
-k8s_compat_bins=(kube-apiserver kube-scheduler kube-controller-manager)
+k8s_compat_bins=(kube-apiserver kube-scheduler)
 
 build_etcd() {
   local out="$ACCEL_DRA_BIN/etcd-v$ETCD_VERSION"

@@ -3,13 +3,16 @@
 # and kube-controller-manager, on free ports chosen at run time (several clusters can coexist).
 # No kubelet: create static Nodes with node.sh.
 #
-#   up.sh [--dir RUN_DIR] [--name NAME] [--node NODE]... [--replace]
+#   up.sh [--dir RUN_DIR] [--name NAME] [--node NODE]... [--replace] [--no-controller-manager]
 #
 #   --dir RUN_DIR  where everything of this run lives (default: <repo>/.e2e/cluster-NAME)
 #   --name NAME    cluster name, used in kubeconfig names and the default run dir (default: local)
 #   --node NODE    make a node token and RUN_DIR/kubeconfig-node-NODE for NODE (repeatable;
 #                  default: node-0). The first one is NODE_NAME/NODE_KUBECONFIG in RUN_DIR/env.
 #   --replace      stop a cluster already running in RUN_DIR instead of failing
+#   --no-controller-manager  no kube-controller-manager (the compatibility job's older control
+#                  planes): the default ServiceAccount of namespace default is created here;
+#                  other namespaces need theirs created, and nothing is garbage collected
 #
 # Environment:
 #   ACCEL_DRA_RUNTIME_CONFIG  kube-apiserver --runtime-config (default: the resource.k8s.io beta
@@ -32,13 +35,14 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/cluster-lib.sh"
 
 orig_args=("$@")
-name=local dir="" replace=0 nodes=()
+name=local dir="" replace=0 nodes=() kcm=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --dir) [ $# -ge 2 ] || die "--dir needs a value"; dir="$2"; shift 2 ;;
     --name) [ $# -ge 2 ] || die "--name needs a value"; name="$2"; shift 2 ;;
     --node) [ $# -ge 2 ] || die "--node needs a value"; nodes+=("$2"); shift 2 ;;
     --replace) replace=1; shift ;;
+    --no-controller-manager) kcm=0; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument: $1 (see --help)" ;;
   esac
@@ -58,7 +62,9 @@ attempt="${ACCEL_DRA_UP_ATTEMPT:-1}"
 service_cidr=10.0.0.0/24
 service_ip=10.0.0.1
 
-for b in kube-apiserver kube-scheduler kube-controller-manager; do
+control_plane=(kube-apiserver kube-scheduler)
+[ "$kcm" = 0 ] || control_plane+=(kube-controller-manager)
+for b in "${control_plane[@]}"; do
   [ -x "$K8S_BIN_DIR/$b" ] || die "$K8S_BIN_DIR/$b is missing; build it with hack/local-cluster/build.sh (compat for an older version)"
 done
 [ -x "$KUBECTL_BIN" ] || die "$KUBECTL_BIN is missing; build it with hack/local-cluster/build.sh"
@@ -269,21 +275,31 @@ sup_start kube-scheduler "$K8S_BIN_DIR/kube-scheduler" --config="$dir/kube-sched
   --bind-address=127.0.0.1 --secure-port="$scheduler_port" \
   --tls-cert-file="$pki/components.crt" --tls-private-key-file="$pki/components.key" \
   --v="$log_v" "${fg_args[@]}"
-sup_start kube-controller-manager "$K8S_BIN_DIR/kube-controller-manager" \
-  --kubeconfig="$dir/kubeconfig-controller-manager" --leader-elect=false \
-  --bind-address=127.0.0.1 --secure-port="$kcm_port" \
-  --tls-cert-file="$pki/components.crt" --tls-private-key-file="$pki/components.key" \
-  --controllers='*,-node-lifecycle-controller' \
-  --use-service-account-credentials=true \
-  --service-account-private-key-file="$pki/sa.key" --root-ca-file="$pki/ca.crt" \
-  --cluster-signing-cert-file="$pki/ca.crt" --cluster-signing-key-file="$pki/ca.key" \
-  --kube-api-qps=100 --kube-api-burst=200 \
-  --v="$log_v" "${fg_args[@]}"
+if [ "$kcm" = 1 ]; then
+  sup_start kube-controller-manager "$K8S_BIN_DIR/kube-controller-manager" \
+    --kubeconfig="$dir/kubeconfig-controller-manager" --leader-elect=false \
+    --bind-address=127.0.0.1 --secure-port="$kcm_port" \
+    --tls-cert-file="$pki/components.crt" --tls-private-key-file="$pki/components.key" \
+    --controllers='*,-node-lifecycle-controller' \
+    --use-service-account-credentials=true \
+    --service-account-private-key-file="$pki/sa.key" --root-ca-file="$pki/ca.crt" \
+    --cluster-signing-cert-file="$pki/ca.crt" --cluster-signing-key-file="$pki/ca.key" \
+    --kube-api-qps=100 --kube-api-burst=200 \
+    --v="$log_v" "${fg_args[@]}"
+fi
 healthz() { curl -sf --max-time 2 --cacert "$pki/ca.crt" "https://127.0.0.1:$1/healthz"; }
 sup_wait kube-scheduler "GET https://127.0.0.1:$scheduler_port/healthz" healthz "$scheduler_port"
-sup_wait kube-controller-manager "GET https://127.0.0.1:$kcm_port/healthz" healthz "$kcm_port"
-sup_wait kube-controller-manager "the default ServiceAccount in namespace default" \
-  api /api/v1/namespaces/default/serviceaccounts/default
+if [ "$kcm" = 1 ]; then
+  sup_wait kube-controller-manager "GET https://127.0.0.1:$kcm_port/healthz" healthz "$kcm_port"
+  sup_wait kube-controller-manager "the default ServiceAccount in namespace default" \
+    api /api/v1/namespaces/default/serviceaccounts/default
+else
+  curl -sf --max-time 5 --cacert "$pki/ca.crt" -H "Authorization: Bearer $admin_token" \
+    -H 'Content-Type: application/json' -X POST \
+    -d '{"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"default"}}' \
+    "$apiserver_url/api/v1/namespaces/default/serviceaccounts" >/dev/null \
+    || die "could not create the default ServiceAccount"
+fi
 
 # --- env ---------------------------------------------------------------------------------------
 sup_step env
@@ -315,7 +331,7 @@ sup_step env
   e ETCD_PID "${sup_pid[etcd]}"
   e APISERVER_PID "${sup_pid[kube-apiserver]}"
   e SCHEDULER_PID "${sup_pid[kube-scheduler]}"
-  e KCM_PID "${sup_pid[kube-controller-manager]}"
+  e KCM_PID "${sup_pid[kube-controller-manager]:-}"
 } >"$dir/env.tmp"
 mv "$dir/env.tmp" "$dir/env"
 sup_check_alive

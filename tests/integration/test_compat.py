@@ -125,6 +125,8 @@ def test_compat(cluster, kubectl, run_plugin, tmp_path, wait_for):
     assert p.returncode == 0, f"node.sh {node}: {p.stderr}"
     kubectl("create", "namespace", ns)
     kubectl("label", "namespace", ns, "resource.kubernetes.io/admin-access=true")
+    if not cluster.env.get("KCM_PID"):  # up.sh --no-controller-manager: no ServiceAccount controller
+        kubectl("create", "serviceaccount", "default", "-n", ns)
     try:
         profile = tmp_path / "profile.yaml"
         profile.write_text(f"devices:\n- count: {DEVICE_COUNT}\n  type: gpu\n  memory: 16Gi\n"
