@@ -19,9 +19,26 @@ CdiWriter::CdiWriter(Env* env, fs::path cdi_root, std::string driver_name)
       kind_(KindForDriver(driver_)),
       file_prefix_(VendorForDriver(driver_) + "-" + std::string(kDeviceClass) + "_") {}
 
+CdiWriter::CdiWriter(Env* env, fs::path cdi_root, std::string driver_name, std::string kind,
+                     std::string file_prefix, char device_separator)
+    : env_(env),
+      root_(std::move(cdi_root)),
+      driver_(std::move(driver_name)),
+      kind_(std::move(kind)),
+      file_prefix_(std::move(file_prefix)),
+      device_separator_(device_separator) {}
+
+CdiWriter CdiWriter::ForDeviceMetadata(Env* env, fs::path cdi_root, std::string driver_name) {
+  std::string kind = MetadataKind(driver_name);
+  std::string prefix = driver_name + "-metadata_";
+  return CdiWriter(env, std::move(cdi_root), std::move(driver_name), std::move(kind),
+                   std::move(prefix), '_');
+}
+
 Expected<fs::path> CdiWriter::ClaimSpecPath(std::string_view claim_uid) const {
-  ASSIGN_OR_RETURN(std::string name, ClaimSpecFileName(driver_, claim_uid));
-  return root_ / name;
+  RETURN_IF_ERROR(ValidateKind(kind_));
+  RETURN_IF_ERROR(ValidateClaimUid(claim_uid));
+  return root_ / (file_prefix_ + std::string(claim_uid) + std::string(kSuffix));
 }
 
 Status CdiWriter::Annotate(const Status& st, const fs::path& path, std::string_view op) const {
@@ -65,7 +82,7 @@ Expected<bool> CdiWriter::SyncClaimSpec(std::string_view claim_uid, const Spec& 
     return InvalidArgument("CDI spec for claim " + std::string(claim_uid) + " has kind " +
                            spec.kind + " but this driver writes kind " + kind_);
   }
-  std::string prefix = std::string(claim_uid) + "-";
+  std::string prefix = std::string(claim_uid) + device_separator_;
   for (const auto& d : spec.devices) {
     if (d.name.compare(0, prefix.size(), prefix) != 0) {
       return InvalidArgument("CDI device " + d.name + " in the spec for claim " +
@@ -82,8 +99,8 @@ Expected<bool> CdiWriter::SyncClaimSpec(std::string_view claim_uid, const Spec& 
   // Visible at once, without fsync: the runtime reads the spec right after NodePrepareResources,
   // and what a power loss could take (the root is usually a tmpfs anyway) Preparer::Recover
   // re-creates from the checkpoint.
-  RETURN_IF_ERROR(
-      Annotate(env_->WriteFileAtomic(path, data, kSpecFileMode, Durability::kVisible), path, "write"));
+  RETURN_IF_ERROR(Annotate(env_->WriteFileAtomic(path, data, kSpecFileMode, Durability::kVisible),
+                           path, "write"));
   return true;
 }
 

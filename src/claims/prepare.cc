@@ -169,6 +169,10 @@ Expected<std::vector<model::PreparedDevice>> Preparer::PrepareFresh(
   reason = "allocation_mismatch";
   ASSIGN_OR_RETURN(auto devices, BuildRecords(claim, who, allocation, inventory.get()));
   reason = "cdi";
+  if (metadata_ && options_.device_metadata) {
+    RETURN_IF_ERROR(
+        DeviceMetadataFiles::AddIds(options_.driver_name, claim.uid, devices).WithContext(who));
+  }
   auto spec = BuildSpec(claim.uid, claim.ns, claim.name, devices, inventory.get());
   if (!spec.ok()) return spec.status().WithContext(who);
   auto spec_file = cdi::ClaimSpecFileName(options_.driver_name, claim.uid);
@@ -216,11 +220,21 @@ Expected<std::vector<model::PreparedDevice>> Preparer::PrepareFresh(
     undo();  // an atomic write that failed left no file
     return st.WithContext(who + ": writing the CDI spec");
   }
-  CrashPoint("prepare-after-cdi-write");
-  if (Status st = gave_up("it was recorded as prepared"); !st.ok()) {
+  auto remove_spec = [&] {
     if (Status rm = cdi_->RemoveClaimSpec(claim.uid); !rm.ok()) {
       spdlog::error("{}: {}", ClaimLog(claim), rm.message());  // Recover() removes it
     }
+  };
+  // Same step: the device metadata (KEP-5304), all of it or nothing.
+  if (Status st = WriteMetadata(claim, allocation, devices, inventory.get()); !st.ok()) {
+    remove_spec();
+    undo();
+    return st.WithContext(who);
+  }
+  CrashPoint("prepare-after-cdi-write");
+  if (Status st = gave_up("it was recorded as prepared"); !st.ok()) {
+    remove_spec();
+    RemoveMetadataLogged(claim);
     undo();
     return st;
   }
@@ -228,6 +242,29 @@ Expected<std::vector<model::PreparedDevice>> Preparer::PrepareFresh(
   RETURN_IF_ERROR(RecordCompleted(claim, who));
   CrashPoint("prepare-after-checkpoint-completed");
   return devices;
+}
+
+Status Preparer::WriteMetadata(const model::ClaimRef& claim, const Allocation& allocation,
+                               const std::vector<model::PreparedDevice>& devices,
+                               const model::Inventory* inventory) {
+  if (!metadata_ || !options_.device_metadata) return Status::Ok();
+  MetadataClaim mc{
+      claim.ns, claim.name, claim.uid,
+      JsonString(allocation.claim, {"metadata", "annotations", kPodClaimNameAnnotation})};
+  std::map<std::string, std::string> full_requests;  // base → as allocated ("req/sub")
+  for (const Json& r : *allocation.results) {
+    if (JsonString(r, {"driver"}) != options_.driver_name) continue;
+    const std::string request = JsonString(r, {"request"});
+    full_requests.emplace(BaseRequestName(request), request);
+  }
+  return metadata_->Write(mc, devices, full_requests, inventory);
+}
+
+void Preparer::RemoveMetadataLogged(const model::ClaimRef& claim) {
+  if (!metadata_) return;
+  if (Status rm = metadata_->Remove(claim.uid); !rm.ok()) {
+    spdlog::error("{}: {}", ClaimLog(claim), rm.message());  // Recover() removes it
+  }
 }
 
 Expected<Json> Preparer::ReadClaim(const model::ClaimRef& claim, const std::string& who) const {
@@ -455,6 +492,7 @@ Status Preparer::RecordCompleted(const model::ClaimRef& claim, const std::string
   });
   if (st.ok() && vanished) {
     (void)cdi_->RemoveClaimSpec(claim.uid);
+    RemoveMetadataLogged(claim);
     return Status(Code::kConflict, who +
                                        " was unprepared by another plugin instance while this "
                                        "one prepared it; kubelet will retry");

@@ -45,7 +45,15 @@ Preparer::Preparer(PreparerOptions options, ClaimGetter get_claim, InventorySour
       get_claim_(std::move(get_claim)),
       inventory_(std::move(inventory)),
       checkpoint_(checkpoint),
-      cdi_(cdi) {}
+      cdi_(cdi) {
+  if (!options_.device_metadata_dir.empty()) {
+    metadata_.emplace(cdi_->env(), options_.device_metadata_dir,
+                      options_.device_metadata_cdi_root.empty()
+                          ? cdi_->root()
+                          : std::filesystem::path(options_.device_metadata_cdi_root),
+                      options_.driver_name);
+  }
+}
 
 std::mutex& Preparer::ClaimMutex(const std::string& uid) {
   return claim_mutexes_[std::hash<std::string>{}(uid) % kStripes];
@@ -183,6 +191,7 @@ Status Preparer::UnprepareLocked(const std::string& uid, bool strict) {
     return checkpoint_->Sync().WithContext("checkpoint");
   }
   RETURN_IF_ERROR(cdi_->RemoveClaimSpec(uid).WithContext("removing the CDI spec"));
+  if (metadata_) RETURN_IF_ERROR(metadata_->Remove(uid));
   CrashPoint("unprepare-after-cdi-remove");
   if (Status st = ResetTimeSlices(uid, entry->devices, ClaimLog(entry->ns, entry->name, uid));
       !st.ok()) {

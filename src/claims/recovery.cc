@@ -43,6 +43,7 @@ Expected<RecoveryReport> Preparer::Recover() {
   }
   if (checkpoint_->load_report().rebooted && exclusive) ReapplySettingsAfterReboot(failures);
   RestoreSpecs(exclusive, specs, report, failures);
+  RecoverMetadata(exclusive, report, failures);
   RETURN_IF_ERROR(checkpoint_->Sync().WithContext("checkpoint"));
   RETURN_IF_ERROR(failures.Result());
   return report;
@@ -230,6 +231,40 @@ void Preparer::RestoreSpecs(bool exclusive, const std::set<std::string>& specs,
     spdlog::warn("re-created the CDI spec of prepared {}: it was {}", who,
                  present ? "different from the checkpoint's record" : "missing");
     report.specs_recreated++;
+  }
+}
+
+// Device-metadata specs and files follow their claim (see device_metadata.h): unowned ones go
+// (any time: a prepare writes them only after its entry exists), prepared claims get their spec
+// back when a reboot emptied the CDI root (only with no other live process).
+void Preparer::RecoverMetadata(bool exclusive, RecoveryReport& report, RecoveryFailures& failures) {
+  if (!metadata_) return;
+  auto owned = metadata_->Owned();
+  if (!owned.ok()) {
+    failures.Add(owned.status().WithContext("listing device metadata"));
+    return;
+  }
+  for (const auto& uid : *owned) {
+    std::lock_guard<std::mutex> lock(ClaimMutex(uid));
+    auto entry = checkpoint_->Find(uid);
+    if (!entry) {
+      spdlog::warn("removing device metadata of claim uid {}: no checkpoint entry owns it", uid);
+      if (Status st = metadata_->Remove(uid); !st.ok()) {
+        failures.Add(st);
+        continue;
+      }
+      report.orphan_specs_removed++;
+      continue;
+    }
+    if (!exclusive || entry->state != model::ClaimState::kPrepareCompleted) continue;
+    auto restored = metadata_->Restore(uid);
+    if (!restored.ok()) {
+      failures.Add(restored.status().WithContext("re-creating the device-metadata spec of claim " +
+                                                 entry->ns + "/" + entry->name));
+    } else if (*restored) {
+      spdlog::warn("re-created the device-metadata CDI spec of claim {}/{} (uid {})", entry->ns,
+                   entry->name, uid);
+    }
   }
 }
 

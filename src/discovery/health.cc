@@ -118,9 +118,17 @@ model::DeviceHealthSnapshot DeviceHealthTracker::Snapshot() {
     model::DeviceHealth h;
     h.pool = pool_;
     h.device = n;
-    h.health = unhealthy_.count(n) != 0 ? model::DeviceHealthStatus::kUnhealthy
-               : unknown_.count(n) != 0 ? model::DeviceHealthStatus::kUnknown
-                                        : model::DeviceHealthStatus::kHealthy;
+    auto bad = unhealthy_.find(n);
+    if (bad != unhealthy_.end()) {
+      h.health = model::DeviceHealthStatus::kUnhealthy;
+      h.message = bad->second.message;
+    } else if (unknown_.count(n) != 0) {
+      h.health = model::DeviceHealthStatus::kUnknown;
+      h.message = "device state cannot be read now (discovery failing)";
+    } else {
+      h.health = model::DeviceHealthStatus::kHealthy;
+      h.message = "all health checks pass";
+    }
     s.devices.push_back(std::move(h));
   }
   return s;

@@ -4,10 +4,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <string>
+#include <string_view>
 #include <utility>
+#include <vector>
 
 #include "accel_dra/common/log.h"
+#include "dra-health/v1/api.grpc.pb.h"
 #include "dra-health/v1alpha1/api.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
@@ -135,35 +139,28 @@ class GrpcHealthService final : public health::Health::Service {
   const DegradedState degraded_;
 };
 
-::v1alpha1::HealthStatus ToWire(model::DeviceHealthStatus s) {
-  switch (s) {
-    case model::DeviceHealthStatus::kHealthy:
-      return ::v1alpha1::HEALTHY;
-    case model::DeviceHealthStatus::kUnhealthy:
-      return ::v1alpha1::UNHEALTHY;
-    case model::DeviceHealthStatus::kUnknown:
-      break;
-  }
-  return ::v1alpha1::UNKNOWN;
-}
-
-class ResourceHealthService final : public ::v1alpha1::DRAResourceHealth::Service {
+// The version-free NodeWatchResources loop: sends the full list on connect, whenever the source's
+// generation changes and at least every `resend` (kubelet marks a device Unknown when it is not
+// re-reported within its health_check_timeout_seconds, 30 s by default). Polls the source every
+// `poll` only while this stream is open.
+class HealthStreamCore {
  public:
-  ResourceHealthService(std::shared_ptr<model::DeviceHealthSource> source,
-                        std::chrono::milliseconds resend, std::chrono::milliseconds poll,
-                        std::shared_ptr<StopSignal> stop, int max_streams)
+  // Sends one snapshot; false when the client is gone.
+  using Send = std::function<bool(const model::DeviceHealthSnapshot&, int64_t now_unix)>;
+
+  HealthStreamCore(std::shared_ptr<model::DeviceHealthSource> source,
+                   std::chrono::milliseconds resend, std::chrono::milliseconds poll,
+                   std::shared_ptr<StopSignal> stop, int max_streams)
       : source_(std::move(source)),
         resend_(resend),
         poll_(std::max(poll, std::chrono::milliseconds(10))),
         stop_(std::move(stop)),
-        streams_("v1alpha1.DRAResourceHealth/NodeWatchResources", max_streams) {}
+        streams_("DRAResourceHealth/NodeWatchResources (v1 and v1alpha1)", max_streams) {}
 
-  grpc::Status NodeWatchResources(
-      grpc::ServerContext* ctx, const ::v1alpha1::NodeWatchResourcesRequest*,
-      grpc::ServerWriter<::v1alpha1::NodeWatchResourcesResponse>* writer) override {
+  grpc::Status Serve(grpc::ServerContext* ctx, std::string_view version, const Send& send) {
     auto slot = streams_.TryTake();
     if (!slot) return streams_.Refusal(ctx->peer());
-    spdlog::info("NodeWatchResources: stream opened by {}", ctx->peer());
+    spdlog::info("NodeWatchResources ({}): stream opened by {}", version, ctx->peer());
     bool first = true;
     uint64_t last_generation = 0;
     auto last_sent = std::chrono::steady_clock::now();
@@ -177,25 +174,14 @@ class ResourceHealthService final : public ::v1alpha1::DRAResourceHealth::Servic
         const int64_t now_unix = std::chrono::duration_cast<std::chrono::seconds>(
                                      std::chrono::system_clock::now().time_since_epoch())
                                      .count();
-        ::v1alpha1::NodeWatchResourcesResponse msg;
-        for (const model::DeviceHealth& d : snap.devices) {
-          auto* out = msg.add_devices();
-          out->mutable_device()->set_pool_name(d.pool);
-          out->mutable_device()->set_device_name(d.device);
-          out->set_health(ToWire(d.health));
-          out->set_last_updated_time(d.last_updated_unix > 0 ? d.last_updated_unix : now_unix);
-          out->set_health_check_timeout_seconds(d.health_check_timeout_seconds);
-        }
-        LOG_V(6, "NodeWatchResources send (generation {}): {}", snap.generation,
-              msg.ShortDebugString());
-        if (!writer->Write(msg)) break;
+        if (!send(snap, now_unix)) break;
         first = false;
         last_generation = snap.generation;
         last_sent = now;
       }
       if (stop_->WaitFor(poll_)) continue;  // loop re-checks and returns UNAVAILABLE
     }
-    spdlog::info("NodeWatchResources: stream to {} closed", ctx->peer());
+    spdlog::info("NodeWatchResources ({}): stream to {} closed", version, ctx->peer());
     return grpc::Status::OK;
   }
 
@@ -204,8 +190,62 @@ class ResourceHealthService final : public ::v1alpha1::DRAResourceHealth::Servic
   const std::chrono::milliseconds resend_;
   const std::chrono::milliseconds poll_;
   const std::shared_ptr<StopSignal> stop_;
-  StreamSlots streams_;
+  StreamSlots streams_;  // shared by both versions: the cap is on server threads in total
 };
+
+// Kubelet truncates longer messages (to 1021 bytes + "...").
+constexpr size_t kMaxHealthMessage = 1024;
+
+// Fills one version's NodeWatchResourcesResponse; both versions have the same fields.
+template <typename Response, typename Status>
+Response ToWire(const model::DeviceHealthSnapshot& snap, int64_t now_unix) {
+  Response msg;
+  for (const model::DeviceHealth& d : snap.devices) {
+    auto* out = msg.add_devices();
+    out->mutable_device()->set_pool_name(d.pool);
+    out->mutable_device()->set_device_name(d.device);
+    Status health = static_cast<Status>(0);  // UNKNOWN in both versions
+    if (d.health == model::DeviceHealthStatus::kHealthy) health = static_cast<Status>(1);
+    if (d.health == model::DeviceHealthStatus::kUnhealthy) health = static_cast<Status>(2);
+    out->set_health(health);
+    out->set_last_updated_time(d.last_updated_unix > 0 ? d.last_updated_unix : now_unix);
+    out->set_health_check_timeout_seconds(d.health_check_timeout_seconds);
+    out->set_message(d.message.substr(0, kMaxHealthMessage));
+  }
+  return msg;
+}
+
+// The thin per-version adapter: the wire types of one dra-health version over the shared core.
+template <typename Service, typename Request, typename Response, typename Status>
+class ResourceHealthAdapter final : public Service {
+ public:
+  ResourceHealthAdapter(std::shared_ptr<HealthStreamCore> core, std::string version)
+      : core_(std::move(core)), version_(std::move(version)) {}
+
+  grpc::Status NodeWatchResources(grpc::ServerContext* ctx, const Request*,
+                                  grpc::ServerWriter<Response>* writer) override {
+    return core_->Serve(ctx, version_, [&](const model::DeviceHealthSnapshot& snap, int64_t now) {
+      Response msg = ToWire<Response, Status>(snap, now);
+      LOG_V(6, "NodeWatchResources {} send (generation {}): {}", version_, snap.generation,
+            msg.ShortDebugString());
+      return writer->Write(msg);
+    });
+  }
+
+ private:
+  const std::shared_ptr<HealthStreamCore> core_;
+  const std::string version_;
+};
+
+using ResourceHealthV1 =
+    ResourceHealthAdapter<::v1::DRAResourceHealth::Service, ::v1::NodeWatchResourcesRequest,
+                          ::v1::NodeWatchResourcesResponse, ::v1::HealthStatus>;
+using ResourceHealthV1alpha1 =
+    ResourceHealthAdapter<::v1alpha1::DRAResourceHealth::Service,
+                          ::v1alpha1::NodeWatchResourcesRequest,
+                          ::v1alpha1::NodeWatchResourcesResponse, ::v1alpha1::HealthStatus>;
+static_assert(::v1::UNHEALTHY == 2 && ::v1alpha1::UNHEALTHY == 2 && ::v1::HEALTHY == 1 &&
+              ::v1alpha1::HEALTHY == 1 && ::v1::UNKNOWN == 0 && ::v1alpha1::UNKNOWN == 0);
 
 }  // namespace
 
@@ -216,11 +256,15 @@ std::unique_ptr<grpc::Service> MakeGrpcHealthService(LivenessCheck check,
                                              std::move(degraded));
 }
 
-std::unique_ptr<grpc::Service> MakeResourceHealthService(
+std::vector<std::unique_ptr<grpc::Service>> MakeResourceHealthServices(
     std::shared_ptr<model::DeviceHealthSource> source, std::chrono::milliseconds resend,
     std::chrono::milliseconds poll, std::shared_ptr<StopSignal> stop, int max_streams) {
-  return std::make_unique<ResourceHealthService>(std::move(source), resend, poll, std::move(stop),
+  auto core = std::make_shared<HealthStreamCore>(std::move(source), resend, poll, std::move(stop),
                                                  max_streams);
+  std::vector<std::unique_ptr<grpc::Service>> out;
+  out.push_back(std::make_unique<ResourceHealthV1>(core, "v1"));
+  out.push_back(std::make_unique<ResourceHealthV1alpha1>(core, "v1alpha1"));
+  return out;
 }
 
 }  // namespace accel_dra::kubelet

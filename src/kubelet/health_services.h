@@ -1,13 +1,17 @@
 #pragma once
 // Health-related gRPC services of the plugin (internal to accel_dra_plugin):
 //  * grpc.health.v1.Health  - liveness: SERVING iff `check` passes at call time (any service name).
-//  * v1alpha1.DRAResourceHealth - NodeWatchResources: streams the full device health list from a
-//    DeviceHealthSource on connect, whenever its generation changes and at least every `resend`.
+//  * v1.DRAResourceHealth and v1alpha1.DRAResourceHealth - NodeWatchResources: one version-free
+//    core behind a thin adapter per wire version; streams the full device health list (status and
+//    message) from a DeviceHealthSource on connect, whenever its generation changes and at least
+//    every `resend` (kubelet 1.37 marks a device Unknown when it is not re-reported within 30 s).
+//    The source is polled only while a stream is open; with no stream nothing runs.
 // Streaming handlers end promptly once the shared StopSignal fires or the client goes away.
 // grpc.health.v1 for service `degraded_service` answers NOT_SERVING while `degraded` is not empty
 // (logged as the reason), otherwise and for every other service it answers what `check` says.
 // Each streaming method serves at most `max_streams` streams at once (every open stream holds a
-// server thread); one more is refused with RESOURCE_EXHAUSTED naming the limit.
+// server thread); one more is refused with RESOURCE_EXHAUSTED naming the limit. The two
+// NodeWatchResources versions count as one method: `max_streams` in total, not per version.
 
 #include <grpcpp/impl/service_type.h>
 
@@ -17,6 +21,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "accel_dra/model/health.h"
 
@@ -48,7 +53,8 @@ std::unique_ptr<grpc::Service> MakeGrpcHealthService(LivenessCheck check,
                                                      std::shared_ptr<StopSignal> stop,
                                                      int max_streams, DegradedState degraded);
 
-std::unique_ptr<grpc::Service> MakeResourceHealthService(
+// The NodeWatchResources services: v1 first, then v1alpha1 (they share one stream cap).
+std::vector<std::unique_ptr<grpc::Service>> MakeResourceHealthServices(
     std::shared_ptr<model::DeviceHealthSource> source, std::chrono::milliseconds resend,
     std::chrono::milliseconds poll, std::shared_ptr<StopSignal> stop, int max_streams);
 

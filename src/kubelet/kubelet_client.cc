@@ -4,6 +4,7 @@
 
 #include <utility>
 
+#include "dra-health/v1/api.grpc.pb.h"
 #include "dra-health/v1alpha1/api.grpc.pb.h"
 #include "dra/v1/api.grpc.pb.h"
 #include "dra/v1beta1/api.grpc.pb.h"
@@ -153,15 +154,51 @@ struct V1beta1 {
   using NodeUnprepareResourcesResponse = v1beta1::NodeUnprepareResourcesResponse;
 };
 
-model::DeviceHealthStatus FromWire(::v1alpha1::HealthStatus s) {
+// Both dra-health versions number HealthStatus alike (UNKNOWN 0, HEALTHY 1, UNHEALTHY 2).
+model::DeviceHealthStatus FromWire(int s) {
   switch (s) {
-    case ::v1alpha1::HEALTHY:
+    case 1:
       return model::DeviceHealthStatus::kHealthy;
-    case ::v1alpha1::UNHEALTHY:
+    case 2:
       return model::DeviceHealthStatus::kUnhealthy;
     default:
       return model::DeviceHealthStatus::kUnknown;
   }
+}
+
+// Reads one dra-health version's NodeWatchResources stream (the ::v1 or ::v1alpha1 types).
+template <typename Service, typename Request, typename Response>
+Status WatchHealth(const std::shared_ptr<grpc::Channel>& channel,
+                   const std::function<bool(const std::vector<model::DeviceHealth>&)>& on_message,
+                   std::chrono::milliseconds timeout) {
+  auto stub = Service::NewStub(channel);
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, timeout);
+  Request req;
+  auto reader = stub->NodeWatchResources(&ctx, req);
+  Response msg;
+  bool stopped_by_caller = false;
+  while (reader->Read(&msg)) {
+    std::vector<model::DeviceHealth> devices;
+    for (const auto& d : msg.devices()) {
+      model::DeviceHealth h;
+      h.pool = d.device().pool_name();
+      h.device = d.device().device_name();
+      h.health = FromWire(static_cast<int>(d.health()));
+      h.last_updated_unix = d.last_updated_time();
+      h.health_check_timeout_seconds = d.health_check_timeout_seconds();
+      h.message = d.message();
+      devices.push_back(std::move(h));
+    }
+    if (!on_message(devices)) {
+      stopped_by_caller = true;
+      ctx.TryCancel();
+      break;
+    }
+  }
+  grpc::Status s = reader->Finish();
+  if (stopped_by_caller) return Status::Ok();
+  return FromGrpc(s, "NodeWatchResources");
 }
 
 }  // namespace
@@ -261,34 +298,17 @@ Expected<std::map<std::string, std::string>> DraClient::NodeUnprepareResources(
 
 Status DraClient::WatchResources(
     const std::function<bool(const std::vector<model::DeviceHealth>&)>& on_message,
-    std::chrono::milliseconds timeout) {
-  auto stub = ::v1alpha1::DRAResourceHealth::NewStub(channel_);
-  grpc::ClientContext ctx;
-  SetDeadline(ctx, timeout);
-  ::v1alpha1::NodeWatchResourcesRequest req;
-  auto reader = stub->NodeWatchResources(&ctx, req);
-  ::v1alpha1::NodeWatchResourcesResponse msg;
-  bool stopped_by_caller = false;
-  while (reader->Read(&msg)) {
-    std::vector<model::DeviceHealth> devices;
-    for (const auto& d : msg.devices()) {
-      model::DeviceHealth h;
-      h.pool = d.device().pool_name();
-      h.device = d.device().device_name();
-      h.health = FromWire(d.health());
-      h.last_updated_unix = d.last_updated_time();
-      h.health_check_timeout_seconds = d.health_check_timeout_seconds();
-      devices.push_back(std::move(h));
-    }
-    if (!on_message(devices)) {
-      stopped_by_caller = true;
-      ctx.TryCancel();
-      break;
-    }
+    std::chrono::milliseconds timeout, HealthApiVersion api) {
+  if (api == HealthApiVersion::kV1) {
+    return WatchHealth<::v1::DRAResourceHealth, ::v1::NodeWatchResourcesRequest,
+                       ::v1::NodeWatchResourcesResponse>(channel_, on_message, timeout);
   }
-  grpc::Status s = reader->Finish();
-  if (stopped_by_caller) return Status::Ok();
-  return FromGrpc(s, "NodeWatchResources");
+  return WatchHealth<::v1alpha1::DRAResourceHealth, ::v1alpha1::NodeWatchResourcesRequest,
+                     ::v1alpha1::NodeWatchResourcesResponse>(channel_, on_message, timeout);
+}
+
+std::string_view HealthApiVersionName(HealthApiVersion v) {
+  return v == HealthApiVersion::kV1 ? "v1" : "v1alpha1";
 }
 
 std::string_view ServingStatusName(ServingStatus s) {

@@ -179,9 +179,14 @@ PluginInfo PluginServer::Impl::MakePluginInfo() const {
   info.type = kDraPluginType;
   info.name = opts_.driver_name;
   info.endpoint = paths_.dra_socket;
-  // Kubelet picks the first entry it supports, so v1 goes first.
+  // Kubelet picks the first DRAPlugin entry it supports, so v1 goes first; for health, kubelet
+  // 1.37 picks by its own preference (v1, then v1alpha1) among the advertised ones. The order is
+  // the upstream helper's.
   info.supported_versions = {kDraV1Service, kDraV1beta1Service};
-  if (opts_.health_source) info.supported_versions.push_back(kDraHealthV1alpha1Service);
+  if (opts_.health_source) {
+    info.supported_versions.push_back(kDraHealthV1Service);
+    info.supported_versions.push_back(kDraHealthV1alpha1Service);
+  }
   return info;
 }
 
@@ -209,9 +214,11 @@ Status PluginServer::Impl::Start() {
   dra_services_.push_back(MakeDraService(DraApiVersion::kV1, opts_.preparer));
   dra_services_.push_back(MakeDraService(DraApiVersion::kV1beta1, opts_.preparer));
   if (opts_.health_source) {
-    dra_services_.push_back(MakeResourceHealthService(
-        opts_.health_source, opts_.health_resend_interval, opts_.health_poll_interval, stop_signal_,
-        opts_.max_health_streams));
+    for (auto& s : MakeResourceHealthServices(opts_.health_source, opts_.health_resend_interval,
+                                              opts_.health_poll_interval, stop_signal_,
+                                              opts_.max_health_streams)) {
+      dra_services_.push_back(std::move(s));
+    }
   }
   std::vector<grpc::Service*> services;
   for (auto& s : dra_services_) services.push_back(s.get());

@@ -16,6 +16,7 @@ namespace accel_dra::kubelet {
 inline constexpr char kDraPluginType[] = "DRAPlugin";
 inline constexpr char kDraV1Service[] = "v1.DRAPlugin";
 inline constexpr char kDraV1beta1Service[] = "v1beta1.DRAPlugin";
+inline constexpr char kDraHealthV1Service[] = "v1.DRAResourceHealth";
 inline constexpr char kDraHealthV1alpha1Service[] = "v1alpha1.DRAResourceHealth";
 
 using RegistrationStatusCallback = std::function<void(bool registered, const std::string& error)>;

@@ -2,7 +2,8 @@
 of a fixture host; devices are added and removed, device nodes hidden and drivers unbound in that
 tree; the inotify device-event source (the udev monitor's test seam) makes the plugin rescan at
 once, and the ResourceSlice in the real apiserver follows. Device health goes to kubelet's
-v1alpha1 NodeWatchResources stream (read with accel-dra-kubelet-sim watch-health)."""
+NodeWatchResources stream, v1 (kubelet 1.37) and v1alpha1 (1.34-1.36), read with
+accel-dra-kubelet-sim watch-health."""
 
 from __future__ import annotations
 
@@ -76,14 +77,17 @@ def test_hotplug_add_and_remove_updates_the_slice(cluster, kubectl, make_node, r
 
 class HealthStream:
     """accel-dra-kubelet-sim watch-health on the plugin's DRA socket, in the background: every
-    NodeWatchResources message as {device: health}."""
+    NodeWatchResources message (dra-health version `api`) as {device: health}, and the last
+    message's {device: message}."""
 
-    def __init__(self, socket_path):
+    def __init__(self, socket_path, api: str = "v1"):
         self.messages: list[dict[str, str]] = []
+        self.texts: dict[str, str] = {}
         self._cond = threading.Condition()
         self.proc = subprocess.Popen(
             [sim.sim_binary(), "watch-health", "--socket", str(socket_path), "--count", "0",
-             "--timeout-ms", "120000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             "--timeout-ms", "120000", "--api", api],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self) -> None:
@@ -91,6 +95,7 @@ class HealthStream:
             msg = json.loads(line)
             with self._cond:
                 self.messages.append({d["device_name"]: d["health"] for d in msg["devices"]})
+                self.texts = {d["device_name"]: d.get("message", "") for d in msg["devices"]}
                 self._cond.notify_all()
 
     def wait(self, pred, timeout: float, what: str) -> dict[str, str]:
@@ -111,38 +116,48 @@ class HealthStream:
 
 
 def test_health_stream_reports_a_device_going_unhealthy_and_back(make_node, run_plugin, tmp_path):
+    """Both dra-health versions at once (kubelet 1.37 watches v1, older kubelets v1alpha1): each
+    stream sees the device node vanish (Unhealthy, with the reason as message) and come back."""
     host = HostCopy("h100x8", tmp_path / "host")
     dirs = sim.PluginDirs.under(tmp_path / "k")
     node = make_node("health")
     p = run_plugin(node, *dirs.args(), *plugin_args(host))
     dirs.wait_serving(p)
     reg = sim.register(dirs.registrar)
-    assert "v1alpha1.DRAResourceHealth" in reg.stdout, reg
+    assert reg.out["supported_versions"] == [
+        "v1.DRAPlugin", "v1beta1.DRAPlugin", "v1.DRAResourceHealth",
+        "v1alpha1.DRAResourceHealth"], reg
 
-    stream = HealthStream(dirs.dra_socket())
+    streams = {api: HealthStream(dirs.dra_socket(), api) for api in ("v1", "v1alpha1")}
     try:
-        first = stream.wait(lambda m: len(m) == 8, 10, "8 devices")
-        assert set(first.values()) == {"Healthy"}, first
+        for stream in streams.values():
+            first = stream.wait(lambda m: len(m) == 8, 10, "8 devices")
+            assert set(first.values()) == {"Healthy"}, first
 
         t0 = time.monotonic()
         host.hide("dev/nvidia3")  # GPU3's device node disappears
-        stream.wait(lambda m: m.get(GPU3) == "Unhealthy", 10, f"{GPU3} Unhealthy")
+        for api, stream in streams.items():
+            stream.wait(lambda m: m.get(GPU3) == "Unhealthy", 10, f"{GPU3} Unhealthy on {api}")
+            assert stream.messages[-1][GPU2] == "Healthy"
+            assert stream.texts[GPU3] == "device node /dev/nvidia3 is missing", stream.texts
         down = time.monotonic() - t0
-        assert stream.messages[-1][GPU2] == "Healthy"
         host.show("dev/nvidia3")
-        stream.wait(lambda m: m.get(GPU3) == "Healthy", 10, f"{GPU3} Healthy again")
+        for api, stream in streams.items():
+            stream.wait(lambda m: m.get(GPU3) == "Healthy", 10, f"{GPU3} Healthy again on {api}")
 
+        stream = streams["v1"]
         link = host.device_dir("0000:28:00.0") / "driver"  # GPU1's driver link
         target = os.readlink(link)
         link.unlink()  # unbind
         stream.wait(lambda m: m.get(GPU1) == "Unhealthy", 10, f"{GPU1} Unhealthy (unbound)")
         os.symlink(target, link)
         stream.wait(lambda m: set(m.values()) == {"Healthy"}, 10, "all Healthy after rebind")
-        print(f"\nhealth: device node removed -> Unhealthy on the stream in {down * 1000:.0f} ms")
+        print(f"\nhealth: device node removed -> Unhealthy on both streams in {down * 1000:.0f} ms")
         assert f"device {GPU3} is unhealthy: device node /dev/nvidia3 is missing" in p.log()
         assert "PCI driver nvidia unbound" in p.log()
     finally:
-        stream.close()
+        for stream in streams.values():
+            stream.close()
 
 
 def test_health_stream_reports_nvml_errors(make_node, run_plugin, tmp_path):

@@ -784,3 +784,62 @@ def test_real_apiserver_not_found_shapes(cluster, bed):
     # Kubernetes 1.35 and 1.37 answer a Status here, but one that names no object (a mux that does not
     # serve the path answers a bare "404 page not found"): neither names the claim.
     assert not (isinstance(body, dict) and body.get("details", {}).get("name") == "no-such-claim"), body
+
+
+# ---- device metadata (KEP-5304, --device-metadata) ---------------------------------------------
+
+METADATA_DIR = "/var/run/kubernetes.io/dra-device-attributes"
+
+
+def test_device_metadata_file_spec_and_cdi_id(bed, kp):
+    """With --device-metadata, prepare answers the metadata CDI ID after the device's own (first
+    device of the request), the DeviceMetadata file is on disk, and its CDI spec bind-mounts it at
+    the KEP's path: resourceclaims/<claim> for a claim by name, resourceclaimtemplates/<pod claim
+    name> for one from a template (the bed's `ts`, pod claim name `accel`). Unprepare removes both."""
+    kp("--device-metadata")
+    d = kp.dirs
+    keys = {"plain": f"resourceclaims/{bed.ref('plain')[1]}",
+            "ts": "resourceclaimtemplates/accel"}
+    r = _prepare_ok(d.dra_socket(), *(bed.ref(k) for k in keys))
+    for key, where in keys.items():
+        ns, name, uid = bed.ref(key)
+        dev = bed.result(key)["device"]
+        assert r.devices(uid)[0]["cdi_device_ids"] == [
+            f"k8s.{DRIVER}/device={uid}-{dev}", f"{DRIVER}/metadata={uid}_accel"], str(r)
+
+        file = d.data_dir / "dra-device-metadata" / f"{uid}_accel.json"
+        assert file.is_file(), f"no metadata file {file}"
+        meta = json.loads(file.read_text())
+        assert meta["apiVersion"] == "metadata.resource.k8s.io/v1beta1"
+        assert meta["kind"] == "DeviceMetadata"
+        assert meta["metadata"] == {"name": name, "namespace": ns, "uid": uid, "generation": 1}
+        assert meta.get("podClaimName") == ("accel" if key == "ts" else None), meta
+        [req] = meta["requests"]
+        assert req["name"] == "accel"
+        [device] = req["devices"]
+        assert (device["driver"], device["pool"], device["name"]) == (DRIVER, bed.node, dev)
+        assert device["attributes"], device  # the published attributes, e.g. the UUID
+
+        spec_path = d.cdi / f"{DRIVER}-metadata_{uid}.json"
+        _validate(spec_path)
+        spec = json.loads(spec_path.read_text())
+        assert spec["kind"] == f"{DRIVER}/metadata"
+        [cdi_dev] = spec["devices"]
+        assert cdi_dev["name"] == f"{uid}_accel"
+        [mount] = cdi_dev["containerEdits"]["mounts"]
+        assert mount["hostPath"] == str(file)
+        assert mount["containerPath"] == f"{METADATA_DIR}/{where}/accel/{DRIVER}-metadata.json"
+        assert "ro" in mount["options"] and "bind" in mount["options"]
+
+    _unprepare_ok(d.dra_socket(), *(bed.ref(k) for k in keys))
+    assert list((d.data_dir / "dra-device-metadata").iterdir()) == []
+    assert not [p.name for p in d.cdi.iterdir() if "metadata" in p.name]
+
+
+def test_device_metadata_off_by_default(bed, kp):
+    kp()
+    uid = bed.uid("plain")
+    r = _prepare_ok(kp.dirs.dra_socket(), bed.ref("plain"))
+    assert r.devices(uid) == _expected_devices(bed, "plain"), str(r)
+    assert not (kp.dirs.data_dir / "dra-device-metadata").exists()
+    _unprepare_ok(kp.dirs.dra_socket(), bed.ref("plain"))

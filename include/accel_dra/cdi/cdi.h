@@ -216,9 +216,15 @@ class CdiWriter {
  public:
   CdiWriter(Env* env, std::filesystem::path cdi_root,
             std::string driver_name = std::string(kDefaultDriverName));
+  // The writer of the claims' device-metadata specs (KEP-5304, see BuildMetadataSpec): kind
+  // MetadataKind(driver), files "<driver>-metadata_<claimUID>.json", device names
+  // "<claimUID>_<request>". Lists and touches only files with that prefix.
+  static CdiWriter ForDeviceMetadata(Env* env, std::filesystem::path cdi_root,
+                                     std::string driver_name);
 
   const std::filesystem::path& root() const { return root_; }
   const std::string& kind() const { return kind_; }
+  Env* env() const { return env_; }
   // Where the claim's spec file lives.
   Expected<std::filesystem::path> ClaimSpecPath(std::string_view claim_uid) const;
 
@@ -241,13 +247,16 @@ class CdiWriter {
   Expected<Spec> ReadClaimSpec(std::string_view claim_uid);
 
  private:
+  CdiWriter(Env* env, std::filesystem::path cdi_root, std::string driver_name, std::string kind,
+            std::string file_prefix, char device_separator);
   Status Annotate(const Status& st, const std::filesystem::path& path, std::string_view op) const;
 
   Env* env_;
   std::filesystem::path root_;
   std::string driver_;
   std::string kind_;
-  std::string file_prefix_;  // "<vendor>-<class>_"
+  std::string file_prefix_;      // "<vendor>-<class>_"
+  char device_separator_ = '-';  // device names are "<claimUID><separator>..."
 };
 
 // ---- What the driver puts in a claim spec -----------------------------------------------------
@@ -326,5 +335,32 @@ struct ClaimSpecContents {
 // malformed, devices disagreeing on the claim).
 Expected<ClaimSpecContents> ReadBackClaimSpec(std::string_view driver_name,
                                               std::string_view claim_uid, const Spec& spec);
+
+// ---- Device metadata (KEP-5304) ---------------------------------------------------------------
+// Per prepared claim and request, a DeviceMetadata file is bind-mounted read-only into the
+// containers that use the request, through a CDI device of a second spec per claim (a spec has one
+// kind, and the metadata kind is the upstream helper's):
+//   kind       <driver>/metadata                        accel-dra.dev/metadata
+//   device     <claimUID>_<request>  (base request name, subrequest stripped)
+//   CDI ID     <driver>/metadata=<claimUID>_<request>
+//   spec file  <root>/<driver>-metadata_<claimUID>.json  (one file for all requests of a claim)
+
+// "<driver>/metadata".
+std::string MetadataKind(std::string_view driver_name);
+// "<driver>/metadata=<claimUID>_<request>", validated.
+Expected<std::string> MetadataDeviceId(std::string_view driver_name, std::string_view claim_uid,
+                                       std::string_view request);
+
+// One request's metadata file: where it is on the host and where the container sees it.
+struct MetadataMount {
+  std::string request;  // base request name
+  std::string host_path;
+  std::string container_path;
+};
+// The claim's metadata spec: kind MetadataKind(driver), one device "<claimUID>_<request>" per
+// entry whose edits bind-mount the file read-only (kReadOnlyBindOptions). Devices sorted by
+// request; InvalidArgument for bad names, no entries or a repeated request.
+Expected<Spec> BuildMetadataSpec(std::string_view driver_name, std::string_view claim_uid,
+                                 const std::vector<MetadataMount>& mounts);
 
 }  // namespace accel_dra::cdi

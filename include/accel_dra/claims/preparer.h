@@ -61,7 +61,12 @@
 //    the unprepare (the entry is kept so that kubelet's retry resets it), except in Recover(),
 //    which logs it and goes on. After a reboot Recover() applies the settings of prepared claims
 //    again (they do not survive a reboot).
-//  - Unprepare removes the CDI spec and the checkpoint entry; an unknown claim succeeds.
+//  - With device_metadata (--device-metadata, KEP-5304; see claims/device_metadata.h), each
+//    request's first device also carries the CDI ID `<driver>/metadata=<claimUID>_<request>`
+//    (recorded with the claim), and the metadata files and their CDI spec are written right after
+//    the claim's CDI spec, in the same step: a failure there fails the prepare and leaves neither.
+//  - Unprepare removes the CDI spec (and the device-metadata spec and files) and the checkpoint
+//    entry; an unknown claim succeeds.
 //  - Recover() (at start) rolls back claims left PrepareStarted by a crash, removes CDI specs
 //    that no checkpoint entry owns, and re-creates the CDI spec of a PrepareCompleted claim whose
 //    file is missing (the CDI root is usually a tmpfs that a reboot empties, and kubelet does not
@@ -70,6 +75,8 @@
 //    devices' read-only file mounts). Afterwards
 //    a claim's spec file exists iff the checkpoint holds the claim PrepareCompleted. Recover()
 //    goes through every claim even when one step fails, then reports the first failure.
+//    Device-metadata specs and files follow the claim: removed when no entry owns them (or the
+//    entry is rolled back), the spec re-created from the files when it is missing.
 //  - When the checkpoint was unusable and moved aside (load_report().moved_aside_to), Recover()
 //    removes no spec: it rebuilds PrepareCompleted records from this driver's CDI specs on disk
 //    (so containers of running pods can still restart, and kubelet's unprepare works), records
@@ -109,6 +116,7 @@
 #include "accel_dra/cdi/cdi.h"
 #include "accel_dra/checkpoint/checkpoint.h"
 #include "accel_dra/claims/claim_turns.h"
+#include "accel_dra/claims/device_metadata.h"
 #include "accel_dra/common/command.h"
 #include "accel_dra/model/claim.h"
 #include "accel_dra/model/device.h"
@@ -149,15 +157,23 @@ struct PreparerOptions {
   std::chrono::milliseconds stale_confirm_delay{1000};
   // Sleeps for the sweep's pause; null: std::this_thread::sleep_for (a test seam).
   std::function<void(std::chrono::milliseconds)> sleep;
+  // KEP-5304 device metadata (claims/device_metadata.h): where the files live (the plugin passes
+  // <plugin data dir>/dra-device-metadata). Empty: the feature is unavailable and nothing of it
+  // is touched. `device_metadata` writes them for new prepares; with it off, files of claims
+  // prepared earlier are still removed on unprepare and by recovery.
+  std::string device_metadata_dir;
+  bool device_metadata = false;
+  // The device-metadata CDI specs go to this root; empty: the claim specs' root.
+  std::string device_metadata_cdi_root;
 };
 
 class RecoveryFailures;  // preparer_internal.h
 
 struct RecoveryReport {
-  int rolled_back = 0;  // PrepareStarted claims undone
-  int orphan_specs_removed = 0;
-  int completed = 0;        // PrepareCompleted claims kept
-  int specs_recreated = 0;  // of those, claims whose missing CDI spec was written again
+  int rolled_back = 0;           // PrepareStarted claims undone
+  int orphan_specs_removed = 0;  // (and claims' unowned device-metadata specs and files)
+  int completed = 0;             // PrepareCompleted claims kept
+  int specs_recreated = 0;       // of those, claims whose missing CDI spec was written again
   // Only after the checkpoint was moved aside (corrupt or newer): claims rebuilt from their CDI
   // specs, and spec files kept although no record could be rebuilt from them.
   int claims_rebuilt = 0;
@@ -257,6 +273,14 @@ class Preparer : public model::ClaimPreparer {
   void ReapplySettingsAfterReboot(RecoveryFailures& failures);
   void RestoreSpecs(bool exclusive, const std::set<std::string>& specs, RecoveryReport& report,
                     RecoveryFailures& failures);
+  // Device metadata: removes what no entry owns, re-creates missing specs of prepared claims.
+  void RecoverMetadata(bool exclusive, RecoveryReport& report, RecoveryFailures& failures);
+  // Writes the claim's device-metadata files and spec when device_metadata is on.
+  Status WriteMetadata(const model::ClaimRef& claim, const Allocation& allocation,
+                       const std::vector<model::PreparedDevice>& devices,
+                       const model::Inventory* inventory);
+  // Removes the claim's device-metadata spec and files (logged on failure; Recover() retries).
+  void RemoveMetadataLogged(const model::ClaimRef& claim);
 
   // Time slices (time_slice.cc). Runs nvidia-smi to set `setting` (0..3) on `target`; the log
   // line names `for_claim` (the claim it is done for, as ClaimLog() names it).
@@ -283,6 +307,7 @@ class Preparer : public model::ClaimPreparer {
   InventorySource inventory_;
   checkpoint::Checkpoint* checkpoint_;
   cdi::CdiWriter* cdi_;
+  std::optional<DeviceMetadataFiles> metadata_;  // set when options_.device_metadata_dir is
   static constexpr size_t kStripes = 64;
   std::array<std::mutex, kStripes> claim_mutexes_;
   mutable ClaimTurns turns_;  // arrival order per claim

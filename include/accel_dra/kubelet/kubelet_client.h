@@ -1,6 +1,6 @@
 #pragma once
 // Clients that talk to a DRA kubelet plugin the way kubelet does: the registration socket
-// (pluginregistration.Registration), the DRA socket (DRAPlugin v1 / v1beta1 and the v1alpha1
+// (pluginregistration.Registration), the DRA socket (DRAPlugin v1 / v1beta1 and the v1 / v1alpha1
 // resource-health stream), and the standard grpc.health.v1 service.
 //
 // Used by the plugin's own liveness check, by tests and by the accel-dra-kubelet-sim tool.
@@ -29,6 +29,10 @@ namespace accel_dra::kubelet {
 // Which DRAPlugin wire version to speak.
 enum class DraApiVersion { kV1, kV1beta1 };
 std::string_view DraApiVersionName(DraApiVersion v);  // "v1" / "v1beta1"
+
+// Which dra-health (DRAResourceHealth) wire version to speak; kubelet 1.37 prefers v1.
+enum class HealthApiVersion { kV1, kV1alpha1 };
+std::string_view HealthApiVersionName(HealthApiVersion v);  // "v1" / "v1alpha1"
 
 // Kubelet's per-call timeouts (dra-contract §1.3, §2.2).
 inline constexpr std::chrono::milliseconds kKubeletGetInfoTimeout{1000};
@@ -76,12 +80,12 @@ class DraClient {
       const std::vector<model::ClaimRef>& claims,
       std::chrono::milliseconds timeout = kKubeletDraCallTimeout);
 
-  // Opens the v1alpha1 NodeWatchResources stream and calls `on_message` for every message until
+  // Opens the NodeWatchResources stream of `api` and calls `on_message` for every message until
   // it returns false, the stream ends or `timeout` expires. Returns OK when `on_message` stopped
   // the stream, otherwise the stream's final status.
   Status WatchResources(
       const std::function<bool(const std::vector<model::DeviceHealth>&)>& on_message,
-      std::chrono::milliseconds timeout);
+      std::chrono::milliseconds timeout, HealthApiVersion api = HealthApiVersion::kV1alpha1);
 
  private:
   std::shared_ptr<grpc::Channel> channel_;

@@ -3,15 +3,18 @@
 //
 //  * the DRA service socket  <plugins_dir>/<driver>/dra.sock   (dra-<podUID>.sock with a pod UID;
 //    a shorter unique name when that path would exceed the unix socket limit, see below)
-//    serving DRAPlugin v1 and v1beta1 (and v1alpha1 DRAResourceHealth when a health source is set);
+//    serving DRAPlugin v1 and v1beta1 (and DRAResourceHealth v1 and v1alpha1 when a health
+//    source is set; GetInfo then advertises v1.DRAPlugin, v1beta1.DRAPlugin,
+//    v1.DRAResourceHealth, v1alpha1.DRAResourceHealth in that order);
 //  * the registration socket <registrar_dir>/<driver>-reg.sock (<driver>-<podUID>-reg.sock)
 //    serving pluginregistration.Registration, created after the DRA socket;
 //  * optionally grpc.health.v1.Health on TCP <healthcheck_address>:<healthcheck_port>, answering
 //    SERVING only if both unix sockets answer a real call at check time (liveness probe); bound to
 //    127.0.0.1 unless an address is given (the plugin passes the pod IP, $POD_IP, when it has it:
 //    DefaultHealthcheckAddress()).
-//  * The streaming health methods (grpc.health.v1 Watch, v1alpha1 NodeWatchResources) serve at
-//    most max_health_streams streams each at once; one more is refused with RESOURCE_EXHAUSTED.
+//  * The streaming health methods (grpc.health.v1 Watch; NodeWatchResources, v1 and v1alpha1
+//    counted together) serve at most max_health_streams streams each at once; one more is refused
+//    with RESOURCE_EXHAUSTED.
 //  * grpc.health.v1 service kRecoveryHealthService ("recovery") answers NOT_SERVING while
 //    `recovery_problem` is set (what start-up recovery could not restore, e.g. a lost checkpoint),
 //    else as liveness does; liveness (service "") never looks at it, so a degraded start does not
@@ -47,9 +50,12 @@ struct PluginServerOptions {
 
   // Required. Called concurrently from gRPC worker threads.
   std::shared_ptr<model::ClaimPreparer> preparer;
-  // Optional. When set, NodeWatchResources is served and "v1alpha1.DRAResourceHealth" advertised.
+  // Optional. When set, NodeWatchResources is served and "v1.DRAResourceHealth",
+  // "v1alpha1.DRAResourceHealth" advertised.
   std::shared_ptr<model::DeviceHealthSource> health_source;
-  // A health stream sends the full list when the generation changes and at least this often.
+  // A health stream sends the full list when the generation changes and at least this often
+  // (kubelet turns a device Unknown when it is not re-reported within 30 s, its default
+  // health_check_timeout_seconds: keep this well below).
   std::chrono::milliseconds health_resend_interval{std::chrono::seconds(10)};
   // How often an open health stream polls the source for a new generation.
   std::chrono::milliseconds health_poll_interval{250};
@@ -61,8 +67,9 @@ struct PluginServerOptions {
   std::string healthcheck_address = "127.0.0.1";
   // Deadline of each of the two unix-socket calls made by one health check.
   std::chrono::milliseconds healthcheck_call_timeout{1000};
-  // Concurrent streams per streaming health method (each holds a server thread). kubelet keeps
-  // one NodeWatchResources stream; liveness probes make unary Check calls.
+  // Concurrent streams per streaming health method (each holds a server thread); the two
+  // NodeWatchResources versions share one limit. kubelet keeps one NodeWatchResources stream (of
+  // the version it picked); liveness probes make unary Check calls.
   int max_health_streams = 8;
   // Set by the plugin when start-up recovery lost state (the checkpoint was unusable and claims
   // were rebuilt from their CDI specs): the health service's "recovery" service reports

@@ -1,5 +1,5 @@
 #pragma once
-// Device health as the DRA resource-health stream (v1alpha1 NodeWatchResources) reports it.
+// Device health as the DRA resource-health stream (v1 / v1alpha1 NodeWatchResources) reports it.
 // Version-free; the plugin server translates to the wire format.
 
 #include <chrono>
@@ -20,6 +20,9 @@ struct DeviceHealth {
   // How long kubelet should trust this status before it turns Unknown; <= 0 = kubelet default (30
   // s).
   int64_t health_check_timeout_seconds = 0;
+  // A short human reason for the status (e.g. "device node /dev/accel0 is missing"); kubelet shows
+  // it in the pod's allocatedResourcesStatus. At most 1024 bytes on the wire.
+  std::string message;
 
   friend bool operator==(const DeviceHealth&, const DeviceHealth&) = default;
 };

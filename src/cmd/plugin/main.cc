@@ -73,6 +73,7 @@ struct Flags {
   bool device_taints = false;
   std::string output = "yaml";
   std::string inspect_tool;
+  bool device_metadata = false;
   bool testing_expose_all_devices = false;
   std::string nvidia_smi = "nvidia-smi";
 };
@@ -416,6 +417,8 @@ int RunPlugin(const Flags& f) {
   prep_opts.inspect_tool = f.inspect_tool;
   prep_opts.testing_expose_all_devices = f.testing_expose_all_devices;
   prep_opts.nvidia_smi = f.nvidia_smi;
+  prep_opts.device_metadata_dir = data_dir + "/dra-device-metadata";
+  prep_opts.device_metadata = f.device_metadata;
   auto preparer = std::make_shared<claims::Preparer>(
       prep_opts,
       [&api](const std::string& ns, const std::string& name) {
@@ -502,6 +505,11 @@ void AddClaimFlags(CLI::App& app, Flags& f) {
                  "read-only at " +
                      std::string(model::kInspectToolContainerPath))
       ->envname("ACCEL_DRA_INSPECT_TOOL");
+  app.add_flag("--device-metadata", f.device_metadata,
+               "KEP-5304 device metadata: give the containers of each claim request a read-only "
+               "DeviceMetadata file (devices and attributes) under "
+               "/var/run/kubernetes.io/dra-device-attributes/ through a CDI device (off by "
+               "default, like the upstream kubelet-plugin helper)");
   app.add_option("--nvidia-smi", f.nvidia_smi,
                  "nvidia-smi program that applies TimeSlicing intervals to NVIDIA GPUs (searched "
                  "on PATH unless it contains a '/')")

@@ -4,7 +4,7 @@
 //   register     GetInfo + validation like kubelet + NotifyRegistrationStatus
 //   prepare      NodePrepareResources   (v1 | v1beta1 | auto = kubelet's choice from GetInfo)
 //   unprepare    NodeUnprepareResources
-//   watch-health v1alpha1 NodeWatchResources, one JSON line per message
+//   watch-health NodeWatchResources (--api v1 | v1alpha1), one JSON line per message
 //   healthcheck  grpc.health.v1 Check (what a DaemonSet `grpc:` liveness probe does)
 //
 // Exit codes: 0 success; 2 the call failed (connection, gRPC error); 3 the plugin answered but
@@ -243,10 +243,12 @@ std::string HealthName(accel_dra::model::DeviceHealthStatus s) {
   return "Unknown";
 }
 
-int RunWatchHealth(const Target& t, int count, int timeout_ms) {
+int RunWatchHealth(const Target& t, const std::string& health_api, int count, int timeout_ms) {
   auto dra = ResolveDra(t, "auto");
   if (!dra.ok()) return Fail(dra.status());
   accel_dra::kubelet::DraClient client(dra->first, DraApiVersion::kV1);
+  const auto api = health_api == "v1alpha1" ? accel_dra::kubelet::HealthApiVersion::kV1alpha1
+                                            : accel_dra::kubelet::HealthApiVersion::kV1;
   int seen = 0;
   Status st = client.WatchResources(
       [&](const std::vector<accel_dra::model::DeviceHealth>& devices) {
@@ -257,13 +259,14 @@ int RunWatchHealth(const Target& t, int count, int timeout_ms) {
                {"device_name", d.device},
                {"health", HealthName(d.health)},
                {"last_updated_time", d.last_updated_unix},
-               {"health_check_timeout_seconds", d.health_check_timeout_seconds}});
+               {"health_check_timeout_seconds", d.health_check_timeout_seconds},
+               {"message", d.message}});
         }
         std::cout << msg.dump() << std::endl;  // one JSON line per message
         ++seen;
         return count <= 0 || seen < count;
       },
-      std::chrono::milliseconds(timeout_ms));
+      std::chrono::milliseconds(timeout_ms), api);
   if (!st.ok() && !(count <= 0 && st.code() == accel_dra::Code::kDeadlineExceeded)) {
     std::cerr << "accel-dra-kubelet-sim: " << st.ToString() << std::endl;
     return kExitCallFailed;
@@ -322,11 +325,17 @@ int main(int argc, char** argv) {
 
   int count = 1;
   int watch_timeout_ms = 30000;
+  std::string health_api = "v1";
   auto* watch = app.add_subcommand("watch-health", "NodeWatchResources, one JSON line a message");
   AddTargetOptions(watch, dra_target, "DRA socket path (PluginInfo.endpoint)");
   watch->add_option("--count", count, "stop after N messages (0 = until the timeout)")
       ->capture_default_str();
   watch->add_option("--timeout-ms", watch_timeout_ms, "stream deadline")->capture_default_str();
+  watch
+      ->add_option("--api", health_api,
+                   "dra-health version: v1 (kubelet 1.37's choice) or v1alpha1")
+      ->check(CLI::IsMember({"v1", "v1alpha1"}))
+      ->capture_default_str();
 
   std::string address;
   std::string service;
@@ -341,7 +350,7 @@ int main(int argc, char** argv) {
   if (*reg) return RunRegister(reg_target, reject, !no_notify, reg_timeout_ms);
   if (*prep) return RunDraCall(true, dra_target, claims, api, dra_timeout_ms);
   if (*unprep) return RunDraCall(false, dra_target, claims, api, dra_timeout_ms);
-  if (*watch) return RunWatchHealth(dra_target, count, watch_timeout_ms);
+  if (*watch) return RunWatchHealth(dra_target, health_api, count, watch_timeout_ms);
   if (*hc) return RunHealthcheck(address, service, hc_timeout_ms);
   return 1;
 }

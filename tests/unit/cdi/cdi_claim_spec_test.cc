@@ -362,6 +362,30 @@ TEST(CdiClaimSpec, UnclaimedDevicesForTheTestingBreach) {
   EXPECT_EQ(spec->container_edits.device_nodes[1].host_path, "/run/x/dev/accel-sim2");
 }
 
+// ---- Device metadata (KEP-5304) ---------------------------------------------------------------
+
+TEST(CdiMetadataSpec, NamesKindAndReadOnlyMounts) {
+  EXPECT_EQ(MetadataKind("accel-dra.dev"), "accel-dra.dev/metadata");
+  EXPECT_EQ(MetadataDeviceId("accel-dra.dev", kUid, "gpu").value(),
+            std::string("accel-dra.dev/metadata=") + kUid + "_gpu");
+  EXPECT_FALSE(MetadataDeviceId("accel-dra.dev", kUid, "").ok());
+  auto spec = BuildMetadataSpec("accel-dra.dev", kUid,
+                                {{"b", "/h/b.json", "/c/b.json"}, {"a", "/h/a.json", "/c/a.json"}});
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_EQ(spec->kind, "accel-dra.dev/metadata");
+  ASSERT_EQ(spec->devices.size(), 2u);
+  EXPECT_EQ(spec->devices[0].name, std::string(kUid) + "_a");  // sorted by request
+  ASSERT_EQ(spec->devices[0].container_edits.mounts.size(), 1u);
+  const Mount& m = spec->devices[0].container_edits.mounts[0];
+  EXPECT_EQ(m.host_path, "/h/a.json");
+  EXPECT_EQ(m.container_path, "/c/a.json");
+  EXPECT_EQ(m.options, (std::vector<std::string>{"ro", "nosuid", "nodev", "bind"}));
+  EXPECT_FALSE(BuildMetadataSpec("accel-dra.dev", kUid, {}).ok());
+  EXPECT_FALSE(
+      BuildMetadataSpec("accel-dra.dev", kUid, {{"a", "/h/1", "/c/1"}, {"a", "/h/2", "/c/2"}})
+          .ok());
+}
+
 // ---- Schema validation of generated specs ---------------------------------------------------
 
 class CdiSchemaTest : public ::testing::Test {
@@ -423,6 +447,16 @@ TEST_F(CdiSchemaTest, GeneratedSpecsAreValid) {
   add("mounts.json", BuildClaimSpec("accel-dra.dev", claim, {run}, extras).value());
   // A name starting with a letter and another driver name.
   add("other.json", BuildClaimSpec("gpu.example.com", {"claim-uid", "ns", "c"}, {ts}).value());
+  // The device-metadata spec (KEP-5304) of a claim with two requests.
+  add("metadata.json",
+      BuildMetadataSpec("accel-dra.dev", kUid,
+                        {{"gpu", "/var/lib/kubelet/plugins/accel-dra.dev/m/gpu.json",
+                          "/var/run/kubernetes.io/dra-device-attributes/resourceclaims/c/gpu/"
+                          "accel-dra.dev-metadata.json"},
+                         {"aux", "/var/lib/kubelet/plugins/accel-dra.dev/m/aux.json",
+                          "/var/run/kubernetes.io/dra-device-attributes/resourceclaims/c/aux/"
+                          "accel-dra.dev-metadata.json"}})
+          .value());
   ASSERT_FALSE(HasFatalFailure());
   EXPECT_EQ(Validate(files), 0);
 }

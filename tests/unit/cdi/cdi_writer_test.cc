@@ -214,5 +214,25 @@ TEST_F(CdiWriterTest, OtherDriverName) {
   EXPECT_TRUE(CdiWriter(&env_, root_).ListClaimSpecs().value().empty());
 }
 
+// The device-metadata writer and the claim-spec writer share a root without touching each
+// other's files.
+TEST_F(CdiWriterTest, DeviceMetadataWriterHasItsOwnKindAndFiles) {
+  CdiWriter claims(&env_, root_);
+  CdiWriter meta = CdiWriter::ForDeviceMetadata(&env_, root_, "accel-dra.dev");
+  EXPECT_EQ(meta.kind(), "accel-dra.dev/metadata");
+  ASSERT_TRUE(claims.WriteClaimSpec("uid-a", ClaimSpec("uid-a")).ok());
+  auto spec = BuildMetadataSpec("accel-dra.dev", "uid-a", {{"gpu", "/h/gpu.json", "/c/gpu.json"}});
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  ASSERT_TRUE(meta.WriteClaimSpec("uid-a", *spec).ok());
+  EXPECT_TRUE(fs::exists(root_ / "accel-dra.dev-metadata_uid-a.json"));
+  EXPECT_FALSE(meta.WriteClaimSpec("uid-a", ClaimSpec("uid-a")).ok()) << "the other kind";
+  EXPECT_EQ(meta.ListClaimSpecs().value(), (std::vector<std::string>{"uid-a"}));
+  Spec back = meta.ReadClaimSpec("uid-a").value();
+  EXPECT_EQ(back.kind, spec->kind);
+  EXPECT_EQ(back.devices, spec->devices);
+  ASSERT_TRUE(meta.RemoveClaimSpec("uid-a").ok());
+  EXPECT_EQ(claims.ListClaimSpecs().value(), (std::vector<std::string>{"uid-a"}));
+}
+
 }  // namespace
 }  // namespace accel_dra::cdi

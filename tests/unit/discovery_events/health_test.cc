@@ -70,6 +70,12 @@ TEST(DeviceHealthTracker, DeviceNodeGoneIsUnhealthyAndBackIsHealthy) {
   EXPECT_EQ(bad["gpu-0000-48-00-0"].reason, "DeviceNodeMissing");
   EXPECT_EQ(bad["gpu-0000-48-00-0"].message, "device node /dev/nvidia3 is missing");
   EXPECT_EQ(h.tracker.generation(), 2u);
+  // The health stream's message says why (kubelet shows it in the pod status).
+  for (const auto& d : h.tracker.Snapshot().devices) {
+    EXPECT_EQ(d.message, d.device == "gpu-0000-48-00-0" ? "device node /dev/nvidia3 is missing"
+                                                        : "all health checks pass")
+        << d.device;
+  }
 
   fs::rename(h.copy / "nvidia3.away", node);
   h.Update();

@@ -48,7 +48,7 @@ class KubeletSimTest : public ::testing::Test {
     preparer_ = std::make_shared<fakes::FakePreparer>();
     source_ = std::make_shared<fakes::FakeHealthSource>();
     source_->Set(
-        {model::DeviceHealth{"pool-a", "gpu-0", model::DeviceHealthStatus::kUnhealthy, 0, 60}});
+        {model::DeviceHealth{"pool-a", "gpu-0", model::DeviceHealthStatus::kUnhealthy, 0, 60, ""}});
     PluginServerOptions o;
     o.registrar_dir = dir_ + "/registry";
     o.plugins_dir = dir_ + "/plugins";
@@ -76,8 +76,8 @@ TEST_F(KubeletSimTest, RegisterPrintsPluginInfo) {
   EXPECT_EQ(j["type"], "DRAPlugin");
   EXPECT_EQ(j["name"], "accel-dra.dev");
   EXPECT_EQ(j["endpoint"], server_->paths().dra_socket);
-  EXPECT_EQ(j["supported_versions"],
-            json({"v1.DRAPlugin", "v1beta1.DRAPlugin", "v1alpha1.DRAResourceHealth"}));
+  EXPECT_EQ(j["supported_versions"], json({"v1.DRAPlugin", "v1beta1.DRAPlugin",
+                                           "v1.DRAResourceHealth", "v1alpha1.DRAResourceHealth"}));
   EXPECT_EQ(j["selected_api"], "v1");
   EXPECT_EQ(j["registered"], true);
 }
@@ -153,6 +153,14 @@ TEST_F(KubeletSimTest, WatchHealthAndHealthcheck) {
   EXPECT_EQ(j["devices"][0]["device_name"], "gpu-0");
   EXPECT_EQ(j["devices"][0]["health"], "Unhealthy");
   EXPECT_EQ(j["devices"][0]["health_check_timeout_seconds"], 60);
+  // The same on the older dra-health version.
+  auto old =
+      RunSim("watch-health --api v1alpha1 --socket " + server_->paths().dra_socket + " --count 1");
+  ASSERT_EQ(old.exit_code, 0) << old.out;
+  json o = json::parse(old.out);
+  for (const char* k : {"device_name", "health", "health_check_timeout_seconds", "message"}) {
+    EXPECT_EQ(o["devices"][0][k], j["devices"][0][k]) << k;
+  }
 
   auto h = RunSim("healthcheck --address 127.0.0.1:" + std::to_string(server_->healthcheck_port()));
   ASSERT_EQ(h.exit_code, 0) << h.out;

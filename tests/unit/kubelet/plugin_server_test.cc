@@ -17,6 +17,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -160,8 +161,11 @@ TEST_F(PluginServerTest, GetInfoAdvertisesHealthServiceWhenSourceConfigured) {
   StartServer();
   auto info = RegistrationClient(reg_sock()).GetInfo();
   ASSERT_TRUE(info.ok()) << info.status().ToString();
-  EXPECT_EQ(info->supported_versions, (std::vector<std::string>{"v1.DRAPlugin", "v1beta1.DRAPlugin",
-                                                                "v1alpha1.DRAResourceHealth"}));
+  // The upstream helper's order; kubelet 1.37 takes the first DRAPlugin entry it supports and,
+  // for health, prefers v1 over v1alpha1 among the advertised ones.
+  EXPECT_EQ(info->supported_versions,
+            (std::vector<std::string>{"v1.DRAPlugin", "v1beta1.DRAPlugin", "v1.DRAResourceHealth",
+                                      "v1alpha1.DRAResourceHealth"}));
 }
 
 TEST_F(PluginServerTest, RelativeDirectoriesGiveAbsoluteEndpoint) {
@@ -613,8 +617,9 @@ TEST_F(PluginServerTest, HealthWatchStreamsAreCapped) {
 TEST_F(PluginServerTest, NodeWatchResourcesStreamsChangesAndResends) {
   auto source = std::make_shared<FakeHealthSource>();
   source->Set(
-      {model::DeviceHealth{"pool-a", "gpu-0", model::DeviceHealthStatus::kHealthy, 0, 45},
-       model::DeviceHealth{"pool-a", "gpu-1", model::DeviceHealthStatus::kHealthy, 1700000000, 0}});
+      {model::DeviceHealth{"pool-a", "gpu-0", model::DeviceHealthStatus::kHealthy, 0, 45, ""},
+       model::DeviceHealth{"pool-a", "gpu-1", model::DeviceHealthStatus::kHealthy, 1700000000, 0,
+                           ""}});
   opts_.health_source = source;
   StartServer();
 
@@ -623,18 +628,19 @@ TEST_F(PluginServerTest, NodeWatchResourcesStreamsChangesAndResends) {
   const int64_t start_unix =
       std::chrono::duration_cast<seconds>(std::chrono::system_clock::now().time_since_epoch())
           .count();
-  Status st = DraClient(dra_sock(), DraApiVersion::kV1)
-                  .WatchResources(
-                      [&](const std::vector<model::DeviceHealth>& devices) {
-                        got.push_back(devices);
-                        when.push_back(std::chrono::steady_clock::now());
-                        if (got.size() == 1) {
-                          source->Set({model::DeviceHealth{
-                              "pool-a", "gpu-0", model::DeviceHealthStatus::kUnhealthy, 0, 45}});
-                        }
-                        return got.size() < 3;
-                      },
-                      seconds(10));
+  Status st =
+      DraClient(dra_sock(), DraApiVersion::kV1)
+          .WatchResources(
+              [&](const std::vector<model::DeviceHealth>& devices) {
+                got.push_back(devices);
+                when.push_back(std::chrono::steady_clock::now());
+                if (got.size() == 1) {
+                  source->Set({model::DeviceHealth{
+                      "pool-a", "gpu-0", model::DeviceHealthStatus::kUnhealthy, 0, 45, ""}});
+                }
+                return got.size() < 3;
+              },
+              seconds(10));
   ASSERT_TRUE(st.ok()) << st.ToString();
   ASSERT_EQ(got.size(), 3u);
   ASSERT_EQ(got[0].size(), 2u);
@@ -656,6 +662,41 @@ TEST_F(PluginServerTest, NodeWatchResourcesStreamsChangesAndResends) {
   EXPECT_GE(when[2] - when[1], milliseconds(600));
 }
 
+// kubelet 1.37 watches v1, older kubelets v1alpha1: both carry the same list, message included.
+TEST_F(PluginServerTest, NodeWatchResourcesV1AndV1alpha1StreamTheSameHealth) {
+  auto source = std::make_shared<FakeHealthSource>();
+  model::DeviceHealth bad{"pool-a",   "gpu-0", model::DeviceHealthStatus::kUnhealthy,
+                          1700000000, 0,       ""};
+  bad.message = "device node /dev/accel0 is missing";
+  model::DeviceHealth good{"pool-a",   "gpu-1", model::DeviceHealthStatus::kHealthy,
+                           1700000000, 0,       ""};
+  good.message = "all health checks pass";
+  model::DeviceHealth unknown{"pool-a",   "gpu-2", model::DeviceHealthStatus::kUnknown,
+                              1700000000, 0,       ""};
+  unknown.message = std::string(2000, 'x');  // longer than the wire allows
+  source->Set({bad, good, unknown});
+  opts_.health_source = source;
+  StartServer();
+  std::map<HealthApiVersion, std::vector<model::DeviceHealth>> got;
+  for (HealthApiVersion api : {HealthApiVersion::kV1, HealthApiVersion::kV1alpha1}) {
+    Status st = DraClient(dra_sock(), DraApiVersion::kV1)
+                    .WatchResources(
+                        [&](const std::vector<model::DeviceHealth>& devices) {
+                          got[api] = devices;
+                          return false;
+                        },
+                        seconds(5), api);
+    ASSERT_TRUE(st.ok()) << HealthApiVersionName(api) << ": " << st.ToString();
+  }
+  ASSERT_EQ(got[HealthApiVersion::kV1].size(), 3u);
+  EXPECT_EQ(got[HealthApiVersion::kV1], got[HealthApiVersion::kV1alpha1]);
+  const auto& v1 = got[HealthApiVersion::kV1];
+  EXPECT_EQ(v1[0], bad);
+  EXPECT_EQ(v1[1], good);
+  EXPECT_EQ(v1[2].health, model::DeviceHealthStatus::kUnknown);
+  EXPECT_EQ(v1[2].message.size(), 1024u) << "cut to the wire's 1024 bytes";
+}
+
 TEST_F(PluginServerTest, NodeWatchResourcesUnimplementedWithoutSource) {
   StartServer();
   Status st = DraClient(dra_sock(), DraApiVersion::kV1)
@@ -669,15 +710,17 @@ TEST_F(PluginServerTest, NodeWatchResourcesUnimplementedWithoutSource) {
 // (each holds a thread of the DRA socket's server, which also serves prepares).
 TEST_F(PluginServerTest, NodeWatchResourcesStreamsAreCapped) {
   auto source = std::make_shared<FakeHealthSource>();
-  source->Set({model::DeviceHealth{"pool-a", "gpu-0", model::DeviceHealthStatus::kHealthy, 0, 0}});
+  source->Set(
+      {model::DeviceHealth{"pool-a", "gpu-0", model::DeviceHealthStatus::kHealthy, 0, 0, ""}});
   opts_.health_source = source;
   opts_.max_health_streams = 2;
   StartServer();
   std::atomic<bool> release{false};
   std::atomic<int> open{0};
   std::vector<std::thread> holders;
-  for (int i = 0; i < 2; ++i) {
-    holders.emplace_back([&] {
+  // The limit counts both dra-health versions together.
+  for (HealthApiVersion api : {HealthApiVersion::kV1, HealthApiVersion::kV1alpha1}) {
+    holders.emplace_back([&, api] {
       bool counted = false;
       Status st = DraClient(dra_sock(), DraApiVersion::kV1)
                       .WatchResources(
@@ -686,7 +729,7 @@ TEST_F(PluginServerTest, NodeWatchResourcesStreamsAreCapped) {
                             counted = true;
                             return !release.load();
                           },
-                          seconds(20));
+                          seconds(20), api);
       EXPECT_TRUE(st.ok()) << st.ToString();
     });
   }
@@ -711,7 +754,8 @@ TEST_F(PluginServerTest, NodeWatchResourcesStreamsAreCapped) {
 
 TEST_F(PluginServerTest, StopEndsOpenHealthStreamPromptly) {
   auto source = std::make_shared<FakeHealthSource>();
-  source->Set({model::DeviceHealth{"pool-a", "gpu-0", model::DeviceHealthStatus::kHealthy, 0, 0}});
+  source->Set(
+      {model::DeviceHealth{"pool-a", "gpu-0", model::DeviceHealthStatus::kHealthy, 0, 0, ""}});
   opts_.health_source = source;
   StartServer();
   std::atomic<bool> first{false};
