@@ -276,7 +276,8 @@ namespace {
 
 // What identifies one result of a claim's allocation for the idempotency check: request (its
 // base name, as recorded), pool, device, share ID. (Not admin access: format-1 records may lack
-// it, and it does not change which device the claim holds.)
+// it, and it does not change which device the claim holds.) A record rebuilt from its CDI spec has
+// no request names (all requests): then only pool, device and share ID are compared.
 using ResultKey = std::tuple<std::string, std::string, std::string, std::string>;
 
 std::string Describe(const std::multiset<ResultKey>& keys) {
@@ -305,10 +306,24 @@ std::string Preparer::AllocationMismatch(const model::ClaimRef& claim, const Jso
                 JsonString(r, {"device"}), JsonString(r, {"shareID"}));
   }
   std::multiset<ResultKey> then;
+  bool any_request = false;  // a record rebuilt from its CDI spec has no request names (= all)
   for (const auto& d : recorded) {
+    if (d.request_names.empty()) {
+      any_request = true;
+      then.emplace("", d.pool, d.device, d.share_id.value_or(""));
+    }
     for (const auto& request : d.request_names) {
       then.emplace(BaseRequestName(request), d.pool, d.device, d.share_id.value_or(""));
     }
+  }
+  if (any_request) {  // then compare the devices only
+    auto without_requests = [](const std::multiset<ResultKey>& keys) {
+      std::multiset<ResultKey> out;
+      for (const auto& k : keys) out.emplace("", std::get<1>(k), std::get<2>(k), std::get<3>(k));
+      return out;
+    };
+    now = without_requests(now);
+    then = without_requests(then);
   }
   if (now == then) return "";
   return "recorded devices " + Describe(then) + ", allocated now " + Describe(now);

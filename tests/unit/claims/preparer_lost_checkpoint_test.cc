@@ -119,10 +119,14 @@ TEST_P(PreparerLostCheckpointKinds, SpecsAreKeptAndClaimsRebuilt) {
   EXPECT_EQ(report->orphan_specs_removed, 1);
   ExpectConsistent();
 
-  // kubelet's calls work on rebuilt claims: prepare answers from the record, unprepare removes.
+  // kubelet's calls work on rebuilt claims: prepare answers from the record (its devices are
+  // the allocated ones; it has no request names to compare, so they are not), unprepare removes.
+  const auto ckpt_writes = checkpoint_->stats().writes;
   auto again = PrepareOne(Ref("two", Uid(2)));
   ASSERT_TRUE(again.ok()) << again.error;
   ASSERT_EQ(again.devices.size(), 2u);
+  EXPECT_TRUE(again.devices[0].request_names.empty()) << "prepared afresh, not from the record";
+  EXPECT_EQ(checkpoint_->stats().writes, ckpt_writes);
   EXPECT_EQ(again.devices[0].cdi_device_ids, results_[Uid(2)].devices[0].cdi_device_ids);
   EXPECT_EQ(again.devices[1].cdi_device_ids, results_[Uid(2)].devices[1].cdi_device_ids);
   for (const auto& [name, uid] : {std::pair{"one", Uid(1)}, {"two", Uid(2)}, {"ts", Uid(3)}}) {
