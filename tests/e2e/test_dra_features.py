@@ -60,6 +60,19 @@ def test_device_health_shows_in_the_pod_status(node, plugin, kubectl, ns):
 
 
 def test_device_metadata_file_in_the_container(node, plugin, kubectl, ns):
+    """With --device-metadata (the chart's default; off in plugin-up.sh's plugin)."""
+    plugin.start(restart=True, extra=("--device-metadata",))
+    wait_for(lambda: len(node.slice_devices()) == DEVICES, 30, "the plugin's slices")
+    try:
+        _check_metadata(node, kubectl, ns)
+    finally:
+        kubectl("delete", "pods", "--all", "-n", ns, "--wait=true", f"--timeout={POD_TIMEOUT}s",
+                check=False, timeout=POD_TIMEOUT + 10)
+        plugin.start(restart=True)
+        wait_for(lambda: len(node.slice_devices()) == DEVICES, 30, "the plugin's slices")
+
+
+def _check_metadata(node, kubectl, ns):
     kubectl("apply", "-n", ns, "-f", "-", input=template("meta"))
     path = f"{METADATA_DIR}/resourceclaimtemplates/accel/accel/{DRIVER}-metadata.json"
     c = container(node, "c", ("accel",))
