@@ -43,6 +43,16 @@ TAG, NEXT_TAG = "e2e", "e2e-next"
 RELEASE, NAMESPACE = "accel-dra", "accel-dra-e2e"
 SELECTOR = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/name=accel-dra"
 WEBHOOK_SELECTOR = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/name=accel-dra-webhook"
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+WEBHOOK_PORT = _free_port()
 NODE_LABEL = "accel-dra.dev/accelerator-node"
 
 
@@ -89,7 +99,10 @@ def node_values(node, tmp: Path) -> Path:
         "inspectTool": {"hostDir": f"{d}/accel-dra-bin"},
         "logLevel": 4,
         "metrics": {"enabled": True},
-        "webhook": {"enabled": True},
+        # Host networking on a loopback node address: Endpoints cannot hold 127.0.0.1, so the
+        # apiserver calls the webhook at its URL (webhook.url) instead of through the Service.
+        "webhook": {"enabled": True, "port": WEBHOOK_PORT,
+                    "url": f"https://127.0.0.1:{WEBHOOK_PORT}/validate"},
         # A window in which both plugin pods run during the upgrade.
         "minReadySeconds": 10,
         "terminationGracePeriodSeconds": 10,
