@@ -62,6 +62,9 @@ prof="$RUN_DIR/sim-profile.yaml"
 sed "s#@RUN_DIR@#$RUN_DIR#g" "$DEMO/devices.yaml" >"$prof"
 sim_device_nodes "$RUN_DIR" "$prof" >/dev/null
 api_port="${APISERVER_URL##*:}"
+# The webhook runs with host networking on the node's loopback address, which a Service's
+# Endpoints cannot hold: the apiserver calls it at its URL (webhook.url) on a free port.
+webhook_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 # The node's paths (RUN_DIR), the apiserver on loopback (pods here have only lo: host network).
 cat >"$RUN_DIR/accel-dra-values.yaml" <<VALUES
 image: {repository: localhost/accel-dra, tag: demo, pullPolicy: Never}
@@ -71,7 +74,7 @@ kubeletPlugin: {registrarDir: $KUBELET_REGISTRAR_DIR, pluginsDir: $KUBELET_PLUGI
 cdiRoot: $CDI_ROOT
 inspectTool: {hostDir: $RUN_DIR/accel-dra-bin}
 metrics: {enabled: true}
-webhook: {enabled: true}
+webhook: {enabled: true, port: $webhook_port, url: "https://127.0.0.1:$webhook_port/validate"}
 simulation:
   hostPaths: [$RUN_DIR/dev]
 VALUES
