@@ -16,18 +16,19 @@ std::string StringAttr(const model::Device& d, const std::string& name) {
 DeviceHealthTracker::DeviceHealthTracker(Env* env, HostRoot root, std::string pool)
     : env_(env), root_(std::move(root)), pool_(std::move(pool)) {}
 
-model::DeviceTaint UnhealthyTaint(const std::string& driver_name, const HealthProblem& problem) {
-  return model::DeviceTaint{driver_name + "/unhealthy", problem.reason, "NoSchedule"};
+model::DeviceTaint UnhealthyTaint(const std::string& driver_name, const HealthProblem& problem,
+                                  const std::string& effect) {
+  return model::DeviceTaint{driver_name + "/unhealthy", problem.reason, effect};
 }
 
 model::InventoryPtr WithUnhealthyTaints(const model::InventoryPtr& inventory,
                                         const std::map<std::string, HealthProblem>& unhealthy,
-                                        const std::string& driver_name) {
+                                        const std::string& driver_name, const std::string& effect) {
   if (unhealthy.empty()) return inventory;
   std::vector<model::Device> devices = inventory->devices();
   for (auto& d : devices) {
     auto it = unhealthy.find(d.name);
-    if (it != unhealthy.end()) d.taints.push_back(UnhealthyTaint(driver_name, it->second));
+    if (it != unhealthy.end()) d.taints.push_back(UnhealthyTaint(driver_name, it->second, effect));
   }
   return std::make_shared<const model::Inventory>(std::move(devices));
 }

@@ -155,7 +155,9 @@ void NodeAgent::Run(const Sweep& sweep) {
   auto next_rescan = Clock::now() + options_.rescan_every;
   auto next_sweep = Clock::now() + options_.sweep_every;
   while (true) {
-    Ready ready = Wait(std::min({next_check, next_rescan, next_sweep}));
+    auto until = std::min({next_check, next_rescan, next_sweep});
+    if (auto due = composer_.NextDeadline(); due && *due < until) until = *due;
+    Ready ready = Wait(until);
     if (ready.shutdown) return;
     if (ready.node_attributes) ReadNodeAttributes();
     bool rescan = ready.device_event;

@@ -24,9 +24,39 @@ void PoolComposer::SetInventory(model::InventoryPtr inventory) {
 
 void PoolComposer::SetUnhealthy(std::map<std::string, discovery::HealthProblem> unhealthy) {
   if (unhealthy == unhealthy_) return;
+  if (options_.device_taints && options_.taint_settle.count() > 0) {
+    auto now = Now();
+    for (const auto& [name, problem] : unhealthy_) {
+      if (unhealthy.count(name) == 0) recovering_[name] = Recovering{problem, now};
+    }
+  }
+  for (const auto& [name, problem] : unhealthy) recovering_.erase(name);
   unhealthy_ = std::move(unhealthy);
   if (options_.device_taints) changed_ = true;
   RecordDeviceCounts();
+}
+
+std::optional<PoolComposer::Clock::time_point> PoolComposer::NextDeadline() const {
+  std::optional<Clock::time_point> next;
+  for (const auto& [name, r] : recovering_) {
+    auto due = r.since + options_.taint_settle;
+    if (!next || due < *next) next = due;
+  }
+  return next;
+}
+
+void PoolComposer::ExpireSettled() {
+  auto now = Now();
+  for (auto it = recovering_.begin(); it != recovering_.end();) {
+    if (now - it->second.since >= options_.taint_settle) {
+      spdlog::info("device {} stayed healthy for {} ms: its taint {}/unhealthy={} goes", it->first,
+                   options_.taint_settle.count(), options_.driver_name, it->second.problem.reason);
+      it = recovering_.erase(it);
+      changed_ = true;
+    } else {
+      ++it;
+    }
+  }
 }
 
 void PoolComposer::RecordDeviceCounts() const {
@@ -49,12 +79,16 @@ void PoolComposer::SetNodeAttributes(discovery::NodeAttributes attributes) {
 }
 
 bool PoolComposer::Publish() {
+  ExpireSettled();
   if (!changed_) return false;
   changed_ = false;
   ++compositions_;
   model::InventoryPtr devices = inventory_;
   if (options_.device_taints) {
-    devices = discovery::WithUnhealthyTaints(devices, unhealthy_, options_.driver_name);
+    auto tainted = unhealthy_;
+    for (const auto& [name, r] : recovering_) tainted.emplace(name, r.problem);
+    devices = discovery::WithUnhealthyTaints(devices, tainted, options_.driver_name,
+                                             options_.taint_effect);
   }
   std::vector<std::string> left_out;
   auto composed = std::make_shared<const model::Inventory>(discovery::WithNodeAttributes(

@@ -12,10 +12,16 @@ plugin-up.sh (DEVICES simulated devices):
 4. prioritized list (KEP-4816): the first subrequest cannot be met, the second is allocated and
    prepared, with the opaque config that targets the subrequest;
 5. admin access (KEP-5018): an admin-access claim for every device is prepared while an exclusive
-   claim holds one, and does not block a later exclusive claim.
+   claim holds one, and does not block a later exclusive claim;
+6. device taints (GA in 1.37): the unhealthy device of (1) is tainted NoSchedule in its slice
+   (the default) and the taint goes 30 s after the device is back (--device-taint-settle);
+   with --device-taint-effect=NoExecute, kube-controller-manager evicts the pod using a device
+   that goes unhealthy.
 """
 
+import contextlib
 import json
+import time
 from pathlib import Path
 
 from e2e_lib import (DEVICES, DRIVER, POD_TIMEOUT, allocated_devices, container, env_key,
@@ -47,16 +53,76 @@ def test_device_health_shows_in_the_pod_status(node, plugin, kubectl, ns):
     dev = allocated_devices(pod_claim(kubectl, ns, "h"))[0]
     wait_for(lambda: set(_resource_health(kubectl, ns, "h", "c").values()) == {"Healthy"}, 60,
              f"{dev} Healthy in the pod's allocatedResourcesStatus")
+    with _hidden(node, dev):
+        wait_for(lambda: set(_resource_health(kubectl, ns, "h", "c").values()) == {"Unhealthy"},
+                 60, f"{dev} Unhealthy in the pod's status after its device node went away")
+        wait_for(lambda: _taints(node, dev) == [("NoSchedule", "DeviceNodeMissing")], 30,
+                 f"{dev} tainted NoSchedule in its slice")
+        assert kubectl.json("get", "pod", "h", "-n", ns)["status"]["phase"] == "Running"
+    back = time.monotonic()
+    wait_for(lambda: set(_resource_health(kubectl, ns, "h", "c").values()) == {"Healthy"}, 60,
+             f"{dev} Healthy again after its device node came back")
+    assert _taints(node, dev), "the taint stays for the settle time"
+    wait_for(lambda: _taints(node, dev) == [], 60, f"{dev}'s taint removed after 30 s healthy")
+    took = time.monotonic() - back
+    assert took >= 29, f"the taint went {took:.1f} s after recovery"
+    print(f"\n{dev}: taint removed {took:.1f} s after its device node came back")
+
+
+@contextlib.contextmanager
+def _hidden(node, dev: str):
+    """The simulated device's node renamed away (the device unhealthy), then back."""
     devnode = Path(node.devnode(dev))
     hidden = devnode.with_name(devnode.name + ".hidden")
     devnode.rename(hidden)
     try:
-        wait_for(lambda: set(_resource_health(kubectl, ns, "h", "c").values()) == {"Unhealthy"},
-                 60, f"{dev} Unhealthy in the pod's status after its device node went away")
+        yield
     finally:
         hidden.rename(devnode)
-    wait_for(lambda: set(_resource_health(kubectl, ns, "h", "c").values()) == {"Healthy"}, 60,
-             f"{dev} Healthy again after its device node came back")
+
+
+def _taints(node, dev: str) -> list[tuple[str, str]]:
+    """(effect, value) of our taints on the device in the node's slices."""
+    return [(t["effect"], t["value"]) for s in node.slices() for d in s["spec"].get("devices", [])
+            if d["name"] == dev for t in d.get("taints", [])
+            if t["key"] == f"{DRIVER}/unhealthy"]
+
+
+def test_no_execute_taint_evicts_the_pod(node, plugin, kubectl, ns):
+    plugin.start(restart=True, extra=("--device-taint-effect=NoExecute",
+                                      "--device-taint-settle=1"))
+    wait_for(lambda: len(node.slice_devices()) == DEVICES, 30, "the plugin's slices")
+    try:
+        kubectl("apply", "-n", ns, "-f", "-", input=template("evict"))
+        kubectl("apply", "-n", ns, "-f", "-", input=pod(
+            "ev", [container(node, "c", ("accel",))],
+            {"accel": {"resourceClaimTemplateName": "evict"}}))
+        wait_running(kubectl, node, ns, "ev")
+        uid = kubectl.json("get", "pod", "ev", "-n", ns)["metadata"]["uid"]
+        dev = allocated_devices(pod_claim(kubectl, ns, "ev"))[0]
+
+        def evicted():
+            p = kubectl("get", "pod", "ev", "-n", ns, "-o", "json", check=False)
+            if p.returncode != 0:
+                return "deleted"
+            obj = json.loads(p.stdout)
+            if obj["metadata"]["uid"] != uid:
+                return "deleted"
+            conds = [c for c in obj["status"].get("conditions", [])
+                     if c["type"] == "DisruptionTarget" and c["status"] == "True"]
+            return (conds[0].get("reason") or "DisruptionTarget") if conds else None
+
+        with _hidden(node, dev):
+            wait_for(lambda: _taints(node, dev) == [("NoExecute", "DeviceNodeMissing")], 30,
+                     f"{dev} tainted NoExecute")
+            how = wait_for(evicted, 60, "kube-controller-manager to evict the pod")
+            print(f"\npod using {dev} evicted: {how}")
+        wait_for(lambda: _taints(node, dev) == [], 30, f"{dev}'s taint removed")
+    finally:
+        kubectl("delete", "pods", "--all", "-n", ns, "--wait=true", f"--timeout={POD_TIMEOUT}s",
+                check=False, timeout=POD_TIMEOUT + 10)
+        plugin.start(restart=True)
+        wait_for(lambda: len(node.slice_devices()) == DEVICES, 30, "the plugin's slices")
 
 
 def test_device_metadata_file_in_the_container(node, plugin, kubectl, ns):

@@ -1,13 +1,18 @@
-"""--device-taints through the real apiserver and scheduler (issue 5, health): an unhealthy device
-(its /dev node removed in a fixture-host copy) is published with the taint
+"""Device taints through the real apiserver and scheduler (issues 5 and 13): with the defaults an
+unhealthy device (its /dev node removed in a fixture-host copy) is published with the taint
 accel-dra.dev/unhealthy=DeviceNodeMissing:NoSchedule, the real scheduler does not allocate it
-while a healthy device still allocates, and when the node comes back the taint goes and the
-waiting claim is allocated.
+while a healthy device still allocates, and when the node comes back the taint stays for the
+settle time (--device-taint-settle), then goes and the waiting claim is allocated. The effect is
+configurable (--device-taint-effect=NoExecute). A DeviceTaintRule an administrator creates is
+honoured by the scheduler (a claim tolerating it is allocated, one that does not waits), and the
+plugin leaves it alone: its slices never carry the rule's taint.
 
 DRADeviceTaints is GA (on by default) in Kubernetes 1.37, so this runs on the shared test cluster;
 test_device_taints_off.py shows the plugin's behaviour on a cluster with the gate off."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
@@ -33,7 +38,7 @@ def taints(kubectl, node, device) -> list[dict]:
             for t in devices(kubectl, node).get(device, {}).get("taints", [])]
 
 
-def claim_and_pod(name: str, cls: str, node: str, index: int) -> str:
+def claim_and_pod(name: str, cls: str, node: str, index: int, toleration: str = "") -> str:
     return f"""
 apiVersion: resource.k8s.io/v1
 kind: ResourceClaim
@@ -47,7 +52,7 @@ spec:
         deviceClassName: {cls}
         selectors:
         - cel:
-            expression: device.attributes["{DRIVER}"].index == {index}
+            expression: device.attributes["{DRIVER}"].index == {index}{toleration}
 ---
 apiVersion: v1
 kind: Pod
@@ -77,8 +82,9 @@ def test_unhealthy_device_is_tainted_and_not_allocated(cluster, kubectl, make_no
                     "Kubernetes 1.36)", pytrace=False)
     host = HostCopy("h100x8", tmp_path / "host")
     node = make_node("taints")
+    settle = 4
     p = run_plugin(node, f"--host-root={host.root}", f"--pci-ids-file={PCI_IDS}", "--no-nvml",
-                   "--device-taints")
+                   f"--device-taint-settle={settle}")  # taints on, NoSchedule: the defaults
     wait_for(lambda: len(devices(kubectl, node)) == 8, 20, "8 devices published")
     assert all("taints" not in d for d in devices(kubectl, node).values())
 
@@ -113,8 +119,87 @@ device.driver == "{DRIVER}"
     assert allocation("tainted") is None
     print(f"\ntainted device: pod {cond.get('reason')}: {cond.get('message')}")
 
-    host.show("dev/nvidia3")  # healthy again: the taint goes, the waiting claim is allocated
-    wait_for(lambda: taints(kubectl, node, GPU3) == [], 10, "the taint removed")
+    # Healthy again: the taint stays for the settle time, then goes and the claim is allocated.
+    host.show("dev/nvidia3")
+    back = time.monotonic()
+    time.sleep(settle / 2)
+    assert taints(kubectl, node, GPU3) == [TAINT], "removed before the settle time"
+    assert allocation("tainted") is None
+    wait_for(lambda: taints(kubectl, node, GPU3) == [], 15, "the taint removed")
+    took = time.monotonic() - back
+    assert took >= settle - 0.6, f"the taint went {took:.1f} s after recovery (settle {settle} s)"
+    print(f"taint removed {took:.1f} s after the device node came back (settle {settle} s)")
     alloc = wait_for(lambda: allocation("tainted"), 60, "allocation after the device recovered")
     assert alloc["devices"]["results"][0]["device"] == GPU3
     assert p.alive()
+
+
+def test_taint_effect_is_configurable(kubectl, make_node, run_plugin, tmp_path, wait_for):
+    host = HostCopy("h100x8", tmp_path / "host")
+    node = make_node("taints-exec")
+    run_plugin(node, f"--host-root={host.root}", f"--pci-ids-file={PCI_IDS}", "--no-nvml",
+               "--device-taint-effect=NoExecute", "--device-taint-settle=0")
+    wait_for(lambda: len(devices(kubectl, node)) == 8, 20, "8 devices published")
+    host.hide("dev/nvidia3")
+    wait_for(lambda: taints(kubectl, node, GPU3) == [dict(TAINT, effect="NoExecute")], 10,
+             "a NoExecute taint")
+    host.show("dev/nvidia3")  # settle 0: removed on the next health check
+    wait_for(lambda: taints(kubectl, node, GPU3) == [], 10, "the taint removed at once")
+
+
+def test_device_taint_rule_is_honoured_and_left_alone(kubectl, make_node, run_plugin, apply,
+                                                       namespace, tmp_path, wait_for):
+    host = HostCopy("h100x8", tmp_path / "host")
+    node = make_node("taint-rule")
+    run_plugin(node, f"--host-root={host.root}", f"--pci-ids-file={PCI_IDS}", "--no-nvml")
+    wait_for(lambda: len(devices(kubectl, node)) == 8, 20, "8 devices published")
+    rule = f"{namespace}-maintenance"
+    apply(f"""
+apiVersion: resource.k8s.io/v1
+kind: DeviceTaintRule
+metadata:
+  name: {rule}
+spec:
+  deviceSelector:
+    driver: {DRIVER}
+    pool: {node}
+    device: {GPU2}
+  taint:
+    key: example.com/maintenance
+    value: planned
+    effect: NoSchedule
+""", namespace=None)
+    try:
+        cls = f"{namespace}-gpu"
+        apply(device_class(cls, f"""
+device.driver == "{DRIVER}"
+"""), namespace=None)
+
+        def allocation(name):
+            c = kubectl.json("get", "resourceclaim", name, "-n", namespace)
+            return c.get("status", {}).get("allocation")
+
+        def unschedulable(name):
+            pod = kubectl.json("get", "pod", name, "-n", namespace)
+            return any(c["type"] == "PodScheduled" and c["status"] == "False"
+                       for c in pod.get("status", {}).get("conditions", []))
+
+        # Without a toleration the rule's taint keeps the device from the claim.
+        apply(claim_and_pod("plain", cls, node, 2))
+        wait_for(lambda: unschedulable("plain"), 30, "the pod unschedulable under the rule")
+        assert allocation("plain") is None
+        # The plugin never copies or removes the rule's taint: its slices have none.
+        assert taints(kubectl, node, GPU2) == []
+        kubectl("delete", "pod,resourceclaim", "plain", "-n", namespace, "--wait=false")
+        # A claim tolerating it gets the device.
+        tolerate = """
+        tolerations:
+        - key: example.com/maintenance
+          operator: Exists
+          effect: NoSchedule"""
+        apply(claim_and_pod("tolerant", cls, node, 2, toleration=tolerate))
+        alloc = wait_for(lambda: allocation("tolerant"), 30, "the tolerating claim allocated")
+        assert alloc["devices"]["results"][0]["device"] == GPU2
+        assert taints(kubectl, node, GPU2) == []
+    finally:
+        kubectl("delete", "devicetaintrule", rule, "--ignore-not-found", check=False)

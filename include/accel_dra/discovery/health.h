@@ -46,13 +46,17 @@ struct HealthProblem {
   bool operator==(const HealthProblem&) const = default;
 };
 
-// The taint put on unhealthy devices with --device-taints: key accel-dra.dev/unhealthy (the
-// driver name as domain), value the reason code, effect NoSchedule.
-model::DeviceTaint UnhealthyTaint(const std::string& driver_name, const HealthProblem& problem);
-// A copy of `inventory` with that taint on every device in `unhealthy`.
+// The taint put on unhealthy devices (--device-taints): key accel-dra.dev/unhealthy (the driver
+// name as domain), value the reason code, effect `effect` (--device-taint-effect: NoSchedule,
+// NoExecute or None).
+model::DeviceTaint UnhealthyTaint(const std::string& driver_name, const HealthProblem& problem,
+                                  const std::string& effect = "NoSchedule");
+// A copy of `inventory` with that taint on every device in `unhealthy` (the same snapshot when
+// `unhealthy` is empty).
 model::InventoryPtr WithUnhealthyTaints(const model::InventoryPtr& inventory,
                                         const std::map<std::string, HealthProblem>& unhealthy,
-                                        const std::string& driver_name);
+                                        const std::string& driver_name,
+                                        const std::string& effect = "NoSchedule");
 
 // What the discovery loop knows about the devices besides the inventory.
 struct HealthContext {

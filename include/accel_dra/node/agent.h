@@ -15,7 +15,8 @@
 //      * re-checks device health on every rescan and every check_every;
 //      * reads the node attributes whenever the source's fd is readable;
 //      * recomposes and publishes only when the inventory, health or node attributes changed
-//        (PoolComposer), so the sink is called on this thread only;
+//        (PoolComposer), so the sink is called on this thread only; it also wakes when a
+//        recovered device's taint settle time ends (PoolComposer::NextDeadline);
 //      * calls the stale-claim sweep every sweep_every;
 //      * with a held-devices source (SetHeldDevices), checks on every health re-check the devices
 //        prepared claims hold against the inventory (model::CheckHeldDevice): one that vanished

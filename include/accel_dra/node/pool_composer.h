@@ -15,14 +15,21 @@
 //  - A node attribute is added to a device only while the device stays within
 //    max_attributes_and_capacities (32); a name left out on some device is warned about once
 //    over the composer's life.
+//  - A device that becomes healthy again keeps its taint (the last problem's reason) until it has
+//    stayed healthy for `taint_settle` (--device-taint-settle): a flapping device is not offered
+//    to the scheduler between two failures. Unhealthy again within that time restarts the wait.
+//    NextDeadline() tells the owner's loop when the next such taint is due to go; Publish() at or
+//    after it recomposes without it.
 //  - The devices by type and health go to Metrics() whenever the inventory or the health
 //    changes (also without device taints).
 //  - Not thread-safe: one thread owns it (the NodeAgent's loop thread), and the sink is called on
 //    that thread, from Publish() only.
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -36,10 +43,15 @@ namespace accel_dra::node {
 class PoolComposer {
  public:
   using Sink = std::function<void(model::InventoryPtr)>;
+  using Clock = std::chrono::steady_clock;
   struct Options {
-    std::string driver_name;     // the domain of the taint key (<driver>/unhealthy)
-    bool device_taints = false;  // --device-taints
+    std::string driver_name;                  // the domain of the taint key (<driver>/unhealthy)
+    bool device_taints = true;                // --device-taints
+    std::string taint_effect = "NoSchedule";  // --device-taint-effect
+    // --device-taint-settle: how long a device must stay healthy before its taint goes.
+    std::chrono::milliseconds taint_settle{std::chrono::seconds(30)};
     size_t max_attributes_and_capacities = slices::kMaxAttributesAndCapacities;
+    std::function<Clock::time_point()> now{};  // empty: Clock::now (tests pass a fake clock)
   };
 
   // Starts with an empty inventory, no unhealthy device and the driver-only node attributes.
@@ -50,18 +62,29 @@ class PoolComposer {
   void SetNodeAttributes(discovery::NodeAttributes attributes);
 
   // Composes and hands the result to the sink when an input changed since the last composition
-  // (the first call always composes). True when it did.
+  // or a recovered device's settle time ended (the first call always composes). True when it did.
   bool Publish();
+  // When the next recovered device's taint is due to go; nullopt when none is waiting.
+  std::optional<Clock::time_point> NextDeadline() const;
   // How many times it composed.
   uint64_t compositions() const { return compositions_; }
 
  private:
   void RecordDeviceCounts() const;
+  Clock::time_point Now() const { return options_.now ? options_.now() : Clock::now(); }
+  // Drops the recovering devices whose settle time has ended (then the pool changed).
+  void ExpireSettled();
 
   Options options_;
   Sink sink_;
   model::InventoryPtr inventory_;
   std::map<std::string, discovery::HealthProblem> unhealthy_;
+  // Healthy again but still tainted: the last problem and when the device became healthy.
+  struct Recovering {
+    discovery::HealthProblem problem;
+    Clock::time_point since;
+  };
+  std::map<std::string, Recovering> recovering_;
   discovery::NodeAttributes node_attributes_;
   bool changed_ = true;
   uint64_t compositions_ = 0;

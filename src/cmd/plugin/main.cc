@@ -70,7 +70,9 @@ struct Flags {
   double rediscover_interval_s = 0.5;
   double rescan_interval_s = 30;
   std::string device_events = "auto";
-  bool device_taints = false;
+  bool device_taints = true;
+  std::string device_taint_effect = "NoSchedule";
+  double device_taint_settle_s = 30;
   std::string output = "yaml";
   std::string inspect_tool;
   bool device_metadata = false;
@@ -245,6 +247,8 @@ node::NodeAgent::Options AgentOptions(const Flags& f, bool rescan_to_notice_hotp
   node::NodeAgent::Options aopts;
   aopts.pool.driver_name = f.driver_name;
   aopts.pool.device_taints = f.device_taints;
+  aopts.pool.taint_effect = f.device_taint_effect;
+  aopts.pool.taint_settle = Seconds(f.device_taint_settle_s);
   aopts.check_every = Seconds(f.rediscover_interval_s);
   aopts.rescan_every = rescan_to_notice_hotplug ? aopts.check_every : Seconds(f.rescan_interval_s);
   aopts.sweep_every = Seconds(f.cleanup_interval_s);
@@ -562,8 +566,20 @@ void AddDeviceWatchFlags(CLI::App& app, Flags& f) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_flag("--device-taints", f.device_taints,
-               "publish unhealthy devices with a NoSchedule taint <driver>/unhealthy=<reason> "
-               "(needs the DRADeviceTaints feature gate, alpha in Kubernetes 1.35)");
+               "publish unhealthy devices with the taint <driver>/unhealthy=<reason> (the "
+               "DRADeviceTaints feature gate: GA in Kubernetes 1.37, beta and on in 1.36; where "
+               "the apiserver drops the taints, this is logged once and devices are published "
+               "without them)")
+      ->capture_default_str();
+  app.add_option("--device-taint-effect", f.device_taint_effect,
+                 "the effect of that taint: NoSchedule (no new allocations), NoExecute (also "
+                 "evicts the pods using the device) or None (informational)")
+      ->check(CLI::IsMember({"NoSchedule", "NoExecute", "None"}))
+      ->capture_default_str();
+  app.add_option("--device-taint-settle", f.device_taint_settle_s,
+                 "seconds a device must stay healthy again before its taint is removed")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
 }
 
 void AddMetricsFlags(CLI::App& app, Flags& f) {

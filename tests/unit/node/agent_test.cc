@@ -283,6 +283,24 @@ TEST_F(NodeAgentTest, CheckTickNoticesBackendChangesAndHealth) {
   }));
 }
 
+TEST_F(NodeAgentTest, ATaintStaysUntilTheDeviceStayedHealthyForTheSettleTime) {
+  auto options = Every(milliseconds(10), kHour);
+  options.pool.taint_settle = milliseconds(300);
+  Create(options);
+  Start();
+  auto tainted = [](const model::Inventory& inv) {
+    const model::Device* d = inv.Find("gpu-0");
+    return d != nullptr && d->taints.size() == 1 && d->taints[0].effect == "NoSchedule";
+  };
+  ASSERT_TRUE(published_.WaitFor([](const model::Inventory& inv) { return inv.Find("gpu-0"); }));
+  std::filesystem::remove(root_ + "/dev/accel0");
+  ASSERT_TRUE(published_.WaitFor(tainted)) << "tainted by default";
+  const auto back = std::chrono::steady_clock::now();
+  std::ofstream(root_ + "/dev/accel0") << "";
+  ASSERT_TRUE(published_.WaitFor([&](const model::Inventory& inv) { return !tainted(inv); }));
+  EXPECT_GE(std::chrono::steady_clock::now() - back, milliseconds(300));
+}
+
 // What a prepared claim holds (the claims core's checkpoint in the plugin).
 class HeldFake {
  public:

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -48,9 +50,17 @@ struct Sink {
 
 const discovery::HealthProblem kMissing{"DeviceNodeMissing", "device node /dev/accel1 is missing"};
 
+TEST(PoolComposer, TaintsAreOnWithNoScheduleAndASettleTimeByDefault) {
+  PoolComposer::Options o;
+  EXPECT_TRUE(o.device_taints);
+  EXPECT_EQ(o.taint_effect, "NoSchedule");
+  EXPECT_EQ(o.taint_settle, std::chrono::seconds(30));
+}
+
 TEST(PoolComposer, TaintsUnhealthyDevicesWhenTaintsAreOn) {
   Sink sink;
-  PoolComposer composer({.driver_name = "accel-dra.dev", .device_taints = true}, sink.fn());
+  PoolComposer composer({.driver_name = "accel-dra.dev", .device_taints = true, .taint_settle = {}},
+                        sink.fn());
   composer.SetInventory(Inv({MakeDevice("gpu-0", 1), MakeDevice("gpu-1", 1)}));
   composer.SetUnhealthy({{"gpu-1", kMissing}});
   ASSERT_TRUE(composer.Publish());
@@ -66,9 +76,63 @@ TEST(PoolComposer, TaintsUnhealthyDevicesWhenTaintsAreOn) {
   EXPECT_TRUE(sink.Device("gpu-1").taints.empty());
 }
 
+// A fake steady clock the test moves.
+struct FakeClock {
+  PoolComposer::Clock::time_point t{};
+  std::function<PoolComposer::Clock::time_point()> fn() {
+    return [this] { return t; };
+  }
+};
+
+TEST(PoolComposer, AHealthyAgainDeviceKeepsItsTaintUntilItSettled) {
+  using std::chrono::seconds;
+  Sink sink;
+  FakeClock clock;
+  PoolComposer composer({.driver_name = "accel-dra.dev",
+                         .taint_effect = "NoExecute",
+                         .taint_settle = seconds(30),
+                         .now = clock.fn()},
+                        sink.fn());
+  composer.SetInventory(Inv({MakeDevice("gpu-0", 1), MakeDevice("gpu-1", 1)}));
+  composer.SetUnhealthy({{"gpu-1", kMissing}});
+  ASSERT_TRUE(composer.Publish());
+  const std::vector<model::DeviceTaint> tainted{
+      {"accel-dra.dev/unhealthy", "DeviceNodeMissing", "NoExecute"}};
+  EXPECT_EQ(sink.Device("gpu-1").taints, tainted);
+  EXPECT_FALSE(composer.NextDeadline());
+
+  // Healthy at t=10 s: still tainted, due at 40 s.
+  clock.t += seconds(10);
+  composer.SetUnhealthy({});
+  composer.Publish();
+  EXPECT_EQ(sink.Device("gpu-1").taints, tainted);
+  ASSERT_TRUE(composer.NextDeadline());
+  EXPECT_EQ(*composer.NextDeadline(), PoolComposer::Clock::time_point{} + seconds(40));
+
+  // Failing again at 30 s restarts the wait; healthy at 35 s: due at 65 s.
+  clock.t += seconds(20);
+  composer.SetUnhealthy({{"gpu-1", kMissing}});
+  EXPECT_FALSE(composer.NextDeadline());
+  composer.Publish();
+  clock.t += seconds(5);
+  composer.SetUnhealthy({});
+  composer.Publish();
+  clock.t = PoolComposer::Clock::time_point{} + seconds(64);
+  size_t before = sink.got.size();
+  EXPECT_FALSE(composer.Publish()) << "nothing changed before the settle time ends";
+  EXPECT_EQ(sink.got.size(), before);
+  EXPECT_EQ(sink.Device("gpu-1").taints, tainted);
+
+  clock.t += seconds(1);
+  ASSERT_TRUE(composer.Publish());
+  EXPECT_TRUE(sink.Device("gpu-1").taints.empty());
+  EXPECT_FALSE(composer.NextDeadline());
+  EXPECT_FALSE(composer.Publish());
+}
+
 TEST(PoolComposer, HealthIsNotPublishedWhenTaintsAreOff) {
   Sink sink;
-  PoolComposer composer({.driver_name = "accel-dra.dev"}, sink.fn());
+  PoolComposer composer({.driver_name = "accel-dra.dev", .device_taints = false}, sink.fn());
   composer.SetInventory(Inv({MakeDevice("gpu-0", 1), MakeDevice("gpu-1", 1)}));
   composer.SetUnhealthy({{"gpu-1", kMissing}});
   ASSERT_TRUE(composer.Publish());
