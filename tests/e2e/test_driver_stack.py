@@ -118,3 +118,35 @@ def test_busybox_sees_exactly_the_published_versions(node, stack_plugin, kubectl
     assert field(out2, "NVSMI_RC") != "0" and field(out2, "NVSMI_DRIVER") == "", out2
     assert field(out2, "NVSMI_CUDA") == "", out2
     assert values(out2, "LIB") == [] and values(out2, "FILE") == [], out2
+
+
+def test_a_mismatched_stack_is_a_clear_prepare_error(node, stack_plugin, kubectl, ns,
+                                                     tmp_path_factory):
+    """The driver root's libraries of another version than the driver's: the devices are still
+    published, but kubelet's prepare fails with the reason (the pod's event), and nothing of the
+    stack reaches a container."""
+    root = node.dir / "e2e-driver-root-old"
+    make_driver_root(root)
+    lib = root / LIB_DIR.lstrip("/")
+    (lib / f"libcuda.so.{DRIVER_VERSION}").rename(lib / "libcuda.so.550.54.15")
+    profile = node.dir / "sim-profile.yaml"  # the running plugin's (plugin-up.sh keeps it)
+    kept = tmp_path_factory.mktemp("mismatch") / "profile.yaml"
+    kept.write_text(profile.read_text())
+    stack_plugin.start(restart=True, profile=kept,
+                       extra=(f"--driver-root={root}", f"--smi-tool={smi_binary()}"))
+    wait_for(lambda: len(node.slice_devices()) == 2, 30, "the 2 devices still published")
+    kubectl("apply", "-n", ns, "-f", "-", input=template("one-gpu"))
+    kubectl("apply", "-n", ns, "-f", "-", input=pod(
+        "old", [ctr("with-claim", ("accel",))], {"accel": {"resourceClaimTemplateName": "one-gpu"}}))
+
+    def failed():
+        events = kubectl.json("get", "events", "-n", ns)["items"]
+        return [e["message"] for e in events
+                if e.get("reason") == "FailedPrepareDynamicResources"]
+    messages = wait_for(failed, 60, "a FailedPrepareDynamicResources event")
+    assert any("cannot be given its driver stack" in m and
+               f"libcuda.so.550.54.15 is another version than the driver's {DRIVER_VERSION}" in m
+               for m in messages), messages
+    p = kubectl.json("get", "pod", "old", "-n", ns)
+    assert p["status"].get("phase") == "Pending", p["status"]
+    assert "libcuda.so.550.54.15" in stack_plugin.log().split("plugin-up.sh")[-1]
