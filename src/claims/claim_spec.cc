@@ -43,6 +43,10 @@ Expected<cdi::Spec> Preparer::BuildSpec(const std::string& uid, const std::strin
     extras.read_only_mounts.push_back(
         {options_.inspect_tool, std::string(model::kInspectToolContainerPath)});
   }
+  if (!options_.smi_tool.empty()) {
+    extras.read_only_mounts.push_back(
+        {options_.smi_tool, std::string(model::kSmiToolContainerPath)});
+  }
   if (options_.testing_expose_all_devices && inventory != nullptr) {
     std::set<std::string> held;
     std::set<std::string> nodes;

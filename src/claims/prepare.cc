@@ -216,6 +216,10 @@ Expected<std::vector<model::PreparedDevice>> Preparer::PrepareFresh(
     undo();
     return st;
   }
+  if (Status st = WriteDriverInfo(devices, inventory.get()); !st.ok()) {
+    undo();
+    return st.WithContext(who);
+  }
   if (Status st = cdi_->WriteClaimSpec(claim.uid, *spec); !st.ok()) {
     undo();  // an atomic write that failed left no file
     return st.WithContext(who + ": writing the CDI spec");
@@ -242,6 +246,18 @@ Expected<std::vector<model::PreparedDevice>> Preparer::PrepareFresh(
   RETURN_IF_ERROR(RecordCompleted(claim, who));
   CrashPoint("prepare-after-checkpoint-completed");
   return devices;
+}
+
+Status Preparer::WriteDriverInfo(const std::vector<model::PreparedDevice>& devices,
+                                 const model::Inventory* inventory) {
+  if (options_.driver_info_dir.empty() || inventory == nullptr) return Status::Ok();
+  for (const auto& d : devices) {
+    const model::Device* dev = inventory->Find(d.device);
+    if (dev == nullptr) continue;
+    RETURN_IF_ERROR(
+        EnsureDriverInfoFiles(cdi_->env(), DriverInfoFilesFor(options_.driver_info_dir, *dev)));
+  }
+  return Status::Ok();
 }
 
 Status Preparer::WriteMetadata(const model::ClaimRef& claim, const Allocation& allocation,
@@ -384,6 +400,10 @@ Expected<model::PreparedDevice> Preparer::RecordFor(const model::ClaimRef& claim
                               " is not published by this node (it may have been removed or "
                               "the allocation is stale); delete the pod to allocate again");
   }
+  if (!dev->driver_stack_problem.empty()) {
+    return FailedPrecondition(who + ": device " + device +
+                              " cannot be given its driver stack: " + dev->driver_stack_problem);
+  }
   model::PreparedDevice d;
   d.request_names = {BaseRequestName(request)};
   d.pool = pool;
@@ -406,6 +426,7 @@ Expected<model::PreparedDevice> Preparer::RecordFor(const model::ClaimRef& claim
   }
   d.device_nodes = dev->device_nodes;
   d.mounts = dev->read_only_mounts;
+  for (auto& f : DriverInfoFilesFor(options_.driver_info_dir, *dev)) d.mounts->push_back(f.mount);
   d.identity = dev->identity;
   return d;
 }

@@ -74,6 +74,19 @@ void RebuildFromSpecs(checkpoint::Checkpoint& checkpoint, cdi::CdiWriter& cdi,
                       const std::set<std::string>& specs, RecoveryReport& report,
                       RecoveryFailures& failures);
 
+// The driver-info files (docs/driver-stack.md) of device `dev`: its published driverVersion and
+// runtimeVersion, one value and a newline per file, under `dir`/<the two versions>/ (content-
+// addressed: files are never changed once written, so a claim prepared earlier keeps its own),
+// mounted at model::kDriverInfoContainerDir/{driver-version,runtime-version}. None when `dir` is
+// empty or the device publishes neither version.
+struct DriverInfoFile {
+  model::FileMount mount;
+  std::string content;
+};
+std::vector<DriverInfoFile> DriverInfoFilesFor(const std::string& dir, const model::Device& dev);
+// Writes the files of `files` that are missing or differ (durably: a claim's spec names them).
+Status EnsureDriverInfoFiles(Env* env, const std::vector<DriverInfoFile>& files);
+
 // Recovery's failures: each is logged; the result names how many failed and the first.
 class RecoveryFailures {
  public:

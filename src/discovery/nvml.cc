@@ -411,7 +411,11 @@ size_t EnrichWithNvml(std::vector<model::Device>& devices, const NvmlInfo& info)
             model::AttrValue::String(model::TruncateAttributeString(Trim(info.driver_version))));
       }
     }
-    if (cuda) set("cudaDriverVersion", model::AttrValue::Version(*cuda));
+    if (cuda) {
+      set("cudaDriverVersion", model::AttrValue::Version(*cuda));
+      // The runtime API version every vendor publishes under one name (KAR-0001).
+      set("runtimeVersion", model::AttrValue::Version(*cuda));
+    }
     if (g.cc_major && g.cc_minor && *g.cc_major >= 0 && *g.cc_minor >= 0) {
       set("computeCapability", model::AttrValue::Version(std::to_string(*g.cc_major) + "." +
                                                          std::to_string(*g.cc_minor) + ".0"));

@@ -36,6 +36,26 @@ std::string SimUuid(const std::string& node, int index) {
   return buf;
 }
 
+// What is wrong with a group's versions and driver stack ("" = nothing), after its name.
+std::string CheckVersions(const SimDeviceGroup& g) {
+  // The same policy as a real host's versions (discovery/version.h): "560.35.03" is published
+  // as 560.35.3 with driverVersionRaw; a string without any version is a profile error.
+  if (!NormalizeVersion(g.driver_version) || g.driver_version.size() > 64) {
+    return ".driverVersion \"" + g.driver_version +
+           "\" is not a version (e.g. 1.2.3 or 560.35.03; at most 64 characters)";
+  }
+  if (!NormalizeVersion(g.runtime_version) || g.runtime_version.size() > 64) {
+    return ".runtimeVersion \"" + g.runtime_version +
+           "\" is not a version (e.g. 12.8.0; at most 64 characters)";
+  }
+  static const std::set<std::string> kStacks = {"", "nvidia", "amd", "intel", "habana"};
+  if (kStacks.count(g.driver_stack) == 0) {
+    return ".driverStack \"" + g.driver_stack +
+           "\" is not accepted (none, nvidia, amd, intel, habana)";
+  }
+  return "";
+}
+
 }  // namespace
 
 SimProfile DefaultSimProfile(int count) {
@@ -76,8 +96,8 @@ Expected<SimProfile> ParseSimProfile(const std::string& yaml, const std::string&
     }
   }
   static const std::set<std::string> kKeys = {
-      "count",         "type",      "productName", "memory",
-      "driverVersion", "numaNodes", "deviceNode",  "timeSliceControl"};
+      "count",     "type",       "productName",      "memory",         "driverVersion",
+      "numaNodes", "deviceNode", "timeSliceControl", "runtimeVersion", "driverStack"};
   int i = 0;
   for (const auto& item : root["devices"]) {
     std::string where = "devices[" + std::to_string(i++) + "]";
@@ -89,7 +109,7 @@ Expected<SimProfile> ParseSimProfile(const std::string& yaml, const std::string&
         if (kKeys.count(key) == 0) {
           return err(where + ": unknown key \"" + key +
                      "\" (accepted: count, type, productName, memory, driverVersion, numaNodes, "
-                     "deviceNode, timeSliceControl)");
+                     "deviceNode, timeSliceControl, runtimeVersion, driverStack)");
         }
       }
       if (item["count"]) g.count = item["count"].as<int>();
@@ -108,6 +128,9 @@ Expected<SimProfile> ParseSimProfile(const std::string& yaml, const std::string&
           return err(where + ".timeSliceControl \"" + c + "\" is not accepted (none, nvidia-smi)");
         }
       }
+      if (item["runtimeVersion"]) g.runtime_version = item["runtimeVersion"].as<std::string>();
+      if (item["driverStack"]) g.driver_stack = item["driverStack"].as<std::string>();
+      if (g.driver_stack == "none") g.driver_stack.clear();
       if (item["numaNodes"]) g.numa_nodes = item["numaNodes"].as<int>();
       if (item["deviceNode"]) g.device_node = item["deviceNode"].as<std::string>();
     } catch (const YAML::Exception& e) {
@@ -119,12 +142,7 @@ Expected<SimProfile> ParseSimProfile(const std::string& yaml, const std::string&
       return err(where + ".type \"" + g.type +
                  "\" must be a short DNS label (lower-case letters, digits, '-')");
     }
-    // The same policy as a real host's versions (discovery/version.h): "560.35.03" is published
-    // as 560.35.3 with driverVersionRaw; a string without any version is a profile error.
-    if (!NormalizeVersion(g.driver_version) || g.driver_version.size() > 64) {
-      return err(where + ".driverVersion \"" + g.driver_version +
-                 "\" is not a version (e.g. 1.2.3 or 560.35.03; at most 64 characters)");
-    }
+    if (std::string bad = CheckVersions(g); !bad.empty()) return err(where + bad);
     if (auto q = model::ParseQuantityBytes(g.memory); !q.ok()) {
       return err(where + ".memory: " + q.status().message());
     }
@@ -232,6 +250,8 @@ Expected<std::vector<model::Device>> SimulatedBackend::Discover() {
       } else if (file_version) {
         SetVersionAttribute(d.attributes, "driverVersion", Trim(*last_version_content_));
       }
+      SetVersionAttribute(d.attributes, "runtimeVersion", g.runtime_version);
+      d.stack_vendor = g.driver_stack;
       if (!profile_.driver_version_file.empty() && last_version_content_) {
         d.read_only_mounts.push_back(
             {profile_.driver_version_file, std::string(model::kDriverVersionContainerPath)});

@@ -83,6 +83,8 @@ def test_nvml_enriches_pci_devices(tmp_path):
     a = attrs(devs[3])
     assert a["uuid"] == "GPU-00000003-aaaa-bbbb-cccc-dddddddddddd", a
     assert a["cudaDriverVersion"] == "12.4.0" and a["computeCapability"] == "9.0.0", a
+    # The runtime API version under the name every vendor uses (KAR-0001): CUDA's, from NVML.
+    assert a["runtimeVersion"] == "12.4.0", a
     assert a["productName"] == "NVIDIA H100 80GB HBM3"
     assert devs[3]["capacity"]["memory"]["value"] == "80Gi"
 
@@ -174,3 +176,31 @@ def test_bad_host_still_publishes_what_is_known(kubectl, make_node, run_plugin, 
                  'malformed numa_node "banana"', 'malformed device id "0xzzzz"',
                  'malformed vendor "not-a-number"'):
         assert log.count(text) == 1, f"{text!r} logged {log.count(text)} times:\n{log}"
+
+
+def test_runtime_version_is_published_next_to_the_driver_version(
+        kubectl, make_node, run_plugin, wait_for, tmp_path):
+    """A simulated NVIDIA-like device with a fixture driver root (--driver-root): the apiserver
+    accepts runtimeVersion next to driverVersion, and the stack's problem (none here) does not
+    keep the device from being published."""
+    root = tmp_path / "driver-root"
+    lib = root / "usr" / "lib" / "x86_64-linux-gnu"
+    lib.mkdir(parents=True)
+    for name in ("libcuda.so", "libnvidia-ml.so"):
+        (lib / f"{name}.570.86.15").write_text("fixture\n")
+    (root / "usr" / "bin").mkdir(parents=True)
+    (root / "usr" / "bin" / "nvidia-smi").write_text("#!/bin/sh\n")
+    profile = tmp_path / "profile.yaml"
+    profile.write_text("devices:\n- count: 2\n  driverVersion: 570.86.15\n"
+                       "  runtimeVersion: 12.8.0\n  driverStack: nvidia\n"
+                       "- count: 1\n  type: accel\n")
+    node = make_node("disc-runtime")
+    run_plugin(node, f"--simulate-profile={profile}", f"--driver-root={root}")
+    devs = wait_for(lambda: len(node_devices(kubectl, node)) == 3 and node_devices(kubectl, node),
+                    15, "3 simulated devices accepted by the apiserver")
+    by_name = {d["name"]: d["attributes"] for d in devs}
+    for name in ("gpu-0", "gpu-1"):
+        assert by_name[name]["runtimeVersion"] == {"version": "12.8.0"}, by_name[name]
+        assert by_name[name]["driverVersion"] == {"version": "570.86.15"}, by_name[name]
+    # Every simulated profile sets one (default 1.0.0).
+    assert by_name["accel-0"]["runtimeVersion"] == {"version": "1.0.0"}, by_name["accel-0"]

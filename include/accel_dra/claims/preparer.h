@@ -143,6 +143,13 @@ struct PreparerOptions {
   // Host path of the inspect tool (--inspect-tool): every claim spec mounts it read-only at
   // model::kInspectToolContainerPath. Empty: no such mount.
   std::string inspect_tool;
+  // Host path of the stand-in vendor tool (--smi-tool, accel-dra-smi): mounted like the inspect
+  // tool, at model::kSmiToolContainerPath. Empty: no such mount.
+  std::string smi_tool;
+  // Where the driver-info files live (the plugin passes <plugin data dir>/driver-info): each
+  // device's containers get its published driverVersion and runtimeVersion as files under
+  // model::kDriverInfoContainerDir (docs/driver-stack.md). Empty: no such files.
+  std::string driver_info_dir;
   // TESTING ONLY (--testing-expose-all-devices): every claim spec also exposes the device nodes
   // of all other devices of the node and lists them in the claim's ACCEL_VISIBLE_DEVICES_<CLAIM>
   // (an isolation breach on purpose, for the conformance probe's negative test).
@@ -276,6 +283,9 @@ class Preparer : public model::ClaimPreparer {
   // Device metadata: removes what no entry owns, re-creates missing specs of prepared claims.
   void RecoverMetadata(bool exclusive, RecoveryReport& report, RecoveryFailures& failures);
   // Writes the claim's device-metadata files and spec when device_metadata is on.
+  // The driver-info files of the claim's devices (options_.driver_info_dir), before its spec.
+  Status WriteDriverInfo(const std::vector<model::PreparedDevice>& devices,
+                         const model::Inventory* inventory);
   Status WriteMetadata(const model::ClaimRef& claim, const Allocation& allocation,
                        const std::vector<model::PreparedDevice>& devices,
                        const model::Inventory* inventory);

@@ -123,7 +123,8 @@ std::optional<std::string> NvmlArchitectureName(unsigned arch);
 
 // Adds NVML facts to the devices whose `pciBusID` (or `resource.kubernetes.io/pciBusID`)
 // attribute matches an NVML GPU's bus ID: attributes uuid, productName, driverVersion
-// (+ driverVersionRaw, by the policy of discovery/version.h), cudaDriverVersion, computeCapability,
+// (+ driverVersionRaw, by the policy of discovery/version.h), cudaDriverVersion and the same value
+// as runtimeVersion, computeCapability,
 // architecture, and capacity memory. Devices NVML doesn't know are left as they are. Returns the
 // number of devices enriched.
 size_t EnrichWithNvml(std::vector<model::Device>& devices, const NvmlInfo& info);

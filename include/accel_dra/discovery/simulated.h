@@ -31,6 +31,11 @@ struct SimDeviceGroup {
   // How TimeSlicing is applied to these devices (TimeSliceControl): none (advisory) or
   // nvidia-smi (a stand-in nvidia-smi on the plugin's PATH records the calls).
   model::TimeSliceControl timeslice_control = model::TimeSliceControl::kNone;
+  // The runtime API version published as runtimeVersion (a version, like driverVersion).
+  std::string runtime_version = "1.0.0";
+  // The vendor whose driver stack (discovery/driver_stack.h, under --driver-root) containers of
+  // these devices get, matched to driverVersion: "" = none, or nvidia, amd, intel, habana.
+  std::string driver_stack;
 };
 
 struct SimProfile {
@@ -55,6 +60,8 @@ SimProfile DefaultSimProfile(int count);
 //     numaNodes: 2
 //     deviceNode: /dev/accel-sim{index}
 //     timeSliceControl: none | nvidia-smi
+//     runtimeVersion: 12.8.0  # runtime API version (default 1.0.0)
+//     driverStack: nvidia     # optional: none | nvidia | amd | intel | habana
 //   driverVersionFile: /run/accel-sim/version      # optional, absolute
 // Unknown keys and bad values are errors that name the file, the key and what is accepted.
 Expected<SimProfile> ParseSimProfile(const std::string& yaml, const std::string& source);

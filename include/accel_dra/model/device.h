@@ -99,6 +99,12 @@ struct Device {
   std::string timeslice_target;
   // Published in the slice; not counted against the 32 attributes+capacities.
   std::vector<DeviceTaint> taints;
+  // The vendor whose driver stack (discovery/driver_stack.h) the containers of the device get:
+  // "" = the `vendor` attribute's (a simulated profile's `driverStack` sets it).
+  std::string stack_vendor;
+  // Why the device's driver stack cannot be given to a container (missing or another version
+  // than the driver's); "" = nothing is wrong. Prepare refuses the device with this message.
+  std::string driver_stack_problem;
   bool operator==(const Device& o) const = default;
 };
 
@@ -140,6 +146,13 @@ using InventoryPtr = std::shared_ptr<const Inventory>;
 // (simulated profiles' driverVersionFile; the analogue of /sys/module/<module>/version).
 inline constexpr std::string_view kInspectToolContainerPath = "/usr/local/bin/accel-dra-inspect";
 inline constexpr std::string_view kDriverVersionContainerPath = "/run/accel-dra/driver/version";
+// The published driverVersion and runtimeVersion of a claim's device, one value per file (what
+// the claims core writes and mounts; see docs/driver-stack.md), and the stand-in vendor tool
+// (--smi-tool) that prints them.
+inline constexpr std::string_view kDriverInfoContainerDir = "/run/accel-dra/driver";
+inline constexpr std::string_view kDriverVersionFileName = "driver-version";
+inline constexpr std::string_view kRuntimeVersionFileName = "runtime-version";
+inline constexpr std::string_view kSmiToolContainerPath = "/usr/local/bin/accel-dra-smi";
 
 // The standard attributes of the Kubernetes DRA library (k8s.io/dynamic-resource-allocation
 // deviceattribute): every driver may publish them, so claims can align devices of different

@@ -24,6 +24,7 @@
 #include "accel_dra/common/env.h"
 #include "accel_dra/common/log.h"
 #include "accel_dra/common/yaml.h"
+#include "accel_dra/discovery/driver_stack.h"
 #include "accel_dra/discovery/events.h"
 #include "accel_dra/discovery/health.h"
 #include "accel_dra/discovery/manager.h"
@@ -75,26 +76,25 @@ struct Flags {
   double device_taint_settle_s = 30;
   std::string output = "yaml";
   std::string inspect_tool;
+  std::string smi_tool;
+  std::string driver_root = "/";
   bool device_metadata = false;
   bool testing_expose_all_devices = false;
   std::string nvidia_smi = "nvidia-smi";
 };
 
-// --inspect-tool must name an executable regular file (checked at start, not at the first
-// prepare, so a typo fails the rollout instead of every pod).
-Status CheckInspectTool(const std::string& path) {
+// --inspect-tool and --smi-tool must name an executable regular file (checked at start, not at
+// the first prepare, so a typo fails the rollout instead of every pod).
+Status CheckTool(const std::string& flag, const std::string& path) {
   struct stat st {};
+  std::string what = flag + " " + path;
   if (path.empty() || path.front() != '/') {
-    return InvalidArgument("--inspect-tool " + path + ": must be an absolute host path");
+    return InvalidArgument(what + ": must be an absolute host path");
   }
-  if (::stat(path.c_str(), &st) != 0) {
-    return ErrnoStatus("--inspect-tool " + path, errno);
-  }
-  if (!S_ISREG(st.st_mode)) {
-    return InvalidArgument("--inspect-tool " + path + ": not a regular file");
-  }
+  if (::stat(path.c_str(), &st) != 0) return ErrnoStatus(what, errno);
+  if (!S_ISREG(st.st_mode)) return InvalidArgument(what + ": not a regular file");
   if (::access(path.c_str(), X_OK) != 0 || (st.st_mode & 0111) == 0) {
-    return InvalidArgument("--inspect-tool " + path + ": not executable (chmod +x it)");
+    return InvalidArgument(what + ": not executable (chmod +x it)");
   }
   return Status();
 }
@@ -115,17 +115,22 @@ Expected<discovery::DeviceManager> MakeDevices(const Flags& f, const std::string
                                                discovery::NvmlEnrichedBackend** nvml = nullptr) {
   discovery::DeviceManager mgr;
   Env* env = Env::Default();
+  // Every backend's devices get their vendor's driver stack from --driver-root.
+  auto add = [&](std::unique_ptr<discovery::Backend> b) {
+    mgr.AddBackend(std::make_unique<discovery::DriverStackBackend>(
+        std::move(b), discovery::DriverRoot{env, HostRoot(f.host_root), f.driver_root}));
+  };
   if (!f.simulate_profile.empty()) {
     auto content = env->ReadFile(f.simulate_profile);
     if (!content.ok()) {
       return content.status().WithContext("cannot read --simulate-profile");
     }
     ASSIGN_OR_RETURN(auto profile, discovery::ParseSimProfile(*content, f.simulate_profile));
-    mgr.AddBackend(std::make_unique<discovery::SimulatedBackend>(env, node, std::move(profile),
-                                                                 f.simulate_profile));
+    add(std::make_unique<discovery::SimulatedBackend>(env, node, std::move(profile),
+                                                      f.simulate_profile));
   } else if (f.simulate >= 0) {
-    mgr.AddBackend(std::make_unique<discovery::SimulatedBackend>(
-        env, node, discovery::DefaultSimProfile(f.simulate)));
+    add(std::make_unique<discovery::SimulatedBackend>(env, node,
+                                                      discovery::DefaultSimProfile(f.simulate)));
   }
   if (mgr.empty()) {
     // Real hardware: PCI/sysfs under --host-root, enriched with NVML when it is present.
@@ -133,12 +138,12 @@ Expected<discovery::DeviceManager> MakeDevices(const Flags& f, const std::string
     popts.ids_file = f.pci_ids_file;
     auto pci = std::make_unique<discovery::PciBackend>(env, HostRoot(f.host_root), popts);
     if (f.no_nvml) {
-      mgr.AddBackend(std::move(pci));
+      add(std::move(pci));
     } else {
       auto enriched =
           std::make_unique<discovery::NvmlEnrichedBackend>(std::move(pci), f.nvml_library);
       if (nvml != nullptr) *nvml = enriched.get();
-      mgr.AddBackend(std::move(enriched));
+      add(std::move(enriched));
     }
   }
   return mgr;
@@ -190,7 +195,8 @@ Status CheckPluginFlags(const Flags& f) {
     return InvalidArgument(
         "--node-name (or NODE_NAME) is required: the name of the Node this plugin runs on");
   }
-  if (!f.inspect_tool.empty()) RETURN_IF_ERROR(CheckInspectTool(f.inspect_tool));
+  if (!f.inspect_tool.empty()) RETURN_IF_ERROR(CheckTool("--inspect-tool", f.inspect_tool));
+  if (!f.smi_tool.empty()) RETURN_IF_ERROR(CheckTool("--smi-tool", f.smi_tool));
   if (f.testing_expose_all_devices) {
     spdlog::warn(
         "TESTING ONLY: --testing-expose-all-devices is set: every claim's containers get the "
@@ -419,6 +425,8 @@ int RunPlugin(const Flags& f) {
   prep_opts.pool_name = f.node_name;
   prep_opts.shared_checkpoint = copts.shared;
   prep_opts.inspect_tool = f.inspect_tool;
+  prep_opts.smi_tool = f.smi_tool;
+  prep_opts.driver_info_dir = data_dir + "/driver-info";
   prep_opts.testing_expose_all_devices = f.testing_expose_all_devices;
   prep_opts.nvidia_smi = f.nvidia_smi;
   prep_opts.device_metadata_dir = data_dir + "/dra-device-metadata";
@@ -509,6 +517,12 @@ void AddClaimFlags(CLI::App& app, Flags& f) {
                  "read-only at " +
                      std::string(model::kInspectToolContainerPath))
       ->envname("ACCEL_DRA_INSPECT_TOOL");
+  app.add_option("--smi-tool", f.smi_tool,
+                 "host path of the static accel-dra-smi binary (prints the published driver and "
+                 "runtime versions from inside a container) that every claim's containers get "
+                 "read-only at " +
+                     std::string(model::kSmiToolContainerPath))
+      ->envname("ACCEL_DRA_SMI_TOOL");
   app.add_flag("--device-metadata", f.device_metadata,
                "KEP-5304 device metadata: give the containers of each claim request a read-only "
                "DeviceMetadata file (devices and attributes) under "
@@ -534,6 +548,12 @@ void AddDiscoveryFlags(CLI::App& app, Flags& f) {
       ->envname("ACCEL_DRA_SIMULATE_PROFILE");
   app.add_option("--host-root", f.host_root, "where the host's /sys, /dev and /proc are")
       ->envname("HOST_ROOT")
+      ->capture_default_str();
+  app.add_option("--driver-root", f.driver_root,
+                 "host directory holding the driver's user space (libraries, tools, firmware) "
+                 "whose stack containers get, read under --host-root (e.g. /run/nvidia/driver "
+                 "with a containerised driver); see docs/driver-stack.md")
+      ->envname("DRIVER_ROOT")
       ->capture_default_str();
   app.add_option("--pci-ids-file", f.pci_ids_file,
                  "PCI ID database for product names (default: libpci's, /usr/share/misc/pci.ids)")

@@ -104,6 +104,42 @@ TEST_F(PreparerMountsTest, OldRecordsWithoutMountsTakeThemFromTheInventory) {
       (std::vector<std::pair<std::string, std::string>>{{"/v", "/run/accel-dra/driver/version"}}));
 }
 
+TEST_F(PreparerMountsTest, DriverInfoFilesCarryThePublishedVersionsAndTheSmiToolIsMounted) {
+  // SimInventory's devices publish driverVersion and runtimeVersion (simulated defaults).
+  const fs::path info = dirs_->data() / "driver-info";
+  base_opts_.driver_info_dir = info.string();
+  base_opts_.smi_tool = "/opt/tools/accel-dra-smi";
+  Reopen();
+  const model::Device* dev = inventory_->Find("gpu-0");
+  ASSERT_NE(dev, nullptr);
+  const std::string driver = dev->attributes.at("driverVersion").string_value();
+  const std::string runtime = dev->attributes.at("runtimeVersion").string_value();
+  PutAndPrepare("info", Uid(6), "gpu-0");
+  const std::string dir = (info / ("driver-" + driver + "_runtime-" + runtime)).string();
+  EXPECT_EQ(MountPairs(SpecOf(Uid(6))),
+            (std::vector<std::pair<std::string, std::string>>{
+                {dir + "/driver-version", "/run/accel-dra/driver/driver-version"},
+                {dir + "/runtime-version", "/run/accel-dra/driver/runtime-version"},
+                {"/opt/tools/accel-dra-smi", "/usr/local/bin/accel-dra-smi"}}));
+  EXPECT_EQ(ReadAll(dir + "/driver-version"), driver + "\n");
+  EXPECT_EQ(ReadAll(dir + "/runtime-version"), runtime + "\n");
+}
+
+TEST_F(PreparerMountsTest, ADeviceWhoseDriverStackIsBrokenIsRefusedWithTheReason) {
+  std::vector<model::Device> devices = inventory_->devices();
+  devices[0].driver_stack_problem =
+      "driver stack under /: /usr/lib/x86_64-linux-gnu/libcuda.so.550.54.15 is another version "
+      "than the driver's 570.86.15 (no libcuda.so.570.86.15)";
+  inventory_ = std::make_shared<const model::Inventory>(devices);
+  Reopen();
+  claims_.Put(ClaimJson("broken", Uid(7), {Result{.device = devices[0].name}}));
+  auto r = PrepareOne(Ref("broken", Uid(7)));
+  EXPECT_NE(r.error.find("cannot be given its driver stack"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("libcuda.so.550.54.15 is another version"), std::string::npos);
+  EXPECT_FALSE(SpecExists(Uid(7)));
+  EXPECT_FALSE(Entry(Uid(7)).has_value());
+}
+
 TEST_F(PreparerMountsTest, WithoutOptionsNoMounts) {
   PutAndPrepare("plain", Uid(4), "gpu-0");
   EXPECT_TRUE(SpecOf(Uid(4)).container_edits.mounts.empty());

@@ -165,6 +165,9 @@ TEST_F(NvmlTest, NvmlEnrichesPciDevicesByBusId) {
     EXPECT_EQ(a.at("driverVersion"), model::AttrValue::Version("550.54.15"));
     EXPECT_EQ(a.count("driverVersionRaw"), 0u);
     EXPECT_EQ(a.at("cudaDriverVersion"), model::AttrValue::Version("12.4.0"));
+    // The runtime API version under the name every vendor uses (KAR-0001), from the mock's
+    // nvmlSystemGetCudaDriverVersion_v2 (12040).
+    EXPECT_EQ(a.at("runtimeVersion"), model::AttrValue::Version("12.4.0"));
     EXPECT_EQ(a.at("computeCapability"), model::AttrValue::Version("9.0.0"));
     EXPECT_EQ(a.at("architecture"), model::AttrValue::String("Hopper"));
     EXPECT_EQ(d.capacity.at("memory"), "81559Mi");
@@ -174,7 +177,7 @@ TEST_F(NvmlTest, NvmlEnrichesPciDevicesByBusId) {
     EXPECT_EQ(a.at("driverName"), model::AttrValue::String("nvidia"));
     EXPECT_EQ(a.at("vendorID"), model::AttrValue::String("0x10de"));
     EXPECT_EQ(d.device_nodes, std::vector<std::string>{"/dev/nvidia" + std::to_string(i)});
-    EXPECT_EQ(a.size(), 14u);
+    EXPECT_EQ(a.size(), 15u);
   }
   EXPECT_EQ(devices[8], amd);
   EXPECT_EQ(devices[9], vfio);
@@ -228,8 +231,9 @@ TEST_F(NvmlTest, AFullyDescribedGpuStaysWithinTheAttributeLimit) {
   EXPECT_TRUE(left_out.empty());
   const model::Device& d = out.devices()[0];
   const auto& a = d.attributes;
-  // PCI 16 (with the standard pciBusID, pcieRoot, numaNode) + NVML 4 + node 5, and memory.
-  EXPECT_EQ(a.size(), 25u);
+  // PCI 16 (with the standard pciBusID, pcieRoot, numaNode) + NVML 5 (runtimeVersion too) + node
+  // 5, and memory: 27 of 32.
+  EXPECT_EQ(a.size(), 26u);
   EXPECT_EQ(d.capacity.size(), 1u);
   EXPECT_EQ(a.at("uuid"), model::AttrValue::String(Uuid(0)));
   EXPECT_EQ(a.at("driverVersionRaw"), model::AttrValue::String("535.104.05"));
