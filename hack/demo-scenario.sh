@@ -10,7 +10,8 @@
 #     --probe      accel-dra-probe to run at the end (default build/src/cmd/probe/accel-dra-probe;
 #                  "" skips the probe)
 #     --keep-pods  leave the demo pods running (then the probe is skipped: they hold the devices)
-# Exit status: the probe's (0: no check failed; partial checks are reported as partial).
+# ACCEL_DRA_DEMO_HELM_ARGS: extra helm install arguments (e.g. --set deviceMetadata=false for an
+# older image). Exit status: the probe's (0: no check failed; partial checks are reported as partial).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -26,6 +27,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -n "$RUN_DIR" ] && [ -f "$RUN_DIR/env" ] || die "--dir RUN_DIR: no cluster there ($RUN_DIR/env is missing)"
+RUN_DIR="$(cd "$RUN_DIR" && pwd)"  # the chart gets host paths: absolute
 LC="$REPO_ROOT/hack/local-cluster"
 DEMO="$REPO_ROOT/demo"
 NS=accel-demo
@@ -43,6 +45,9 @@ phase "helm install accel-dra (deploy/helm/accel-dra) with the simulated devices
 prof="$RUN_DIR/sim-profile.yaml"
 sed "s#@RUN_DIR@#$RUN_DIR#g" "$DEMO/devices.yaml" >"$prof"
 sim_device_nodes "$RUN_DIR" "$prof" >/dev/null
+# The simulated driver's version (driverVersionFile of demo/devices.yaml): one for the node.
+mkdir -p "$RUN_DIR/sim-driver"
+echo "${ACCEL_DRA_DEMO_DRIVER_VERSION:-1.2.0}" >"$RUN_DIR/sim-driver/version"
 api_port="${APISERVER_URL##*:}"
 # The webhook runs with host networking on the node's loopback address, which a Service's
 # Endpoints cannot hold: the apiserver calls it at its URL (webhook.url) on a free port.
@@ -58,12 +63,16 @@ inspectTool: {hostDir: $RUN_DIR/accel-dra-bin}
 metrics: {enabled: true}
 webhook: {enabled: true, port: $webhook_port, url: "https://127.0.0.1:$webhook_port/validate"}
 simulation:
-  hostPaths: [$RUN_DIR/dev]
+  hostPaths: [$RUN_DIR/dev, $RUN_DIR/sim-driver]
 VALUES
 k label node "$NODE_NAME" accel-dra.dev/accelerator-node=true --overwrite >/dev/null
-"$HELM" --kubeconfig "$KUBECONFIG" install accel-dra "$REPO_ROOT/deploy/helm/accel-dra" \
+if ! "$HELM" --kubeconfig "$KUBECONFIG" install accel-dra "$REPO_ROOT/deploy/helm/accel-dra" \
   --namespace accel-dra --create-namespace -f "$RUN_DIR/accel-dra-values.yaml" \
-  --set-file simulation.profile="$prof" --wait --timeout "${WAIT}s"
+  --set-file simulation.profile="$prof" --wait --timeout "${WAIT}s" ${ACCEL_DRA_DEMO_HELM_ARGS:-}; then
+  k describe pods -n accel-dra | tail -n 40 >&2 || true
+  k logs -n accel-dra -l app.kubernetes.io/name=accel-dra --tail=30 --prefix --all-containers >&2 || true
+  die "helm install accel-dra: the plugin is not Ready after ${WAIT}s (kubelet log: $RUN_DIR/logs/kubelet.log)"
+fi
 k get pods -n accel-dra -o wide
 
 echo

@@ -27,6 +27,9 @@ BUILD = Path(os.environ.get("ACCEL_DRA_BUILD_DIR", "build")).resolve()
 PROBE = BUILD / "src/cmd/probe/accel-dra-probe"
 RELEASE = NAMESPACE = "accel-dra"  # as hack/demo-scenario.sh installs it
 DEMO_NS = "accel-demo"
+# The image in ARCHIVE (CTest image_build tags it localhost/accel-dra:e2e; a run by hand may point
+# ACCEL_DRA_IMAGE_ARCHIVE at the demo's archive and this at localhost/accel-dra:demo).
+IMAGE_REF = os.environ.get("ACCEL_DRA_IMAGE_REF") or f"{REPO}:{TAG}"
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +44,7 @@ def scenario(node, kubectl):
     for dc in (DRIVER, f"gpu.{DRIVER}", f"accelerator.{DRIVER}"):  # the chart brings its own
         kubectl("delete", "deviceclass", dc, "--ignore-not-found")
     t0 = time.monotonic()
-    p = run([SOURCE / "hack/demo-scenario.sh", "--dir", node.dir, "--image", f"{REPO}:{TAG}",
+    p = run([SOURCE / "hack/demo-scenario.sh", "--dir", node.dir, "--image", IMAGE_REF,
              "--probe", PROBE], timeout=780)
     print(p.stdout)
     print(f"MEASURED: demo scenario and probe {time.monotonic() - t0:.1f} s (exit {p.returncode})")
