@@ -11,6 +11,7 @@
 #include "accel_dra/common/json_path.h"
 #include "accel_dra/common/strings.h"
 #include "accel_dra/common/yaml.h"
+#include "accel_dra/probe/evidence.h"
 #include "accel_dra/probe/verdicts.h"
 
 namespace accel_dra::probe {
@@ -250,6 +251,7 @@ Expected<ClusterInventory> ClusterSession::LoadInventory() {
     for (const auto& n : sel_nodes) selected.insert(JsonString(n, {"metadata", "name"}));
   }
   ASSIGN_OR_RETURN(auto slices, res_->ListResourceSlices("", "spec.driver=" + opt_.driver));
+  if (record_ != nullptr) RecordRaw(*record_, SlicesOutput(slices.items, opt_.driver));
   return BuildClusterInventory(all_nodes, selector.empty() ? nullptr : &selected, slices.items);
 }
 
@@ -258,7 +260,9 @@ Expected<std::vector<std::string>> ClusterSession::ServedDraResources() {
 }
 
 Expected<Json> ClusterSession::GetClaim(const std::string& name) {
-  return res_->GetObject("resourceclaims", ns_, name);
+  auto claim = res_->GetObject("resourceclaims", ns_, name);
+  if (claim.ok() && record_ != nullptr) RecordRaw(*record_, ClaimOutput(*claim));
+  return claim;
 }
 
 Expected<std::vector<Json>> ClusterSession::ListClaimsEverywhere() {
@@ -386,7 +390,9 @@ Expected<std::string> ClusterSession::WaitUnschedulable(const std::string& name)
           if (JsonString(cond, {"type"}) == "PodScheduled" &&
               JsonString(cond, {"status"}) == "False" &&
               JsonString(cond, {"reason"}) == "Unschedulable") {
-            return std::optional<std::string>(JsonString(cond, {"message"}));
+            std::string message = JsonString(cond, {"message"});
+            if (record_ != nullptr) RecordRaw(*record_, SchedulingOutput(ns_, name, message));
+            return std::optional<std::string>(message);
           }
         }
         return std::optional<std::string>();
@@ -408,6 +414,7 @@ Expected<InspectResult> ClusterSession::WaitInspect(const std::string& pod,
         last = *logs;
         InspectResult r = ParseResult(*logs);
         if (!r.done) return std::optional<InspectResult>();
+        if (record_ != nullptr) RecordRaw(*record_, LogsOutput(ns_, pod, container, *logs));
         return std::optional<InspectResult>(r);
       },
       [&] { return "log so far: " + last.substr(0, 500); });

@@ -16,6 +16,9 @@
 //    and the DeviceClasses, then waits until the namespace is gone. It ignores the stop flag, is
 //    bounded by cleanup_timeout, runs once (the destructor runs it when nobody did) and returns
 //    what it removed or left, one line each.
+//  - While a check records (RecordInto), the reads and waits add the raw outputs they saw to its
+//    result (evidence.h): the slices, each claim's status, each inspect log, each scheduler
+//    verdict.
 //  - Waits poll every 500 ms and are bounded by `timeout` (deletions: `cleanup_timeout`); at the
 //    deadline they return DeadlineExceeded naming what was awaited and the last state seen. When
 //    the stop flag is set a wait returns an error within ~100 ms and interrupted() becomes true:
@@ -72,6 +75,9 @@ class ClusterSession {
   // with the seconds since the session started ("[  12.3s] ").
   void Say(const std::string& msg) const;
   bool interrupted() const { return interrupted_; }
+
+  // The check whose result gets the raw outputs of the reads and waits (nullptr: none).
+  void RecordInto(CheckResult* c) { record_ = c; }
 
   // --- objects
   // ------------------------------------------------------------------------------------ A
@@ -150,6 +156,7 @@ class ClusterSession {
   Manifest base_class_manifest_;
   std::vector<std::string> classes_;  // DeviceClasses created (cluster-scoped)
   std::vector<nlohmann::json> pods_created_;
+  CheckResult* record_ = nullptr;
 };
 
 }  // namespace accel_dra::probe

@@ -11,6 +11,8 @@
 #include <sstream>
 
 #include "accel_dra/common/strings.h"
+#include "accel_dra/probe/evidence.h"
+#include "report_text.h"
 
 namespace accel_dra::probe {
 namespace {
@@ -94,9 +96,8 @@ std::string CleanText(std::string_view s, Map map) {
   return out;
 }
 
-// Text for XML character data and attribute values, well-formed whatever the bytes (invalid
-// UTF-8, control characters, "]]>"): markup characters as entities; tab, newline and carriage
-// return as character references, so attribute values keep them too.
+}  // namespace
+
 std::string XmlEscape(std::string_view s) {
   return CleanText(s, [](uint32_t cp, std::string& out) {
     switch (cp) {
@@ -129,6 +130,8 @@ std::string XmlEscape(std::string_view s) {
     }
   });
 }
+
+namespace {
 
 // Inline Markdown text from any bytes (messages, steps: they carry what the cluster and the
 // containers said): one line, nothing a renderer reads as markup or HTML. Markdown's inline
@@ -211,11 +214,15 @@ std::string FenceFor(std::string_view body) {
   return std::string(std::max<size_t>(3, LongestBacktickRun(body) + 1), '`');
 }
 
+}  // namespace
+
 std::string Seconds(double s) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.3f", s);
   return buf;
 }
+
+namespace {
 
 const ChecklistItem* FindItem(const std::vector<ChecklistItem>& items, std::string_view id) {
   for (const auto& i : items) {
@@ -228,6 +235,8 @@ std::string ProductStatus(CheckStatus s) {
   switch (s) {
     case CheckStatus::kPass:
       return "Implemented";
+    case CheckStatus::kPartial:
+      return "Partially Implemented";
     case CheckStatus::kFail:
       return "Not Implemented";
     case CheckStatus::kSkip:
@@ -236,9 +245,36 @@ std::string ProductStatus(CheckStatus s) {
   return "";
 }
 
+// The raw outputs of a check: each command and what it printed, fenced.
+void RenderRawOutputs(const Report& r, const CheckResult& c, std::ostringstream& o) {
+  o << "\n### Raw outputs\n\nRe-run this check: " << MdCode(RerunCommand(r, c.id)) << "\n";
+  if (c.raw.empty()) {
+    o << "\n(no raw output was captured)\n";
+    return;
+  }
+  o << "\nWhat these commands printed during the run (namespace " << MdCode(r.namespace_)
+    << ", deleted afterwards: run them while a re-run's pods exist, or apply the manifests "
+       "above):\n";
+  for (const auto& x : c.raw) {
+    const std::string fence = FenceFor(x.output);
+    o << "\nCommand: " << MdCode(x.command);
+    if (!x.excerpt.empty()) o << " (excerpt: " << MdText(x.excerpt) << ")";
+    // Literal in the block; a carriage return would end a line for some renderers: a newline.
+    o << "\n\n"
+      << fence << "\n"
+      << CleanText(x.output, [](uint32_t cp, std::string& out) {
+           if (cp != '\r') return false;
+           out += '\n';
+           return true;
+         });
+    if (!x.output.empty() && x.output.back() != '\n') o << "\n";
+    o << fence << "\n";
+  }
+}
+
 // One check's section of evidence.md. Its id is one of ours (kCheckIds): the heading and anchor.
-void RenderEvidenceSection(const CheckResult& c, const ChecklistItem* item, const std::string& used,
-                           std::ostringstream& o) {
+void RenderEvidenceSection(const Report& r, const CheckResult& c, const ChecklistItem* item,
+                           const std::string& used, std::ostringstream& o) {
   o << "\n<a id=\"" << c.id << "\"></a>\n## " << c.id << "\n\n";
   if (item != nullptr) {
     o << "**Level (v" << used << "):** " << item->level << "\n\n> " << item->description << "\n\n";
@@ -247,6 +283,7 @@ void RenderEvidenceSection(const CheckResult& c, const ChecklistItem* item, cons
   }
   o << "**Result:** " << CheckStatusName(c.status) << " in " << Seconds(c.seconds) << " s";
   if (!c.message.empty()) o << " — " << MdText(c.message);
+  if (r.environment.Simulated()) o << " (on simulated devices)";
   o << "\n\n### What was run\n\n";
   if (c.ran.empty()) o << "(nothing)\n";
   for (const auto& s : c.ran) o << "- " << MdText(s, /*line_start=*/true) << "\n";
@@ -261,6 +298,41 @@ void RenderEvidenceSection(const CheckResult& c, const ChecklistItem* item, cons
   o << "\n### What was seen\n\n";
   if (c.observed.empty()) o << "(nothing)\n";
   for (const auto& s : c.observed) o << "- " << MdCode(s) << "\n";
+  RenderRawOutputs(r, c, o);
+}
+
+// The test environment: what ran the checks, first in evidence.md.
+void RenderEnvironment(const Report& r, std::ostringstream& o) {
+  o << "## Test environment\n\n";
+  if (r.environment.Simulated()) {
+    o << "**Devices: simulated.** The devices below publish `simulated: true`: no real "
+         "accelerator backs them; their device nodes are stand-ins. This evidence shows the "
+         "driver's and the cluster's behaviour, not an accelerator's.\n\n";
+  }
+  o << "| | |\n|---|---|\n";
+  o << "| Kubernetes server | " << MdText(r.server_version.empty() ? "(unknown)" : r.server_version)
+    << " |\n";
+  if (r.environment.nodes.empty()) {
+    o << "| Nodes | none publishes devices of the driver |\n";
+  }
+  for (const auto& n : r.environment.nodes) {
+    o << "| Node " << MdCode(n.name, true) << " | kubelet " << MdText(n.kubelet_version) << ", "
+      << MdText(n.os_image) << ", kernel " << MdText(n.kernel_version) << ", "
+      << MdText(n.architecture) << ", container runtime " << MdText(n.container_runtime) << " |\n";
+  }
+  o << "\n| Node | Devices | Model | Vendor | Driver version | Runtime version | Simulated |\n"
+       "|---|---|---|---|---|---|---|\n";
+  for (const auto& n : r.environment.nodes) {
+    for (const auto& g : n.devices) {
+      auto cell = [](const std::string& v) { return v.empty() ? std::string("—") : MdText(v); };
+      o << "| " << MdCode(n.name, true) << " | " << g.devices.size() << " ("
+        << MdText(Join(g.devices, ", ")) << ") | " << cell(g.product) << " | " << cell(g.vendor)
+        << " | " << cell(g.driver_version) << " | " << cell(g.runtime_version) << " | "
+        << (g.simulated ? "**simulated**" : "no") << " |\n";
+    }
+  }
+  o << "\nVersions are the devices' published attributes (`driverVersion`, `runtimeVersion`); "
+       "the node's from `Node.status.nodeInfo`.\n\n";
 }
 
 }  // namespace
@@ -269,6 +341,8 @@ std::string_view CheckStatusName(CheckStatus s) {
   switch (s) {
     case CheckStatus::kPass:
       return "pass";
+    case CheckStatus::kPartial:
+      return "partial";
     case CheckStatus::kFail:
       return "fail";
     case CheckStatus::kSkip:
@@ -281,6 +355,17 @@ bool AllPassed(const Report& report) {
   return !report.checks.empty() &&
          std::all_of(report.checks.begin(), report.checks.end(),
                      [](const CheckResult& c) { return c.status == CheckStatus::kPass; });
+}
+
+bool NoneFailed(const Report& report) {
+  return !report.checks.empty() &&
+         std::all_of(report.checks.begin(), report.checks.end(), [](const CheckResult& c) {
+           return c.status == CheckStatus::kPass || c.status == CheckStatus::kPartial;
+         });
+}
+
+std::string_view OverallResult(const Report& report) {
+  return AllPassed(report) ? "PASS" : NoneFailed(report) ? "PARTIAL" : "FAIL";
 }
 
 std::string MinorVersion(std::string_view v) {
@@ -300,17 +385,20 @@ std::string MinorVersion(std::string_view v) {
 }
 
 std::vector<ChecklistItem> ChecklistFor(std::string_view minor, std::string* used) {
-  int m = 36;
+  constexpr int kNewest = 37;  // the newest checklist known here
+  int m = kNewest;
   if (minor.size() > 2 && minor.substr(0, 2) == "1.") {
     try {
       m = std::stoi(std::string(minor.substr(2)));
     } catch (...) {
-      m = 36;
+      m = kNewest;
     }
   }
-  m = std::clamp(m, 33, 36);
+  m = std::clamp(m, 33, kNewest);
   if (used != nullptr) *used = "1." + std::to_string(m);
   std::vector<ChecklistItem> out;
+  // 1.36 and 1.37 (kubernetes-sigs/wg-ai-conformance conformance-versions) list the same entries
+  // with the same levels for what this probe tests; dra_support left the checklist in 1.36.
   if (m <= 35) {
     out.push_back({"dra_support", "accelerators", m == 33 ? "SHOULD" : "MUST", kDraDescription});
   }
@@ -323,10 +411,16 @@ std::vector<ChecklistItem> ChecklistFor(std::string_view minor, std::string* use
   return out;
 }
 
+std::string RerunCommand(const Report& r, std::string_view id) {
+  return (r.command.empty() ? std::string("accel-dra-probe run") : r.command) + " --only " +
+         std::string(id);
+}
+
 std::string RenderSummary(const Report& r) {
   std::ostringstream o;
   o << "accel-dra-probe " << r.probe_version << ": driver " << r.driver << ", Kubernetes "
     << (r.server_version.empty() ? "(unknown)" : r.server_version) << "\n";
+  for (const auto& line : EnvironmentLines(r)) o << "  " << line << "\n";
   for (const auto& c : r.checks) {
     std::string st(CheckStatusName(c.status));
     std::transform(st.begin(), st.end(), st.begin(), ::toupper);
@@ -334,14 +428,40 @@ std::string RenderSummary(const Report& r) {
     if (!c.message.empty()) o << ": " << c.message;
     o << "\n";
   }
-  size_t pass = 0, fail = 0, skip = 0;
-  for (const auto& c : r.checks) {
-    (c.status == CheckStatus::kPass ? pass : c.status == CheckStatus::kFail ? fail : skip)++;
-  }
-  o << "result: " << (AllPassed(r) ? "PASS" : "FAIL") << " (" << pass << " passed, " << fail
-    << " failed, " << skip << " skipped" << (r.interrupted ? ", interrupted" : "") << ") in "
-    << Seconds(r.seconds) << " s\n";
+  size_t counts[4] = {0, 0, 0, 0};
+  for (const auto& c : r.checks) ++counts[static_cast<int>(c.status)];
+  o << "result: " << OverallResult(r) << " (" << counts[static_cast<int>(CheckStatus::kPass)]
+    << " passed, " << counts[static_cast<int>(CheckStatus::kPartial)] << " partial, "
+    << counts[static_cast<int>(CheckStatus::kFail)] << " failed, "
+    << counts[static_cast<int>(CheckStatus::kSkip)] << " skipped"
+    << (r.interrupted ? ", interrupted" : "") << ") in " << Seconds(r.seconds) << " s\n";
   return o.str();
+}
+
+Json EnvironmentJson(const Report& r) {
+  Json nodes = Json::array();
+  for (const auto& n : r.environment.nodes) {
+    Json devices = Json::array();
+    for (const auto& g : n.devices) {
+      devices.push_back({{"productName", g.product},
+                         {"vendor", g.vendor},
+                         {"driverVersion", g.driver_version},
+                         {"runtimeVersion", g.runtime_version},
+                         {"simulated", g.simulated},
+                         {"devices", g.devices}});
+    }
+    nodes.push_back({{"name", n.name},
+                     {"kubeletVersion", n.kubelet_version},
+                     {"osImage", n.os_image},
+                     {"kernelVersion", n.kernel_version},
+                     {"architecture", n.architecture},
+                     {"containerRuntimeVersion", n.container_runtime},
+                     {"deviceGroups", devices}});
+  }
+  return {{"kubernetesVersion", r.server_version},
+          {"simulated", r.environment.Simulated()},
+          {"nodes", nodes},
+          {"summary", EnvironmentLines(r)}};
 }
 
 std::string RenderJson(const Report& r) {
@@ -349,61 +469,36 @@ std::string RenderJson(const Report& r) {
   for (const auto& c : r.checks) {
     Json manifests = Json::array();
     for (const auto& m : c.manifests) manifests.push_back({{"title", m.title}, {"yaml", m.yaml}});
+    Json raw = Json::array();
+    for (const auto& x : c.raw) {
+      raw.push_back({{"command", x.command}, {"excerpt", x.excerpt}, {"output", x.output}});
+    }
     checks.push_back({{"id", c.id},
                       {"status", std::string(CheckStatusName(c.status))},
                       {"message", c.message},
                       {"seconds", c.seconds},
+                      {"rerun", RerunCommand(r, c.id)},
                       {"ran", c.ran},
                       {"manifests", manifests},
-                      {"observed", c.observed}});
+                      {"observed", c.observed},
+                      {"raw", raw}});
   }
   Json j = {{"probeVersion", r.probe_version},
             {"driver", r.driver},
             {"kubernetesVersion", r.server_version},
+            {"command", r.command},
+            {"environment", EnvironmentJson(r)},
             {"namespace", r.namespace_},
             {"startedAt", r.started_at},
             {"seconds", r.seconds},
             {"interrupted", r.interrupted},
             {"passed", AllPassed(r)},
+            {"result", AllPassed(r)    ? "pass"
+                       : NoneFailed(r) ? "partial"
+                                       : "fail"},
             {"cleanup", r.cleanup},
             {"checks", checks}};
   return j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
-}
-
-std::string RenderJunit(const Report& r) {
-  size_t failures = 0, skipped = 0;
-  for (const auto& c : r.checks) {
-    if (c.status == CheckStatus::kFail) ++failures;
-    if (c.status == CheckStatus::kSkip) ++skipped;
-  }
-  std::ostringstream o;
-  o << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
-  o << "<testsuites name=\"accel-dra-probe\" tests=\"" << r.checks.size() << "\" failures=\""
-    << failures << "\" skipped=\"" << skipped << "\" time=\"" << Seconds(r.seconds) << "\">\n";
-  o << "  <testsuite name=\"accel-dra-probe\" tests=\"" << r.checks.size() << "\" failures=\""
-    << failures << "\" errors=\"0\" skipped=\"" << skipped << "\" time=\"" << Seconds(r.seconds)
-    << "\" timestamp=\"" << XmlEscape(r.started_at) << "\">\n";
-  o << "    <properties>\n";
-  o << "      <property name=\"driver\" value=\"" << XmlEscape(r.driver) << "\"/>\n";
-  o << "      <property name=\"kubernetesVersion\" value=\"" << XmlEscape(r.server_version)
-    << "\"/>\n";
-  o << "    </properties>\n";
-  for (const auto& c : r.checks) {
-    o << "    <testcase classname=\"accel-dra-probe\" name=\"" << XmlEscape(c.id) << "\" time=\""
-      << Seconds(c.seconds) << "\">\n";
-    if (c.status == CheckStatus::kFail) {
-      o << "      <failure message=\"" << XmlEscape(c.message) << "\" type=\"CheckFailed\">"
-        << XmlEscape(c.message) << "</failure>\n";
-    } else if (c.status == CheckStatus::kSkip) {
-      o << "      <skipped message=\"" << XmlEscape(c.message) << "\"/>\n";
-    }
-    o << "      <system-out>";
-    for (const auto& line : c.observed) o << XmlEscape(line) << "\n";
-    o << "</system-out>\n";
-    o << "    </testcase>\n";
-  }
-  o << "  </testsuite>\n</testsuites>\n";
-  return o.str();
 }
 
 // Container output, cluster messages and names in evidence.md are escaped (MdText, MdCode): no
@@ -413,16 +508,19 @@ std::string RenderEvidence(const Report& r) {
   auto items = ChecklistFor(MinorVersion(r.server_version), &used);
   std::ostringstream o;
   o << "# accel-dra-probe evidence\n\n";
-  o << "| | |\n|---|---|\n";
+  RenderEnvironment(r, o);
+  o << "## Run\n\n| | |\n|---|---|\n";
   o << "| Probe | accel-dra-probe " << MdText(r.probe_version) << " |\n";
+  o << "| Command | " << MdCode(r.command.empty() ? "accel-dra-probe run" : r.command, true)
+    << " |\n";
   o << "| DRA driver | " << MdCode(r.driver, /*in_table=*/true) << " |\n";
   o << "| Kubernetes | " << MdText(r.server_version) << " (AI-conformance checklist v" << used
     << ") |\n";
   o << "| Started | " << MdText(r.started_at) << " |\n";
   o << "| Duration | " << Seconds(r.seconds) << " s |\n";
   o << "| Namespace | " << MdCode(r.namespace_, /*in_table=*/true) << " (deleted afterwards) |\n";
-  o << "| Result | **" << (AllPassed(r) ? "PASS" : "FAIL") << "**"
-    << (r.interrupted ? " (interrupted)" : "") << " |\n\n";
+  o << "| Result | **" << OverallResult(r) << "**" << (r.interrupted ? " (interrupted)" : "")
+    << " |\n\n";
   o << "| Requirement | Level | Result | Message |\n|---|---|---|---|\n";
   for (const auto& c : r.checks) {
     const ChecklistItem* item = FindItem(items, c.id);
@@ -431,8 +529,10 @@ std::string RenderEvidence(const Report& r) {
       << " | " << MdText(c.message) << " |\n";
   }
   o << "\nNo test pod used privileged mode or hostPath volumes; every pod used "
-       "`terminationGracePeriodSeconds: 1`.\n";
-  for (const auto& c : r.checks) RenderEvidenceSection(c, FindItem(items, c.id), used, o);
+       "`terminationGracePeriodSeconds: 1`. A partial result means the mechanism works but only "
+       "in part (e.g. a time slice the devices accept but do not enforce); it is never counted "
+       "as a pass.\n";
+  for (const auto& c : r.checks) RenderEvidenceSection(r, c, FindItem(items, c.id), used, o);
   if (!r.cleanup.empty()) {
     o << "\n## Clean-up\n\n";
     for (const auto& s : r.cleanup) o << "- " << MdText(s, /*line_start=*/true) << "\n";
@@ -464,6 +564,8 @@ std::string RenderProductYaml(const Report& r) {
     o << "# The cluster's version " << (minor.empty() ? "(unknown)" : minor)
       << " has no checklist here; the nearest one (v" << used << ") is used.\n";
   }
+  o << "# Test environment:\n";
+  for (const auto& line : EnvironmentLines(r)) o << "#   " << CommentText(line) << "\n";
   o << "# Copy these entries into your PRODUCT.yaml; do not change id, description or level.\n";
   for (const auto& c : r.checks) {
     if (FindItem(items, c.id) == nullptr) {
@@ -493,9 +595,12 @@ std::string RenderProductYaml(const Report& r) {
       o << "      status: " << Quote(ProductStatus(res->status)) << "\n";
       o << "      evidence:\n";
       o << "        - " << Quote(std::string(kEvidenceMd) + "#" + item.id) << "\n";
-      o << "        - " << Quote(kJunitXml) << "\n";
+      o << "        - " << Quote(std::string(kJunitXml) + "#" + UpstreamTestName(item.id)) << "\n";
+      o << "        - " << Quote(kResultsJson) << "\n";
+      o << "        - " << Quote(kE2eLog) << "\n";
       o << "        - " << Quote(kReportJson) << "\n";
       notes = "accel-dra-probe " + std::string(CheckStatusName(res->status)) +
+              (r.environment.Simulated() ? " on simulated devices" : "") +
               (res->message.empty() ? "" : ": " + res->message);
     }
     o << "      notes: " << Quote(notes) << "\n";
@@ -508,10 +613,9 @@ Status WriteReports(const Report& report, const std::string& dir) {
   std::filesystem::create_directories(dir, ec);
   if (ec) return InvalidArgument("cannot create output directory " + dir + ": " + ec.message());
   const std::pair<std::string_view, std::string> files[] = {
-      {kReportJson, RenderJson(report)},
-      {kJunitXml, RenderJunit(report)},
-      {kEvidenceMd, RenderEvidence(report)},
-      {kProductYaml, RenderProductYaml(report)}};
+      {kReportJson, RenderJson(report)},          {kJunitXml, RenderJunit(report)},
+      {kEvidenceMd, RenderEvidence(report)},      {kProductYaml, RenderProductYaml(report)},
+      {kResultsJson, RenderUpstreamJson(report)}, {kE2eLog, RenderUpstreamLog(report)}};
   for (const auto& [name, content] : files) {
     std::filesystem::path path = std::filesystem::path(dir) / name;
     std::filesystem::path tmp = path;

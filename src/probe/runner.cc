@@ -10,6 +10,7 @@
 #include <set>
 
 #include "accel_dra/common/strings.h"
+#include "accel_dra/probe/evidence.h"
 #include "accel_dra/probe/verdicts.h"
 #include "checks/check.h"
 #include "cluster_session.h"
@@ -60,10 +61,12 @@ CheckResult RunCheck(ClusterSession& session, const CheckDef& check) {
   c.id = std::string(check.id);
   auto t0 = Clock::now();
   session.Say("check " + c.id + ": start");
+  session.RecordInto(&c);
   RunGuarded(c, [&] {
     RecordPlainClass(session, c);
     check.run(session, c);
   });
+  session.RecordInto(nullptr);
   if (!session.interrupted()) {
     Status st = session.ResetNamespace();
     if (!st.ok() && !session.interrupted()) {
@@ -78,6 +81,18 @@ CheckResult RunCheck(ClusterSession& session, const CheckDef& check) {
   session.Say("check " + c.id + ": " + std::string(CheckStatusName(c.status)) +
               (c.message.empty() ? "" : " - " + c.message));
   return c;
+}
+
+// The test environment, before any check takes a device: the nodes and devices of the driver.
+void RecordEnvironment(ClusterSession& session, Report* report) {
+  if (!session.dra_version().ok()) return;
+  auto inv = session.LoadInventory();
+  if (!inv.ok()) {
+    session.Say("warning: the test environment is incomplete: " + inv.status().message());
+    return;
+  }
+  report->environment = DescribeEnvironment(*inv, session.driver());
+  for (const auto& line : EnvironmentLines(*report)) session.Say("environment: " + line);
 }
 
 // The selected checks in order; after an interruption the rest are skipped.
@@ -124,6 +139,7 @@ Status RunProbe(const RunOptions& options, const std::atomic<bool>* stop,
   auto t0 = Clock::now();
   report->probe_version = options.probe_version;
   report->driver = options.driver;
+  report->command = options.command;
   report->started_at = NowRfc3339();
   ClusterSession session(options, stop, progress);
   Status st = Status::Ok();
@@ -137,7 +153,10 @@ Status RunProbe(const RunOptions& options, const std::atomic<bool>* stop,
       report->interrupted = true;
       st = FailedPrecondition("interrupted by a signal during setup");
     }
-    if (st.ok()) RunChecks(session, report);
+    if (st.ok()) {
+      RecordEnvironment(session, report);
+      RunChecks(session, report);
+    }
   } catch (const std::exception& e) {
     st = Internal(std::string("internal error in the probe (please report it): ") + e.what());
   } catch (...) {

@@ -4,7 +4,8 @@
 //
 // Input: a Report built from the bytes (FuzzedDataProvider). Promises checked: no writer crashes
 // or throws; report.json is valid JSON; junit.xml is valid UTF-8 made of XML 1.0 characters only
-// (any byte of the input is escaped or replaced); product.yaml parses as YAML.
+// (any byte of the input is escaped or replaced); product.yaml parses as YAML; every line of
+// results.json is valid JSON.
 
 #include <fuzzer/FuzzedDataProvider.h>
 #include <yaml-cpp/yaml.h>
@@ -71,16 +72,24 @@ probe::Report MakeReport(FuzzedDataProvider& in) {
   r.seconds = in.ConsumeFloatingPoint<double>();
   r.interrupted = in.ConsumeBool();
   for (int n = in.ConsumeIntegralInRange(0, 3); n > 0; --n) r.cleanup.push_back(Text(in));
+  for (int n = in.ConsumeIntegralInRange(0, 2); n > 0; --n) {  // what Nodes and slices say
+    probe::NodeEnvironment node{Text(in), Text(in), Text(in), Text(in), Text(in), Text(in), {}};
+    node.devices.push_back({Text(in), Text(in), Text(in), Text(in), in.ConsumeBool(), {Text(in)}});
+    r.environment.nodes.push_back(std::move(node));
+  }
   for (int n = in.ConsumeIntegralInRange(0, 5); n > 0; --n) {
     probe::CheckResult c;
     c.id = probe::kCheckIds[in.ConsumeIntegralInRange(0, 3)];
-    c.status = static_cast<probe::CheckStatus>(in.ConsumeIntegralInRange(0, 2));
+    c.status = static_cast<probe::CheckStatus>(in.ConsumeIntegralInRange(0, 3));
     c.message = Text(in);
     for (int k = in.ConsumeIntegralInRange(0, 3); k > 0; --k) c.ran.push_back(Text(in));
     for (int k = in.ConsumeIntegralInRange(0, 2); k > 0; --k) {
       c.manifests.push_back({Text(in), Text(in)});
     }
     for (int k = in.ConsumeIntegralInRange(0, 4); k > 0; --k) c.observed.push_back(Text(in));
+    for (int k = in.ConsumeIntegralInRange(0, 2); k > 0; --k) {
+      c.raw.push_back({Text(in), Text(in), Text(in)});
+    }
     c.seconds = in.ConsumeFloatingPoint<double>();
     r.checks.push_back(std::move(c));
   }
@@ -98,6 +107,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Check(nlohmann::json::accept(json), "report.json is not valid JSON");
   std::string junit = probe::RenderJunit(r);
   Check(IsXmlText(junit), "junit.xml has bytes that are not XML 1.0 characters in UTF-8");
+  std::string events = probe::RenderUpstreamJson(r);
+  for (size_t start = 0, end; start < events.size(); start = end + 1) {
+    end = events.find('\n', start);
+    Check(end != std::string::npos, "results.json does not end with a newline");
+    Check(nlohmann::json::accept(events.substr(start, end - start)),
+          "a results.json line is not valid JSON");
+  }
+  (void)probe::RenderUpstreamLog(r);
   std::string yaml = probe::RenderProductYaml(r);
   try {
     (void)YAML::Load(yaml);

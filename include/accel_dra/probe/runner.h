@@ -42,6 +42,7 @@ struct RunOptions {
   std::chrono::seconds cleanup_timeout{90};
   int sharing_pods = 2;
   std::string probe_version;
+  std::string command;  // how the probe was started (for the evidence's re-run commands)
 };
 
 using ProgressFn = std::function<void(const std::string&)>;

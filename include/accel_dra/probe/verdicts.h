@@ -79,6 +79,12 @@ bool JudgeContainerDriverVersion(const std::string& node, const std::string& dev
 // each sees that strategy and interval, a device, and the same device as the first.
 bool JudgeTimeSlicedPods(const std::vector<std::string>& names,
                          const std::vector<InspectResult>& outs, CheckResult& c);
+// Whether the time slice is enforced: false when a pod's container sees
+// ACCEL_DEVICE_<ID>_TIMESLICE_ENFORCED=false (the interval is only advisory on that device), with
+// *why naming the pod and the variable. A driver that does not say (no such variable) counts as
+// enforced. The check then reports itself partial, never pass.
+bool TimeSliceEnforced(const std::vector<std::string>& names,
+                       const std::vector<InspectResult>& outs, std::string* why);
 // The partitioned pod (SpacePartitioning, 2 partitions) sees partition count 2.
 bool JudgePartitionedPod(const InspectResult& out, CheckResult& c);
 

@@ -1,6 +1,7 @@
 // gpu_sharing: one ResourceClaim with TimeSlicing (interval Short) shared by --sharing-pods pods
-// on one device; then a claim with SpacePartitioning (2 partitions), reported when the devices
-// refuse it rather than failed.
+// on one device (partial, not pass, when the containers say the interval is only advisory); then a
+// claim with SpacePartitioning (2 partitions), reported when the devices refuse it rather than
+// failed.
 
 #include <set>
 
@@ -143,6 +144,19 @@ bool JudgeTimeSlicedPods(const std::vector<std::string>& names,
   return true;
 }
 
+bool TimeSliceEnforced(const std::vector<std::string>& names,
+                       const std::vector<InspectResult>& outs, std::string* why) {
+  for (size_t i = 0; i < outs.size() && i < names.size(); ++i) {
+    for (const auto& [k, v] : outs[i].accel_env) {
+      if (k.ends_with("_TIMESLICE_ENFORCED") && v != "true") {
+        *why = "pod " + names[i] + " sees " + k + "=" + v;
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
 bool JudgePartitionedPod(const InspectResult& out, CheckResult& c) {
   std::string count = PerDeviceEnv(out, "_PARTITION_COUNT");
   c.observed.push_back("pod partitioned: ACCEL_VISIBLE_DEVICES=" + VisibleDevices(out) +
@@ -164,6 +178,11 @@ void GpuSharing(ClusterSession& session, CheckResult& c) {
   c.status = CheckStatus::kPass;
   c.message =
       std::to_string(pods.names.size()) + " pods share device " + pods.device + " with TimeSlicing";
+  if (std::string why; !TimeSliceEnforced(pods.names, pods.outs, &why)) {
+    c.status = CheckStatus::kPartial;
+    c.message += ", but the time slice is only advisory on it (" + why +
+                 "): partial, the interval is not enforced";
+  }
   TrySpacePartitioning(session, c);
 }
 

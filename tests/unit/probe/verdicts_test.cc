@@ -257,6 +257,27 @@ TEST(GpuSharingVerdict, TimeSlicedPods) {
   EXPECT_EQ(f.message, "pod shared-0 sharing claim time-sliced sees no device");
 }
 
+// An advisory time slice (ENFORCED=false) makes gpu_sharing partial, never pass (issue 15).
+TEST(GpuSharingVerdict, TimeSliceEnforcement) {
+  std::string why;
+  EXPECT_FALSE(TimeSliceEnforced({"shared-0", "shared-1"},
+                                 {TimeSliced("gpu-0", "Short"), TimeSliced("gpu-0", "Short")},
+                                 &why));
+  EXPECT_EQ(why, "pod shared-0 sees ACCEL_DEVICE_GPU_0_TIMESLICE_ENFORCED=false");
+
+  InspectResult enforced = TimeSliced("gpu-0", "Short");
+  enforced.accel_env["ACCEL_DEVICE_GPU_0_TIMESLICE_ENFORCED"] = "true";
+  why.clear();
+  EXPECT_TRUE(TimeSliceEnforced({"shared-0", "shared-1"}, {enforced, enforced}, &why));
+  EXPECT_EQ(why, "");
+  InspectResult silent = enforced;  // a driver that does not say
+  silent.accel_env.erase("ACCEL_DEVICE_GPU_0_TIMESLICE_ENFORCED");
+  EXPECT_TRUE(TimeSliceEnforced({"shared-0"}, {silent}, &why));
+  EXPECT_FALSE(
+      TimeSliceEnforced({"shared-0", "shared-1"}, {enforced, TimeSliced("gpu-0", "Short")}, &why));
+  EXPECT_THAT(why, HasSubstr("pod shared-1 sees"));
+}
+
 TEST(GpuSharingVerdict, PartitionedPod) {
   CheckResult c;
   EXPECT_TRUE(JudgePartitionedPod(Seen("/dev/accel-sim0", {"ACCEL_VISIBLE_DEVICES=gpu-0",
