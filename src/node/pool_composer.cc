@@ -27,7 +27,10 @@ void PoolComposer::SetUnhealthy(std::map<std::string, discovery::HealthProblem> 
   if (options_.device_taints && options_.taint_settle.count() > 0) {
     auto now = Now();
     for (const auto& [name, problem] : unhealthy_) {
-      if (unhealthy.count(name) == 0) recovering_[name] = Recovering{problem, now};
+      // Only a taint that was published is kept: a device never published as tainted is free.
+      if (unhealthy.count(name) == 0 && published_tainted_.count(name) != 0) {
+        recovering_[name] = Recovering{problem, now};
+      }
     }
   }
   for (const auto& [name, problem] : unhealthy) recovering_.erase(name);
@@ -87,6 +90,8 @@ bool PoolComposer::Publish() {
   if (options_.device_taints) {
     auto tainted = unhealthy_;
     for (const auto& [name, r] : recovering_) tainted.emplace(name, r.problem);
+    published_tainted_.clear();
+    for (const auto& [name, problem] : tainted) published_tainted_.insert(name);
     devices = discovery::WithUnhealthyTaints(devices, tainted, options_.driver_name,
                                              options_.taint_effect);
   }

@@ -128,6 +128,7 @@ InspectResult Inspect(const InspectOptions& options) {
     r.accel_env[kv.substr(0, eq)] = OneLine(kv.substr(eq + 1));
   }
   std::vector<std::string> sources = {std::string(kDriverVersionFile),
+                                      std::string(kDriverInfoVersionFile),
                                       "/proc/driver/nvidia/version"};
   for (const char* mod : {"nvidia", "amdgpu", "xe", "i915", "habanalabs"}) {
     sources.push_back(std::string("/sys/module/") + mod + "/version");
@@ -142,6 +143,11 @@ InspectResult Inspect(const InspectOptions& options) {
     r.driver_version = v;
     r.driver_version_source = src;
     break;
+  }
+  if (std::ifstream f(options.root / std::string(kRuntimeVersionFile).substr(1)); f) {
+    std::stringstream ss;
+    ss << f.rdbuf();
+    r.runtime_version = OneLine(Trim(ss.str()));
   }
   r.done = true;
   return r;
@@ -163,6 +169,7 @@ std::string FormatResult(const InspectResult& r) {
   for (const auto& [k, v] : r.accel_env) line("ENV_" + k, v);
   line("DRIVER_VERSION", r.driver_version);
   line("DRIVER_VERSION_SOURCE", r.driver_version_source);
+  line("RUNTIME_VERSION", r.runtime_version);
   line("DONE", "true");
   return o.str();
 }
@@ -204,6 +211,8 @@ InspectResult ParseResult(std::string_view text) {
       r.driver_version = v;
     else if (k == "DRIVER_VERSION_SOURCE")
       r.driver_version_source = v;
+    else if (k == "RUNTIME_VERSION")
+      r.runtime_version = v;
     else if (k == "DONE")
       r.done = v == "true";
   }

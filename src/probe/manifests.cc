@@ -120,7 +120,7 @@ echo "RESULT: ACCELERATOR_DEVICES=$accs"
 echo "RESULT: ACCEL_ENV_COUNT=$(env | grep -c '^ACCEL_')"
 env | grep '^ACCEL_' | sort | sed 's/^/RESULT: ENV_/'
 v=""; src=none
-for f in /run/accel-dra/driver/version /proc/driver/nvidia/version /sys/module/nvidia/version /sys/module/amdgpu/version /sys/module/xe/version /sys/module/i915/version /sys/module/habanalabs/version; do
+for f in /run/accel-dra/driver/version /run/accel-dra/driver/driver-version /proc/driver/nvidia/version /sys/module/nvidia/version /sys/module/amdgpu/version /sys/module/xe/version /sys/module/i915/version /sys/module/habanalabs/version; do
   if [ -r "$f" ]; then
     l=$(head -n 1 "$f")
     case "$l" in *"Kernel Module"*) v=$(echo "$l" | sed 's/.*Kernel Module *\([0-9][0-9.]*\).*/\1/') ;; *) v=$(echo "$l" | sed 's/^[[:space:]]*//; s/[[:space:]]*$//') ;; esac
@@ -129,6 +129,7 @@ for f in /run/accel-dra/driver/version /proc/driver/nvidia/version /sys/module/n
 done
 echo "RESULT: DRIVER_VERSION=$v"
 echo "RESULT: DRIVER_VERSION_SOURCE=$src"
+echo "RESULT: RUNTIME_VERSION=$(head -n 1 /run/accel-dra/driver/runtime-version 2>/dev/null)"
 echo "RESULT: DONE=true"
 )SH";
 }

@@ -95,11 +95,10 @@ def _features(kubectl, ns: str, node: str) -> dict[str, bool]:
         "deviceTaints": _kept(kubectl, slice_({"devices": [
             {"name": "d", "taints": [{"key": f"{DRIVER}/t", "effect": "NoSchedule"}]}]}),
             ["spec", "devices", "0", "taints"]),
-        # KEP-4815: shared counters (partitionable devices).
+        # KEP-4815: shared counters (partitionable devices), in a slice of their own (since
+        # resource.k8s.io/v1 a slice holds either sharedCounters or devices).
         "partitionableDevices": _kept(kubectl, slice_({"sharedCounters": [
-            {"name": "c", "counters": {"mem": {"value": "1Gi"}}}], "devices": [
-            {"name": "d", "consumesCounters": [
-                {"counterSet": "c", "counters": {"mem": {"value": "1Gi"}}}]}]}),
+            {"name": "c", "counters": {"mem": {"value": "1Gi"}}}]}),
             ["spec", "sharedCounters"]),
         # KEP-5075: consumable capacity (allowMultipleAllocations).
         "consumableCapacity": _kept(kubectl, slice_({"devices": [

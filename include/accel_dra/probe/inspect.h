@@ -33,6 +33,10 @@ namespace accel_dra::probe {
 inline constexpr int kInspectVersion = 1;
 // Where the plugin's claim spec mounts the simulated driver-version file.
 inline constexpr std::string_view kDriverVersionFile = "/run/accel-dra/driver/version";
+// The files every claim's containers get with the published driverVersion and runtimeVersion
+// (the plugin's driver info, docs/driver-stack.md).
+inline constexpr std::string_view kDriverInfoVersionFile = "/run/accel-dra/driver/driver-version";
+inline constexpr std::string_view kRuntimeVersionFile = "/run/accel-dra/driver/runtime-version";
 inline constexpr std::string_view kInspectToolPath = "/usr/local/bin/accel-dra-inspect";
 
 struct InspectOptions {
@@ -54,7 +58,8 @@ struct InspectResult {
   std::map<std::string, std::string> accel_env;  // ACCEL_* variables
   std::string driver_version;
   std::string driver_version_source = "none";
-  bool done = false;  // parsed output only: the DONE line was seen
+  std::string runtime_version;  // kRuntimeVersionFile's first line; empty without it
+  bool done = false;            // parsed output only: the DONE line was seen
 };
 
 // Paths (container view, e.g. "/dev/null") the runtime puts into every container.

@@ -82,7 +82,20 @@ TEST_F(InspectTest, NothingVisible) {
             "RESULT: ACCEL_ENV_COUNT=0\n"
             "RESULT: DRIVER_VERSION=\n"
             "RESULT: DRIVER_VERSION_SOURCE=none\n"
+            "RESULT: RUNTIME_VERSION=\n"
             "RESULT: DONE=true\n");
+}
+
+TEST_F(InspectTest, DriverAndRuntimeVersionFromTheDriverInfoFiles) {
+  Touch("run/accel-dra/driver/driver-version", "570.86.15\n");
+  Touch("run/accel-dra/driver/runtime-version", "12.8.0\n");
+  InspectResult r = Inspect(Options());
+  EXPECT_EQ(r.driver_version, "570.86.15");
+  EXPECT_EQ(r.driver_version_source, "/run/accel-dra/driver/driver-version");
+  EXPECT_EQ(r.runtime_version, "12.8.0");
+  std::string out = FormatResult(r);
+  EXPECT_THAT(out, HasSubstr("RESULT: RUNTIME_VERSION=12.8.0\n"));
+  EXPECT_EQ(ParseResult(out).runtime_version, "12.8.0");
 }
 
 TEST_F(InspectTest, EnvironmentAndSimulatedDriverVersion) {

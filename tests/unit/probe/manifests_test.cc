@@ -115,9 +115,9 @@ TEST(ProbeShellFallback, PrintsParseableResults) {
   EXPECT_EQ(r.tool, "shell");
   EXPECT_EQ(r.accel_env["ACCEL_VISIBLE_DEVICES"], "gpu-9");
   EXPECT_THAT(out, HasSubstr("RESULT: ACCEL_ENV_COUNT=1\n"));
-  for (const char* key : {"INSPECT_VERSION=1",
-                          "HOSTNAME=", "DEVICE_NODE_COUNT=", "DEVICE_NODES=", "ACCELERATOR_COUNT=",
-                          "ACCELERATOR_DEVICES=", "DRIVER_VERSION=", "DRIVER_VERSION_SOURCE="}) {
+  for (const char* key : {"INSPECT_VERSION=1", "HOSTNAME=", "DEVICE_NODE_COUNT=", "DEVICE_NODES=",
+                          "ACCELERATOR_COUNT=", "ACCELERATOR_DEVICES=", "DRIVER_VERSION=",
+                          "DRIVER_VERSION_SOURCE=", "RUNTIME_VERSION="}) {
     EXPECT_THAT(out, HasSubstr(std::string("RESULT: ") + key)) << key;
   }
   for (const auto& d : r.device_nodes) {
