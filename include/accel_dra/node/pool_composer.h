@@ -15,12 +15,11 @@
 //  - A node attribute is added to a device only while the device stays within
 //    max_attributes_and_capacities (32); a name left out on some device is warned about once
 //    over the composer's life.
-//  - A device that becomes healthy again keeps its published taint (the last problem's reason)
-//  until it has
-//    stayed healthy for `taint_settle` (--device-taint-settle): a flapping device is not offered
-//    to the scheduler between two failures. Unhealthy again within that time restarts the wait.
-//    NextDeadline() tells the owner's loop when the next such taint is due to go; Publish() at or
-//    after it recomposes without it.
+//  - A device that becomes healthy again keeps its published taint (the last problem's
+//    reason) until it has stayed healthy for `taint_settle` (--device-taint-settle): a flapping
+//    device is not offered to the scheduler between two failures. Unhealthy again within that
+//    time restarts the wait. NextDeadline() tells the owner's loop when the next such taint is
+//    due to go; Publish() at or after it recomposes without it.
 //  - The devices by type and health go to Metrics() whenever the inventory or the health
 //    changes (also without device taints).
 //  - Not thread-safe: one thread owns it (the NodeAgent's loop thread), and the sink is called on
